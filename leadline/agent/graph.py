@@ -1,0 +1,56 @@
+"""The research loop's topology, in one place.
+
+::
+
+    START -> assess -> plan -> decide --search--> search -> read --> decide
+                                  |--think---> think ------------> decide
+                                  '--answer--> answer -> [report] -> END
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from leadline.agent.context import RunContext
+from leadline.agent.nodes.answer import answer, route_after_answer
+from leadline.agent.nodes.assess import assess
+from leadline.agent.nodes.decide import decide, route
+from leadline.agent.nodes.plan import plan
+from leadline.agent.nodes.read import read
+from leadline.agent.nodes.report import report
+from leadline.agent.nodes.search import search
+from leadline.agent.nodes.think import think
+from leadline.agent.state import ResearchState
+
+
+def build_graph() -> StateGraph[ResearchState, RunContext, ResearchState, ResearchState]:
+    graph = StateGraph(ResearchState, context_schema=RunContext)
+    graph.add_node("assess", assess)
+    graph.add_node("plan", plan)
+    graph.add_node("decide", decide)
+    graph.add_node("search", search)
+    graph.add_node("read", read)
+    graph.add_node("think", think)
+    graph.add_node("answer", answer)
+    graph.add_node("report", report)
+    graph.add_edge(START, "assess")
+    graph.add_edge("assess", "plan")
+    graph.add_edge("plan", "decide")
+    graph.add_conditional_edges("decide", route, {"search": "search", "think": "think", "answer": "answer"})
+    graph.add_edge("search", "read")
+    graph.add_edge("read", "decide")
+    graph.add_edge("think", "decide")
+    graph.add_conditional_edges("answer", route_after_answer, {"report": "report", "end": END})
+    graph.add_edge("report", END)
+    return graph
+
+
+def compile_graph(checkpointer: Any = None) -> Any:
+    """The compiled loop; pass a LangGraph checkpointer to make runs resumable."""
+    return build_graph().compile(checkpointer=checkpointer)
+
+
+# `langgraph dev` serves this (see langgraph.json); it needs a RunContext passed as the run's context.
+graph = compile_graph()

@@ -1,0 +1,42 @@
+"""Small helpers the nodes share: call ids, soft limits from the allocation, evidence selection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leadline.agent.context import RunContext
+from leadline.agent.state import Evidence, ResearchState, TraceEvent
+
+
+def call_id(state: ResearchState, node: str, ordinal: int = 0) -> str:
+    """Stable id of a side effect: the graph step, the node and the call's ordinal within it."""
+    return f"{state['step']:03d}:{node}:{ordinal}"
+
+
+def allocation(state: ResearchState) -> dict[str, Any]:
+    return state.get("allocation") or {}
+
+
+def searches_left(state: ResearchState, ctx: RunContext) -> int:
+    """Searches still allowed: the hard budget and the controller's allocation, whichever is lower."""
+    alloc = allocation(state).get("searches", ctx.budget.searches)
+    return max(0, min(ctx.ledger.searches_left, alloc - state["searches_done"]))
+
+
+def tokens_left(state: ResearchState, ctx: RunContext) -> int:
+    alloc = allocation(state).get("tokens", ctx.budget.tokens)
+    return max(0, min(ctx.ledger.tokens_left, alloc - ctx.ledger.spend.tokens))
+
+
+def budget_line(state: ResearchState, ctx: RunContext) -> str:
+    return f"Budget left: {tokens_left(state, ctx)} tokens, {searches_left(state, ctx)} searches."
+
+
+def trace(state: ResearchState, node: str, action: str, detail: str = "") -> list[TraceEvent]:
+    return [TraceEvent(step=state["step"], node=node, action=action, detail=detail)]
+
+
+def select_evidence(evidence: list[Evidence], limit: int) -> list[Evidence]:
+    """The sources to show the model: the best-ranked of every query first, in citation order."""
+    ranked = sorted(evidence, key=lambda e: (e["rank"], e["n"]))
+    return sorted(ranked[:limit], key=lambda e: e["n"])

@@ -1,0 +1,52 @@
+"""report: a long-form Markdown report with sections and numbered citations (report mode)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from leadline.agent.context import RunContext
+from leadline.agent.nodes.common import budget_line, call_id, select_evidence, tokens_left, trace
+from leadline.agent.prompts import report_messages
+from leadline.agent.state import ResearchState
+from leadline.errors import BudgetExceededError
+from leadline.llm.base import GenerationParams
+
+REPORT_TOKENS = 600
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)|<img\b[^>]*>", re.IGNORECASE)
+
+
+def sources_section(state: ResearchState) -> str:
+    lines = ["## Sources", ""]
+    for e in state["evidence"]:
+        where = f" — {e['url']}" if e["url"] else f" ({e['doc_id']})"
+        lines.append(f"[{e['n']}] {e['title']}{where}")
+    return "\n".join(lines)
+
+
+async def report(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    shown = select_evidence(state["evidence"], ctx.max_evidence)
+    answer = state.get("answer", "")
+    body = ""
+    if tokens_left(state, ctx) > 32:
+        messages = report_messages(
+            state["question"], shown, state["notes"], answer, max_chars=ctx.evidence_chars,
+            budget_line=budget_line(state, ctx),
+        )
+        try:
+            completion = await ctx.llm.chat(
+                call_id(state, "report"), "report", messages,
+                GenerationParams(max_tokens=min(REPORT_TOKENS, tokens_left(state, ctx))),
+            )
+            body = _IMAGE.sub("", completion.text).strip()
+        except BudgetExceededError:
+            body = ""
+    if not body:  # no tokens for prose: the report still states the answer and what was found
+        findings = "\n".join(f"- {n}" for n in state["notes"]) or "- (no notes)"
+        body = f"## Summary\n\n{answer}\n\n## Findings\n\n{findings}"
+    text = f"# {state['question']}\n\n**Answer:** {answer}\n\n{body}\n\n{sources_section(state)}\n"
+    ctx.emit("report", "report", f"{len(text)} characters", state["step"])
+    return {"report": text, "step": state["step"] + 1, "trace": trace(state, "report", "report")}

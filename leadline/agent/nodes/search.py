@@ -1,0 +1,59 @@
+"""search: run the next pending query; one charged call, results deduplicated against what was read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from leadline.agent.context import RunContext
+from leadline.agent.nodes.common import call_id, trace
+from leadline.agent.state import ResearchState
+from leadline.errors import BudgetExceededError, SearchError
+from leadline.tools.base import SearchResult
+
+
+def _as_dict(r: SearchResult, query: str) -> dict[str, Any]:
+    return {
+        "doc_id": r.doc_id,
+        "title": r.title,
+        "snippet": r.snippet,
+        "url": r.url,
+        "score": r.score,
+        "rank": r.rank,
+        "backend": r.backend,
+        "text": r.text,
+        "query": query,
+    }
+
+
+async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    pending = list(state.get("pending_queries") or [])
+    done = {q.lower() for q in state["queries_done"]}
+    while pending and pending[0].lower() in done:
+        pending.pop(0)
+    query = pending.pop(0) if pending else state["question"]
+    seen = {e["doc_id"] for e in state["evidence"]}
+    update: dict[str, Any] = {"pending_queries": pending, "step": state["step"] + 1}
+    try:
+        results = await ctx.search.search(call_id(state, "search"), "search", query, k=ctx.search_k)
+    except BudgetExceededError as exc:
+        ctx.emit("search", "refused", str(exc), state["step"])
+        return {**update, "results": [], "new_docs_last_search": 0, "forced": "searches",
+                "trace": trace(state, "search", "refused", str(exc))}
+    except SearchError as exc:  # the agent sees a failed search as an observation and moves on
+        ctx.emit("search", "failed", exc.message, state["step"])
+        return {**update, "results": [], "new_docs_last_search": 0, "searches_done": state["searches_done"] + 1,
+                "queries_done": [query], "trace": trace(state, "search", "failed", exc.message)}
+    new = [r for r in results if r.doc_id not in seen]
+    detail = f"{query!r}: {len(results)} results, {len(new)} new"
+    ctx.emit("search", "search", detail, state["step"])
+    return {
+        **update,
+        "results": [_as_dict(r, query) for r in new],
+        "new_docs_last_search": len(new),
+        "searches_done": state["searches_done"] + 1,
+        "queries_done": [query],
+        "trace": trace(state, "search", "search", detail),
+    }

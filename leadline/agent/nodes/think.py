@@ -1,0 +1,53 @@
+"""think: reason over the evidence; find bridge entities, an intermediate answer and a follow-up query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from leadline.agent.context import RunContext
+from leadline.agent.nodes.common import allocation, budget_line, call_id, select_evidence, trace
+from leadline.agent.parsing import as_text, parse_json_object
+from leadline.agent.prompts import THINK_SCHEMA, think_messages
+from leadline.agent.state import ResearchState
+from leadline.errors import BudgetExceededError
+from leadline.llm.base import GenerationParams
+
+
+async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    update: dict[str, Any] = {"step": state["step"] + 1, "thinks_done": state["thinks_done"] + 1}
+    shown = select_evidence(state["evidence"], ctx.max_evidence)
+    messages = think_messages(
+        state["question"], shown, state["notes"], max_chars=ctx.evidence_chars,
+        budget_line=budget_line(state, ctx),
+    )
+    max_tokens = int(allocation(state).get("think_tokens", 128))
+    try:
+        completion = await ctx.llm.chat(
+            call_id(state, "think"), "think", messages,
+            GenerationParams(max_tokens=max_tokens, json_schema=THINK_SCHEMA),
+            reserve=ctx.answer_reserve,
+        )
+    except BudgetExceededError as exc:
+        ctx.emit("think", "skipped", str(exc), state["step"])
+        return {**update, "trace": trace(state, "think", "skipped", str(exc))}
+    parsed = parse_json_object(completion.text) or {}
+    known = as_text(parsed.get("known")) or completion.text.strip()[:300]
+    answer_so_far = as_text(parsed.get("answer_so_far"))
+    next_query = as_text(parsed.get("next_query"))
+    note = known + (f" (answer so far: {answer_so_far})" if answer_so_far else "")
+    pending = list(state.get("pending_queries") or [])
+    done = {q.lower() for q in state["queries_done"]} | {q.lower() for q in pending}
+    if next_query and next_query.lower() not in done and next_query.lower() != state["question"].lower():
+        pending.append(next_query)
+    detail = f"next query: {next_query!r}" if next_query else "no follow-up query"
+    ctx.emit("think", "think", detail, state["step"])
+    return {
+        **update,
+        "notes": [note] if note else [],
+        "pending_queries": pending,
+        "candidate": {"answer": answer_so_far, "confidence": None} if answer_so_far else state.get("candidate"),
+        "trace": trace(state, "think", "think", detail),
+    }

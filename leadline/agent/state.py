@@ -1,0 +1,83 @@
+"""The research loop's state: only what changes during a run, all of it JSON-serializable.
+
+State is checkpointed after every node, so it holds no clients, no secrets and nothing large beyond the
+evidence the model reads. Dependencies live in :class:`~leadline.agent.context.RunContext`.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
+
+
+class Evidence(TypedDict):
+    """One source the run has read. ``n`` is its citation number in prompts and answers."""
+
+    n: int
+    doc_id: str
+    title: str
+    url: str
+    text: str
+    query: str
+    score: float
+    rank: int
+    """Rank in the search that found it (1 = best)."""
+
+
+class TraceEvent(TypedDict):
+    step: int
+    node: str
+    action: str
+    detail: str
+
+
+def merge_evidence(left: list[Evidence], right: list[Evidence]) -> list[Evidence]:
+    """Append new sources, keeping the first copy of each document."""
+    seen = {e["doc_id"] for e in left}
+    merged = list(left)
+    for e in right:
+        if e["doc_id"] not in seen:
+            seen.add(e["doc_id"])
+            merged.append(e)
+    return merged
+
+
+class ResearchState(TypedDict):
+    question: str
+    mode: Literal["answer", "report"]
+    step: int
+    allocation: NotRequired[dict[str, Any]]
+    pending_queries: NotRequired[list[str]]
+    queries_done: Annotated[list[str], operator.add]
+    results: NotRequired[list[dict[str, Any]]]
+    """Search results waiting to be read."""
+    evidence: Annotated[list[Evidence], merge_evidence]
+    notes: Annotated[list[str], operator.add]
+    """What think steps concluded (bridge entities, intermediate answers)."""
+    searches_done: int
+    thinks_done: int
+    new_docs_last_search: int
+    candidate: NotRequired[dict[str, Any] | None]
+    next_action: NotRequired[str]
+    forced: NotRequired[str | None]
+    """Why the answer was forced (a limit), or None."""
+    answer: NotRequired[str]
+    confidence: NotRequired[float | None]
+    citations: NotRequired[list[dict[str, Any]]]
+    report: NotRequired[str | None]
+    trace: Annotated[list[TraceEvent], operator.add]
+
+
+def initial_state(question: str, mode: Literal["answer", "report"]) -> ResearchState:
+    return ResearchState(
+        question=question,
+        mode=mode,
+        step=0,
+        queries_done=[],
+        evidence=[],
+        notes=[],
+        searches_done=0,
+        thinks_done=0,
+        new_docs_last_search=0,
+        trace=[],
+    )

@@ -1,0 +1,302 @@
+"""The Python API: ``research``, ``aresearch`` and ``Researcher``.
+
+A :class:`Researcher` holds the clients (model, search, store) so many questions reuse them; each
+question is one run of the LangGraph loop, recorded in the run store and checkpointed so that
+``resume`` can finish it after a crash. Errors are typed (:mod:`leadline.errors`); an error that ends a
+run carries what it gathered in ``run_data``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Literal
+
+from leadline.agent.context import ProgressCallback, RunContext
+from leadline.agent.graph import compile_graph
+from leadline.agent.state import initial_state
+from leadline.budgets.controller import Controller, FixedController
+from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step
+from leadline.budgets.ledger import Budget, Ledger
+from leadline.config import Settings
+from leadline.errors import (
+    ConfigError,
+    InvalidBudgetError,
+    InvalidQuestionError,
+    LeadlineError,
+)
+from leadline.llm.base import LLMClient
+from leadline.result import Citation, ResearchResult
+from leadline.storage.base import RunStore
+from leadline.tools.base import Reader, SearchBackend
+from leadline.wiring import make_llm, make_search, make_store, open_checkpointer
+
+Mode = Literal["answer", "report"]
+MAX_QUESTION_CHARS = 4000
+
+
+def validate_question(question: object) -> str:
+    if not isinstance(question, str):
+        raise InvalidQuestionError(f"the question must be a string, got {type(question).__name__}")
+    text = " ".join(question.split())
+    if not text:
+        raise InvalidQuestionError("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise InvalidQuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    return text
+
+
+def _validate_budget(budget: object) -> Budget:
+    if budget is None:
+        return Budget()
+    if not isinstance(budget, Budget):
+        raise InvalidBudgetError(f"budget must be a leadline.Budget, got {type(budget).__name__}")
+    return budget
+
+
+class Researcher:
+    """Answers research questions, reusing its model, search backend and store across questions.
+
+    Every dependency can be injected (tests pass scripted fakes); the rest are built from ``settings``
+    on first use. Use as a context manager, or call :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        llm: LLMClient | None = None,
+        search: SearchBackend | None = None,
+        reader: Reader | None = None,
+        controller: Controller | Callable[[], Controller] | None = None,
+        store: RunStore | None = None,
+        search_k: int = 5,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self._llm = llm
+        self._search = search
+        self._reader = reader if reader is not None else (search if isinstance(search, Reader) else None)
+        self._controller = controller
+        self._store = store
+        self.search_k = search_k
+        self._owns: list[Any] = []
+
+    # -- dependencies, built lazily ----------------------------------------------------------------
+    @property
+    def llm(self) -> LLMClient:
+        if self._llm is None:
+            self._llm = make_llm(self.settings)
+            self._owns.append(self._llm)
+        return self._llm
+
+    @property
+    def search_backend(self) -> SearchBackend:
+        if self._search is None:
+            self._search, self._reader = make_search(self.settings)
+            self._owns.extend(x for x in (self._search, self._reader) if x is not None)
+        return self._search
+
+    @property
+    def store(self) -> RunStore:
+        if self._store is None:
+            self._store = make_store(self.settings)
+        return self._store
+
+    def controller(self) -> Controller:
+        if self._controller is None:
+            return FixedController()
+        if isinstance(self._controller, Controller):
+            return self._controller
+        return self._controller()
+
+    # -- runs ----------------------------------------------------------------------------------------
+    async def aresearch(
+        self,
+        question: str,
+        *,
+        budget: Budget | None = None,
+        mode: Mode = "answer",
+        progress: ProgressCallback | None = None,
+        run_id: str | None = None,
+    ) -> ResearchResult:
+        """Research ``question`` and return the cited answer (and the report in report mode)."""
+        text = validate_question(question)
+        budget = _validate_budget(budget)
+        if mode not in ("answer", "report"):
+            raise ConfigError(f"mode must be 'answer' or 'report', got {mode!r}")
+        # resolve every dependency before anything is written, so bad settings leave no trace
+        llm, search, store = self.llm, self.search_backend, self.store
+        run_id = store.create_run(
+            question=text,
+            mode=mode,
+            model=llm.model_name,
+            budget=budget.to_dict(),
+            settings=self._run_settings(),
+            run_id=run_id,
+        )
+        return await self._run(run_id, text, mode, budget, llm, search, store, progress, resume=False)
+
+    async def aresume(self, run_id: str, *, progress: ProgressCallback | None = None) -> ResearchResult:
+        """Finish an interrupted run: recorded calls are replayed, never spent again."""
+        store = self.store
+        record = store.get_run(run_id)
+        budget = Budget.from_dict(record.budget)
+        if record.status == "done":
+            ledger = Ledger(budget)
+            ledger.restore([entry_for_step(s) for s in store.list_steps(run_id)])
+            return ResearchResult(
+                run_id=run_id,
+                question=record.question,
+                answer=record.answer or "",
+                citations=[Citation(**c) for c in record.citations],
+                spend=ledger.spend,
+                report=record.report,
+                status="done",
+            )
+        mode: Mode = "report" if record.mode == "report" else "answer"
+        return await self._run(
+            run_id, record.question, mode, budget, self.llm, self.search_backend, store, progress, resume=True
+        )
+
+    async def _run(
+        self,
+        run_id: str,
+        question: str,
+        mode: Mode,
+        budget: Budget,
+        llm: LLMClient,
+        search: SearchBackend,
+        store: RunStore,
+        progress: ProgressCallback | None,
+        *,
+        resume: bool,
+    ) -> ResearchResult:
+        ledger = Ledger(budget)
+        if resume:
+            ledger.restore([entry_for_step(s) for s in store.list_steps(run_id)])
+        controller = self.controller()
+        ctx = RunContext(
+            run_id=run_id,
+            llm=BudgetedLLM(llm, ledger, store, run_id),
+            search=BudgetedSearch(search, self._reader, ledger, store, run_id),
+            controller=controller,
+            ledger=ledger,
+            budget=budget,
+            store=store,
+            progress=progress,
+            search_k=self.search_k,
+        )
+        config: dict[str, Any] = {"configurable": {"thread_id": run_id}, "recursion_limit": budget.steps + 10}
+        state: dict[str, Any] | None = None
+        try:
+            async with open_checkpointer(store, self.settings) as saver:
+                graph = compile_graph(saver)
+                start: dict[str, Any] | None = initial_state(question, mode)  # type: ignore[assignment]
+                if resume:
+                    snapshot = await graph.aget_state(config)
+                    if snapshot.values:
+                        start = None  # continue from the last checkpoint
+                        if not snapshot.next:
+                            state = dict(snapshot.values)
+                if state is None:
+                    state = await graph.ainvoke(start, config, context=ctx, durability="sync")
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            store.finish_run(run_id, status="interrupted", spend=ledger.spend.to_dict(), error="interrupted")
+            raise
+        except LeadlineError as exc:
+            self._fail(store, run_id, ledger, exc)
+            raise
+        except Exception as exc:  # an unexpected bug: record it, keep the run resumable, re-raise
+            store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=repr(exc))
+            raise
+        assert state is not None
+        result = ResearchResult.from_state(run_id, state, ledger.spend)
+        store.finish_run(
+            run_id,
+            status="done",
+            answer=result.answer,
+            citations=[c for c in state.get("citations") or []],
+            report=result.report,
+            spend=result.spend.to_dict(),
+        )
+        controller.finish(tokens_unspent=ledger.tokens_left, searches_unspent=ledger.searches_left)
+        return result
+
+    def _fail(self, store: RunStore, run_id: str, ledger: Ledger, exc: LeadlineError) -> None:
+        steps = store.list_steps(run_id)
+        exc.run_data.setdefault("run_id", run_id)
+        exc.run_data.setdefault("spend", ledger.spend.to_dict())
+        if not steps:  # nothing happened: leave no half-written run behind
+            store.delete_run(run_id)
+            exc.run_data["run_id"] = None
+            return
+        store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=exc.message)
+
+    def _run_settings(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "model": s.model,
+            "base_url": s.base_url,
+            "corpus": s.corpus,
+            "search": s.search,
+            "searxng_url": s.searxng_url,
+            "seed": s.seed,
+        }
+
+    def research(self, question: str, **kwargs: Any) -> ResearchResult:
+        """Synchronous :meth:`aresearch` (not from inside a running event loop)."""
+        return _run_sync(self.aresearch(question, **kwargs))
+
+    def resume(self, run_id: str, **kwargs: Any) -> ResearchResult:
+        return _run_sync(self.aresume(run_id, **kwargs))
+
+    async def aclose(self) -> None:
+        for owned in reversed(self._owns):
+            close = getattr(owned, "aclose", None)
+            if close is not None:
+                await close()
+        self._owns.clear()
+
+    def close(self) -> None:
+        _run_sync(self.aclose())
+
+    async def __aenter__(self) -> Researcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Researcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _run_sync(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise ConfigError("called from a running event loop: use the async API (aresearch / aresume)")
+
+
+async def aresearch(
+    question: str,
+    *,
+    budget: Budget | None = None,
+    mode: Mode = "answer",
+    settings: Settings | None = None,
+    progress: ProgressCallback | None = None,
+    **settings_overrides: Any,
+) -> ResearchResult:
+    """Research one question with a fresh :class:`Researcher` (settings from the environment)."""
+    settings = settings or Settings.from_env(**settings_overrides)
+    async with Researcher(settings) as researcher:
+        return await researcher.aresearch(question, budget=budget, mode=mode, progress=progress)
+
+
+def research(question: str, **kwargs: Any) -> ResearchResult:
+    """Synchronous :func:`aresearch`."""
+    return _run_sync(aresearch(question, **kwargs))

@@ -1,0 +1,230 @@
+"""Enforcement at the boundary: every LLM call and search goes through here.
+
+:class:`BudgetedLLM` and :class:`BudgetedSearch` are the only way the research loop spends. Each call
+has a stable ``call_id`` within its run; before spending, the wrapper asks the run store whether that
+call was already made (a resumed run) and replays the recorded result. Otherwise it checks the ledger
+(clamping ``max_tokens`` to what is left, refusing a search past the cap), makes the call, and records
+the step and its real spend, so no code path spends outside the ledger and nothing is spent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from typing import Any
+
+from leadline.budgets.ledger import Ledger, LedgerEntry
+from leadline.errors import FetchError
+from leadline.llm.base import Choice, Completion, GenerationParams, LLMClient, Message, Usage
+from leadline.storage.base import RunStore, StepRecord
+from leadline.tools.base import Document, Reader, SearchBackend, SearchResult
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _completion_to_dict(c: Completion) -> dict[str, Any]:
+    return {
+        "model": c.model,
+        "usage": asdict(c.usage),
+        "choices": [
+            {
+                "text": ch.text,
+                "reasoning": ch.reasoning,
+                "finish_reason": ch.finish_reason,
+                "logprobs": list(ch.logprobs) if ch.logprobs else None,
+            }
+            for ch in c.choices
+        ],
+    }
+
+
+def _completion_from_dict(d: dict[str, Any]) -> Completion:
+    return Completion(
+        choices=tuple(
+            Choice(
+                text=ch["text"],
+                reasoning=ch.get("reasoning"),
+                finish_reason=ch.get("finish_reason"),
+                logprobs=tuple(ch["logprobs"]) if ch.get("logprobs") else None,
+            )
+            for ch in d["choices"]
+        ),
+        usage=Usage(**d["usage"]),
+        model=d.get("model", ""),
+    )
+
+
+def entry_for_step(step: StepRecord) -> LedgerEntry:
+    """The ledger entry a recorded step stands for (a resumed run rebuilds its ledger from these)."""
+    kind = "llm" if step.kind == "llm" else "fetch" if step.kind == "fetch" else "search"
+    return LedgerEntry(
+        kind=kind,
+        node=step.node,
+        prompt_tokens=step.prompt_tokens,
+        completion_tokens=step.completion_tokens,
+        searches=step.searches,
+        fetches=step.fetches,
+        seconds=step.seconds,
+        detail=step.key,
+    )
+
+
+class BudgetedLLM:
+    """An LLM whose every call is charged to a ledger and recorded once in the run store."""
+
+    def __init__(self, llm: LLMClient, ledger: Ledger, store: RunStore, run_id: str) -> None:
+        self.llm = llm
+        self.ledger = ledger
+        self.store = store
+        self.run_id = run_id
+
+    @property
+    def model_name(self) -> str:
+        return self.llm.model_name
+
+    def count_tokens(self, text: str) -> int:
+        return self.llm.count_tokens(text)
+
+    async def chat(
+        self,
+        call_id: str,
+        node: str,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        *,
+        reserve: int = 0,
+    ) -> Completion:
+        """Chat under the budget. ``reserve`` keeps that many tokens back for later calls (the answer).
+
+        Raises :class:`~leadline.errors.BudgetExceededError` when no tokens are left.
+        """
+        request = {"messages": [m.to_dict() for m in messages]}
+        key = f"{call_id}:{_digest(request)}"
+        recorded = self.store.get_step(self.run_id, key)
+        if recorded is not None:
+            return _completion_from_dict(recorded.response)
+        max_tokens = self.ledger.clamp_tokens(params.max_tokens, reserve=reserve)
+        thinking = params.thinking_token_budget
+        if thinking is not None:
+            thinking = min(thinking, max_tokens)
+        params = replace(params, max_tokens=max_tokens, thinking_token_budget=thinking)
+        started = time.monotonic()
+        completion = await self.llm.chat(messages, params)
+        seconds = time.monotonic() - started
+        usage = completion.usage
+        step = StepRecord(
+            run_id=self.run_id,
+            key=key,
+            kind="llm",
+            node=node,
+            request={**request, "max_tokens": max_tokens, "temperature": params.temperature, "n": params.n},
+            response=_completion_to_dict(completion),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            seconds=seconds,
+        )
+        stored = self.store.record_step(step)
+        if stored.response != step.response:  # another worker recorded this call first: use its result
+            return _completion_from_dict(stored.response)
+        self.ledger.record(entry_for_step(step))
+        return completion
+
+
+def _result_to_dict(r: SearchResult) -> dict[str, Any]:
+    return {
+        "doc_id": r.doc_id,
+        "title": r.title,
+        "snippet": r.snippet,
+        "url": r.url,
+        "score": r.score,
+        "rank": r.rank,
+        "backend": r.backend,
+        "text": r.text,
+    }
+
+
+def _result_from_dict(d: dict[str, Any]) -> SearchResult:
+    return SearchResult(**d)
+
+
+class BudgetedSearch:
+    """A search backend (and reader) whose calls are charged to a ledger and recorded once."""
+
+    def __init__(
+        self, backend: SearchBackend, reader: Reader | None, ledger: Ledger, store: RunStore, run_id: str
+    ) -> None:
+        self.backend = backend
+        self.reader = reader
+        self.ledger = ledger
+        self.store = store
+        self.run_id = run_id
+
+    async def search(self, call_id: str, node: str, query: str, *, k: int = 5) -> list[SearchResult]:
+        request = {"query": query, "k": k, "backend": self.backend.name}
+        key = f"{call_id}:{_digest(request)}"
+        recorded = self.store.get_step(self.run_id, key)
+        if recorded is not None:
+            return [_result_from_dict(r) for r in recorded.response["results"]]
+        self.ledger.check_search()
+        started = time.monotonic()
+        results = await self.backend.search(query, k=k)
+        step = StepRecord(
+            run_id=self.run_id,
+            key=key,
+            kind="search",
+            node=node,
+            request=request,
+            response={"results": [_result_to_dict(r) for r in results]},
+            searches=1,
+            seconds=time.monotonic() - started,
+        )
+        stored = self.store.record_step(step)
+        if stored.response != step.response:
+            return [_result_from_dict(r) for r in stored.response["results"]]
+        self.ledger.record(entry_for_step(step))
+        return results
+
+    async def read(self, call_id: str, node: str, result: SearchResult) -> Document:
+        """The document behind a result: free for local passages, a charged fetch for web pages."""
+        if result.text is not None or self.reader is None:
+            return Document(
+                doc_id=result.doc_id, title=result.title, text=result.text or result.snippet, url=result.url
+            )
+        request = {"url": result.url or result.doc_id}
+        key = f"{call_id}:{_digest(request)}"
+        recorded = self.store.get_step(self.run_id, key)
+        if recorded is not None:
+            return _document_or_raise(recorded.response, request["url"])
+        self.ledger.check_fetch()
+        started = time.monotonic()
+        response: dict[str, Any]
+        try:
+            document = await self.reader.read(result)
+            response = {"document": asdict(document)}
+        except FetchError as exc:  # a failed fetch is spent too, and replayed as the same failure
+            response = {"error": exc.message, "reason": exc.reason}
+        step = StepRecord(
+            run_id=self.run_id,
+            key=key,
+            kind="fetch",
+            node=node,
+            request=request,
+            response=response,
+            fetches=1,
+            seconds=time.monotonic() - started,
+        )
+        stored = self.store.record_step(step)
+        if stored.response == step.response:
+            self.ledger.record(entry_for_step(step))
+        return _document_or_raise(stored.response, request["url"])
+
+
+def _document_or_raise(response: dict[str, Any], url: str) -> Document:
+    if "error" in response:
+        raise FetchError(response["error"], url=url, reason=response.get("reason", "error"))
+    return Document(**response["document"])

@@ -1,0 +1,59 @@
+"""What a research run returns: the answer, its citations, the spend and (in report mode) the report."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from leadline.budgets.ledger import Spend
+
+
+@dataclass(frozen=True, kw_only=True)
+class Citation:
+    """A source the answer rests on: its id (corpus id or URL), title and the passage read."""
+
+    n: int
+    doc_id: str
+    title: str
+    url: str = ""
+    passage: str = ""
+
+    @property
+    def source(self) -> str:
+        return self.url or self.doc_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResearchResult:
+    run_id: str
+    question: str
+    answer: str
+    citations: list[Citation]
+    spend: Spend
+    report: str | None = None
+    status: str = "done"
+    forced: str | None = None
+    """The limit that forced the answer (tokens, searches, steps, seconds), or None."""
+    confidence: float | None = None
+    allocation: dict[str, Any] = field(default_factory=dict)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["spend"] = self.spend.to_dict()
+        return data
+
+    @classmethod
+    def from_state(cls, run_id: str, state: dict[str, Any], spend: Spend) -> ResearchResult:
+        return cls(
+            run_id=run_id,
+            question=state["question"],
+            answer=state.get("answer", ""),
+            citations=[Citation(**c) for c in state.get("citations") or []],
+            spend=spend,
+            report=state.get("report"),
+            forced=state.get("forced"),
+            confidence=state.get("confidence"),
+            allocation=state.get("allocation") or {},
+            trace=[dict(t) for t in state.get("trace") or []],
+        )

@@ -1,0 +1,110 @@
+"""What the research loop needs from storage, as a protocol and plain records.
+
+The loop records every side effect (an LLM call, a search, a read) as a *step* under a key that is
+stable across a crash and a resume: when a resumed run reaches the same key it gets the recorded
+result back instead of spending budget again. ``SqlRunStore`` (SQLite / PostgreSQL) implements this;
+``leadline.testing.MemoryRunStore`` is the in-memory twin for unit tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+RunStatus = Literal["running", "done", "failed", "interrupted"]
+StepKind = Literal["llm", "search", "read", "fetch", "note"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepRecord:
+    run_id: str
+    key: str
+    """Stable identity of the side effect within the run (node, ordinal and a hash of the request)."""
+    kind: StepKind
+    node: str
+    request: dict[str, Any] = field(default_factory=dict)
+    response: dict[str, Any] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    searches: int = 0
+    fetches: int = 0
+    seconds: float = 0.0
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceRecord:
+    run_id: str
+    doc_id: str
+    title: str
+    url: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    run_id: str
+    question: str
+    status: RunStatus
+    mode: str = "answer"
+    model: str = ""
+    budget: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    answer: str | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    report: str | None = None
+    spend: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """Durable record of runs. Every method is safe to call from several threads."""
+
+    def create_run(
+        self,
+        *,
+        question: str,
+        mode: str,
+        model: str,
+        budget: dict[str, Any],
+        settings: dict[str, Any],
+        run_id: str | None = None,
+    ) -> str: ...
+
+    def record_step(self, step: StepRecord) -> StepRecord:
+        """Store a step once. If the key exists already, the stored record is returned unchanged."""
+        ...
+
+    def get_step(self, run_id: str, key: str) -> StepRecord | None: ...
+
+    def list_steps(self, run_id: str) -> list[StepRecord]: ...
+
+    def record_source(self, source: SourceRecord) -> None:
+        """Idempotent on (run_id, doc_id)."""
+        ...
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        answer: str | None = None,
+        citations: list[dict[str, Any]] | None = None,
+        report: str | None = None,
+        spend: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """Raises :class:`~leadline.errors.RunNotFoundError`."""
+        ...
+
+    def list_runs(self, *, limit: int = 50) -> list[RunRecord]: ...
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and everything recorded under it (used when a run never started properly)."""
+        ...
