@@ -125,7 +125,7 @@ class Researcher:
         if mode not in ("answer", "report"):
             raise ConfigError(f"mode must be 'answer' or 'report', got {mode!r}")
         # resolve every dependency before anything is written, so bad settings leave no trace
-        llm, search, store = self.llm, self.search_backend, self.store
+        search, llm, store = self.search_backend, self.llm, self.store
         run_id = store.create_run(
             question=text,
             mode=mode,
@@ -188,10 +188,10 @@ class Researcher:
         )
         config: dict[str, Any] = {"configurable": {"thread_id": run_id}, "recursion_limit": budget.steps + 10}
         state: dict[str, Any] | None = None
-        try:
-            async with open_checkpointer(store, self.settings) as saver:
-                graph = compile_graph(saver)
-                start: dict[str, Any] | None = initial_state(question, mode)  # type: ignore[assignment]
+        async with open_checkpointer(store, self.settings) as saver:
+            graph = compile_graph(saver)
+            try:
+                start: dict[str, Any] | None = dict(initial_state(question, mode))
                 if resume:
                     snapshot = await graph.aget_state(config)
                     if snapshot.values:
@@ -200,15 +200,21 @@ class Researcher:
                             state = dict(snapshot.values)
                 if state is None:
                     state = await graph.ainvoke(start, config, context=ctx, durability="sync")
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            store.finish_run(run_id, status="interrupted", spend=ledger.spend.to_dict(), error="interrupted")
-            raise
-        except LeadlineError as exc:
-            self._fail(store, run_id, ledger, exc)
-            raise
-        except Exception as exc:  # an unexpected bug: record it, keep the run resumable, re-raise
-            store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=repr(exc))
-            raise
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                store.finish_run(
+                    run_id, status="interrupted", spend=ledger.spend.to_dict(), error="interrupted"
+                )
+                raise
+            except LeadlineError as exc:
+                snapshot = await graph.aget_state(config)
+                values = snapshot.values or {}
+                exc.run_data.setdefault("evidence", list(values.get("evidence") or []))
+                exc.run_data.setdefault("partial_answer", (values.get("candidate") or {}).get("answer"))
+                self._fail(store, run_id, ledger, exc)
+                raise
+            except Exception as exc:  # an unexpected bug: record it, keep the run resumable, re-raise
+                store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=repr(exc))
+                raise
         assert state is not None
         result = ResearchResult.from_state(run_id, state, ledger.spend)
         store.finish_run(

@@ -50,7 +50,3 @@ def build_graph() -> StateGraph[ResearchState, RunContext, ResearchState, Resear
 def compile_graph(checkpointer: Any = None) -> Any:
     """The compiled loop; pass a LangGraph checkpointer to make runs resumable."""
     return build_graph().compile(checkpointer=checkpointer)
-
-
-# `langgraph dev` serves this (see langgraph.json); it needs a RunContext passed as the run's context.
-graph = compile_graph()

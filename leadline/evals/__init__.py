@@ -1,1 +1,1 @@
-"""evals"""
+"""Evaluation: datasets, metrics, closed-book baselines, outcome tables and policy comparisons."""

@@ -30,7 +30,9 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
 
-def _citations(answer: str, cited: list[int], shown: list[Evidence], all_ev: list[Evidence]) -> list[Evidence]:
+def _citations(
+    answer: str, cited: list[int], shown: list[Evidence], all_ev: list[Evidence]
+) -> list[Evidence]:
     by_n = {e["n"]: e for e in all_ev}
     chosen = [by_n[n] for n in dict.fromkeys(cited) if n in by_n]
     if chosen:
@@ -53,7 +55,10 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     alloc = allocation(state)
     shown = select_evidence(state["evidence"], ctx.max_evidence)
     messages = answer_messages(
-        state["question"], shown, state["notes"], max_chars=ctx.evidence_chars,
+        state["question"],
+        shown,
+        state["notes"],
+        max_chars=ctx.evidence_chars,
         budget_line=budget_line(state, ctx),
     )
     samples = int(alloc.get("samples", 1)) if alloc.get("shape") == "parallel" else 1
@@ -82,7 +87,7 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
             confidence = count / len(votes)
             lp = completion.choices[0].mean_logprob
             if samples == 1 and lp is not None:
-                confidence = min(1.0, max(0.0, 2.718281828 ** lp))
+                confidence = min(1.0, max(0.0, 2.718281828**lp))
         else:
             text, cited = "", []
     except BudgetExceededError:

@@ -33,12 +33,18 @@ async def report(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     body = ""
     if tokens_left(state, ctx) > 32:
         messages = report_messages(
-            state["question"], shown, state["notes"], answer, max_chars=ctx.evidence_chars,
+            state["question"],
+            shown,
+            state["notes"],
+            answer,
+            max_chars=ctx.evidence_chars,
             budget_line=budget_line(state, ctx),
         )
         try:
             completion = await ctx.llm.chat(
-                call_id(state, "report"), "report", messages,
+                call_id(state, "report"),
+                "report",
+                messages,
                 GenerationParams(max_tokens=min(REPORT_TOKENS, tokens_left(state, ctx))),
             )
             body = _IMAGE.sub("", completion.text).strip()

@@ -40,12 +40,23 @@ async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
         results = await ctx.search.search(call_id(state, "search"), "search", query, k=ctx.search_k)
     except BudgetExceededError as exc:
         ctx.emit("search", "refused", str(exc), state["step"])
-        return {**update, "results": [], "new_docs_last_search": 0, "forced": "searches",
-                "trace": trace(state, "search", "refused", str(exc))}
+        return {
+            **update,
+            "results": [],
+            "new_docs_last_search": 0,
+            "forced": "searches",
+            "trace": trace(state, "search", "refused", str(exc)),
+        }
     except SearchError as exc:  # the agent sees a failed search as an observation and moves on
         ctx.emit("search", "failed", exc.message, state["step"])
-        return {**update, "results": [], "new_docs_last_search": 0, "searches_done": state["searches_done"] + 1,
-                "queries_done": [query], "trace": trace(state, "search", "failed", exc.message)}
+        return {
+            **update,
+            "results": [],
+            "new_docs_last_search": 0,
+            "searches_done": state["searches_done"] + 1,
+            "queries_done": [query],
+            "trace": trace(state, "search", "failed", exc.message),
+        }
     new = [r for r in results if r.doc_id not in seen]
     detail = f"{query!r}: {len(results)} results, {len(new)} new"
     ctx.emit("search", "search", detail, state["step"])

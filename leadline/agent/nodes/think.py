@@ -20,13 +20,18 @@ async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str,
     update: dict[str, Any] = {"step": state["step"] + 1, "thinks_done": state["thinks_done"] + 1}
     shown = select_evidence(state["evidence"], ctx.max_evidence)
     messages = think_messages(
-        state["question"], shown, state["notes"], max_chars=ctx.evidence_chars,
+        state["question"],
+        shown,
+        state["notes"],
+        max_chars=ctx.evidence_chars,
         budget_line=budget_line(state, ctx),
     )
     max_tokens = int(allocation(state).get("think_tokens", 128))
     try:
         completion = await ctx.llm.chat(
-            call_id(state, "think"), "think", messages,
+            call_id(state, "think"),
+            "think",
+            messages,
             GenerationParams(max_tokens=max_tokens, json_schema=THINK_SCHEMA),
             reserve=ctx.answer_reserve,
         )
@@ -48,6 +53,8 @@ async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str,
         **update,
         "notes": [note] if note else [],
         "pending_queries": pending,
-        "candidate": {"answer": answer_so_far, "confidence": None} if answer_so_far else state.get("candidate"),
+        "candidate": {"answer": answer_so_far, "confidence": None}
+        if answer_so_far
+        else state.get("candidate"),
         "trace": trace(state, "think", "think", detail),
     }

@@ -1,0 +1,190 @@
+"""Answer quality of the research loop against closed-book answering, side by side in one run.
+
+On a fixed sample of dev questions of ../shared/datasets/multihop (seeded), with the demo index, for the
+default model (and a smaller sample for each other packaged model): exact match, token F1, recall of the
+supporting passages, tokens and searches per question and seconds per question, for closed-book
+answering (no search) and for the research loop. Ends with one line of key=value figures for the default
+model. Timings depend on what else runs on the machine: run it alone for clean seconds.
+
+    python benchmarks/answer_quality.py --n 100 --n-other 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from leadline import Budget, Researcher, Settings
+from leadline.config import DEFAULT_MODEL
+from leadline.evals.closed_book import closed_book_answer
+from leadline.evals.datasets import QAItem, load_questions, sample
+from leadline.evals.metrics import exact_match, passage_recall, token_f1
+from leadline.llm.models import PACKAGED_MODELS
+from leadline.wiring import make_llm, make_search
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@dataclass
+class Tally:
+    em: list[float] = field(default_factory=list)
+    f1: list[float] = field(default_factory=list)
+    recall: list[float] = field(default_factory=list)
+    tokens: list[float] = field(default_factory=list)
+    prompt_tokens: list[float] = field(default_factory=list)
+    searches: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def add(
+        self,
+        item: QAItem,
+        answer: str,
+        retrieved: list[str],
+        tokens: int,
+        prompt: int,
+        searches: int,
+        seconds: float,
+    ) -> None:
+        self.em.append(exact_match(answer, item.answers))
+        self.f1.append(token_f1(answer, item.answers))
+        self.recall.append(passage_recall(retrieved, item.supporting_doc_ids) if searches else 0.0)
+        self.tokens.append(tokens)
+        self.prompt_tokens.append(prompt)
+        self.searches.append(searches)
+        self.seconds.append(seconds)
+
+    def mean(self, name: str) -> float:
+        values = getattr(self, name)
+        return statistics.fmean(values) if values else float("nan")
+
+
+async def evaluate(model: str, items: list[QAItem], budget: Budget, home: Path, log: list[dict]) -> dict:
+    settings = Settings.from_env(home=home, model=model, seed=0)
+    closed, loop = Tally(), Tally()
+    llm = make_llm(settings)
+    search, reader = make_search(settings)
+    researcher = Researcher(settings, llm=llm, search=search, reader=reader)
+    try:
+        for i, item in enumerate(items, 1):
+            t0 = time.perf_counter()
+            cb = await closed_book_answer(llm, item.question)
+            closed.add(
+                item,
+                cb.answer,
+                [],
+                cb.usage.completion_tokens,
+                cb.usage.prompt_tokens,
+                0,
+                time.perf_counter() - t0,
+            )
+            t0 = time.perf_counter()
+            result = await researcher.aresearch(item.question, budget=budget)
+            seconds = time.perf_counter() - t0
+            steps = researcher.store.list_steps(result.run_id)
+            retrieved = [r["doc_id"] for s in steps if s.kind == "search" for r in s.response["results"]]
+            loop.add(
+                item,
+                result.answer,
+                retrieved,
+                result.spend.tokens,
+                result.spend.prompt_tokens,
+                result.spend.searches,
+                seconds,
+            )
+            log.append(
+                {
+                    "model": model,
+                    "id": item.id,
+                    "gold": item.answers,
+                    "closed": cb.answer,
+                    "research": result.answer,
+                    "f1_closed": closed.f1[-1],
+                    "f1_research": loop.f1[-1],
+                    "recall": loop.recall[-1],
+                    "seconds": seconds,
+                }
+            )
+            print(
+                f"  [{model}] {i}/{len(items)} f1 closed {closed.mean('f1'):.3f} research "
+                f"{loop.mean('f1'):.3f} recall {loop.mean('recall'):.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        await researcher.aclose()
+        await llm.aclose()
+    return {"closed": closed, "research": loop}
+
+
+def row(model: str, mode: str, t: Tally) -> str:
+    return (
+        f"| {model} | {mode} | {len(t.em)} | {t.mean('em'):.3f} | {t.mean('f1'):.3f} | "
+        f"{t.mean('recall'):.3f} | {t.mean('tokens'):.0f} | {t.mean('prompt_tokens'):.0f} | "
+        f"{t.mean('searches'):.2f} | {t.mean('seconds'):.1f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--questions", type=Path, default=DATASETS / "multihop" / "questions.dev.jsonl")
+    parser.add_argument("--n", type=int, default=100, help="questions for the default model")
+    parser.add_argument("--n-other", type=int, default=30, help="questions for each other packaged model")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget-tokens", type=int, default=512)
+    parser.add_argument("--budget-searches", type=int, default=3)
+    parser.add_argument("--models", nargs="*", default=None, help="models (default: all packaged)")
+    parser.add_argument("--log", type=Path, default=None, help="write per-question JSONL here")
+    args = parser.parse_args()
+
+    items = sample(load_questions(args.questions), args.n, seed=args.seed)
+    models = args.models or [DEFAULT_MODEL] + [m for m in PACKAGED_MODELS if m != DEFAULT_MODEL]
+    budget = Budget(tokens=args.budget_tokens, searches=args.budget_searches)
+    log: list[dict] = []
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="leadline-bench-") as tmp:
+        home = Path(tmp)
+        for model in models:
+            n = args.n if model == models[0] else min(args.n_other, len(items))
+            results[model] = asyncio.run(evaluate(model, items[:n], budget, home, log))
+
+    print(
+        f"\nBudget per question: {budget.tokens} generated tokens, {budget.searches} searches; "
+        f"sample of {args.n} from {args.questions.name} (seed {args.seed})\n"
+    )
+    print(
+        "| model | mode | n | EM | F1 | passage recall | gen tokens/q | prompt tokens/q | searches/q | s/q |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for model, r in results.items():
+        print(row(model, "closed-book", r["closed"]))
+        print(row(model, "research", r["research"]))
+    if args.log:
+        args.log.write_text("".join(json.dumps(x) + "\n" for x in log))
+    d = results[models[0]]
+    figures = {
+        "model": models[0],
+        "n": len(d["research"].em),
+        "em_research": f"{d['research'].mean('em'):.3f}",
+        "em_closed": f"{d['closed'].mean('em'):.3f}",
+        "f1_research": f"{d['research'].mean('f1'):.3f}",
+        "f1_closed": f"{d['closed'].mean('f1'):.3f}",
+        "recall": f"{d['research'].mean('recall'):.3f}",
+        "tokens_per_q": f"{d['research'].mean('tokens'):.0f}",
+        "searches_per_q": f"{d['research'].mean('searches'):.2f}",
+        "seconds_per_q_research": f"{d['research'].mean('seconds'):.1f}",
+        "seconds_per_q_closed": f"{d['closed'].mean('seconds'):.1f}",
+    }
+    print(" ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""The ``leadline`` command line: ask, index, models, runs, resume, db, serve-site.
+
+Library errors become one line on stderr and a non-zero exit code here, at the edge; ``-v`` shows the
+traceback. Live progress goes to stderr, so ``--json`` leaves nothing but the result on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from leadline.config import Settings
+from leadline.errors import LeadlineError
+
+app = typer.Typer(
+    name="leadline",
+    help="Deep research with a two-axis budget: answers research questions with cited sources.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+T = TypeVar("T")
+
+
+class _State:
+    verbose = False
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _State.verbose = verbose
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run ``fn``; turn leadline errors into one line on stderr and exit code 1."""
+    try:
+        return fn()
+    except LeadlineError as exc:
+        if _State.verbose:
+            err.print_exception()
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        run_id = exc.run_data.get("run_id")
+        if run_id:
+            err.print(f"run {run_id} kept its record; continue it with: leadline resume {run_id}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+class _Progress:
+    """Live progress on stderr: step, action and budget left."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._status: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self._status = err.status("starting", spinner="dots")
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        budget = f"{event['tokens_left']} tokens, {event['searches_left']} searches left"
+        line = f"[dim]step {event['step']:>2}[/] [bold]{event['node']:<7}[/] {event['detail']}"
+        err.print(f"{line}  [dim]({budget})[/]", highlight=False, soft_wrap=True)
+        if self._status is not None:
+            self._status.update(f"{event['node']}: {budget}")
+
+
+def _print_result(result: Any, *, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        return
+    if result.report:
+        from rich.markdown import Markdown
+
+        out.print(Markdown(result.report))
+    else:
+        out.print(f"\n[bold]Answer:[/] {result.answer}", highlight=False)
+        for c in result.citations:
+            passage = c.passage if len(c.passage) < 240 else c.passage[:240] + "..."
+            out.print(f"  [{c.n}] [bold]{c.title}[/] ({c.source})\n      {passage}", highlight=False)
+    s = result.spend
+    forced = f", answer forced by the {result.forced} limit" if result.forced else ""
+    err.print(
+        f"[dim]run {result.run_id}: {s.tokens} tokens generated ({s.prompt_tokens} read), "
+        f"{s.searches} searches, {s.seconds:.1f} s{forced}[/]",
+        highlight=False,
+    )
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The research question.")],
+    budget_tokens: Annotated[int, typer.Option(help="Generated tokens the run may spend.")] = 1024,
+    budget_searches: Annotated[int, typer.Option(help="Search calls the run may make.")] = 4,
+    budget_seconds: Annotated[float | None, typer.Option(help="Wall-clock limit in seconds.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Packaged model name, .gguf path, or server model.")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible server (vLLM, llama.cpp), e.g. http://127.0.0.1:8000/v1"),
+    ] = None,
+    corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
+    search: Annotated[str | None, typer.Option(help="Search backend: local or searxng.")] = None,
+    searxng_url: Annotated[str | None, typer.Option(help="SearxNG base URL (with --search searxng).")] = None,
+    report: Annotated[bool, typer.Option("--report", help="Write a long-form cited report.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout only.")] = False,
+    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in the data dir).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+) -> None:
+    """Research a question and print the answer with its citations."""
+    from leadline.api import Researcher
+    from leadline.budgets.ledger import Budget
+
+    def run() -> Any:
+        settings = _settings(
+            model=model,
+            base_url=base_url,
+            corpus=corpus,
+            db_url=db,
+            search=search or ("searxng" if searxng_url else None),
+            searxng_url=searxng_url,
+        )
+        budget = Budget(tokens=budget_tokens, searches=budget_searches, seconds=budget_seconds)
+        with Researcher(settings) as researcher, _Progress(not quiet) as progress:
+            return researcher.research(
+                question, budget=budget, mode="report" if report else "answer", progress=progress
+            )
+
+    result = _guard(run)
+    _print_result(result, as_json=as_json)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The id of an interrupted run.")],
+    db: Annotated[str | None, typer.Option(help="Database URL.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Finish an interrupted run without repeating any recorded LLM call or search."""
+    from leadline.api import Researcher
+    from leadline.wiring import make_store
+
+    def run() -> Any:
+        settings = _settings(db_url=db)
+        store = make_store(settings)
+        record = store.get_run(run_id)
+        saved = {k: v for k, v in record.settings.items() if v is not None}
+        settings = settings.with_(**saved)
+        with Researcher(settings, store=store) as researcher, _Progress(not quiet) as progress:
+            return researcher.resume(run_id, progress=progress)
+
+    _print_result(_guard(run), as_json=as_json)
+
+
+@app.command()
+def index(
+    path: Annotated[
+        str, typer.Argument(help="JSONL of {id,title,text}, a folder of .txt/.md/.html, or 'demo'.")
+    ],
+    name: Annotated[str | None, typer.Option(help="Index name (default: 'demo' or the file's stem).")] = None,
+) -> None:
+    """Build a persistent BM25 index over a local corpus."""
+    from leadline.tools.corpus_index import build_named_index
+
+    index_name = name or ("demo" if path == "demo" else Path(path).stem)
+
+    def run() -> Any:
+        settings = _settings()
+        with err.status(f"indexing {path}") as status:
+            return build_named_index(
+                path,
+                settings.indexes_dir,
+                name=index_name,
+                progress=lambda n: status.update(f"indexing {path}: {n} passages"),
+            )
+
+    idx = _guard(run)
+    err.print(f"index [bold]{index_name}[/]: {len(idx)} passages", highlight=False)
+
+
+@app.command()
+def models() -> None:
+    """List the packaged models and whether they are installed."""
+    from leadline.config import DEFAULT_MODEL
+    from leadline.llm.models import model_status
+
+    settings = _settings()
+    table = Table("model", "installed", "cached", "description")
+    for s in model_status(settings.models_dir):
+        name = s.name + (" (default)" if s.name == DEFAULT_MODEL else "")
+        table.add_row(
+            name, "yes" if s.installed else f"no: {s.install}", "yes" if s.cached else "no", s.description
+        )
+    out.print(table)
+
+
+def _add_optional_apps() -> None:
+    try:
+        from leadline.cli_runs import db_app, runs_app
+    except ImportError:  # pragma: no cover - during development only
+        return
+    app.add_typer(runs_app, name="runs", help="Browse recorded runs.")
+    app.add_typer(db_app, name="db", help="Database operations.")
+
+
+_add_optional_apps()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""The closed-book baseline: the same model answers without any search, for comparison."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from leadline.agent.parsing import as_text, parse_json_object
+from leadline.agent.prompts import ANSWER_SCHEMA, closed_book_messages
+from leadline.llm.base import GenerationParams, LLMClient, Usage
+
+
+@dataclass(frozen=True)
+class ClosedBookAnswer:
+    answer: str
+    usage: Usage
+
+
+async def closed_book_answer(llm: LLMClient, question: str, *, max_tokens: int = 48) -> ClosedBookAnswer:
+    completion = await llm.chat(
+        closed_book_messages(question), GenerationParams(max_tokens=max_tokens, json_schema=ANSWER_SCHEMA)
+    )
+    parsed = parse_json_object(completion.text)
+    answer = as_text(parsed.get("answer")) if parsed else completion.text.strip().split("\n")[0]
+    return ClosedBookAnswer(answer=answer, usage=completion.usage)

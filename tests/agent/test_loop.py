@@ -1,0 +1,197 @@
+"""The research loop with scripted fakes: routing, budgets, forced answers, citations, report mode."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from leadline import Budget, InvalidBudgetError, InvalidQuestionError, Researcher, Settings
+from leadline.testing import FakeSearch, MemoryRunStore, ScriptedLLM
+from leadline.tools.base import Document
+
+from .conftest import QUESTION, sensible
+
+
+def make(docs: list[Document], llm: ScriptedLLM, store: MemoryRunStore | None = None) -> Researcher:
+    return Researcher(Settings(), llm=llm, search=FakeSearch(docs), store=store or MemoryRunStore())
+
+
+def test_two_hop_question_is_answered_with_citation_to_the_source_read(docs: list[Document]) -> None:
+    llm = ScriptedLLM(sensible)
+    result = make(docs, llm).research(QUESTION, budget=Budget(tokens=600, searches=3))
+    assert result.answer == "Balliol College"
+    assert [c.doc_id for c in result.citations] == ["d2"]
+    assert "Balliol" in result.citations[0].passage
+    assert result.spend.searches == 3  # question, planned query, follow-up from thinking
+    assert result.spend.llm_calls == 3  # plan, think, answer
+    assert result.forced is None
+    actions = [t["action"] for t in result.trace if t["node"] == "decide"]
+    assert actions[0] == "search" and actions[-1] == "answer"
+
+
+def test_every_call_is_recorded_once_with_its_spend(docs: list[Document]) -> None:
+    store = MemoryRunStore()
+    result = make(docs, ScriptedLLM(sensible), store).research(
+        QUESTION, budget=Budget(tokens=600, searches=3)
+    )
+    steps = store.list_steps(result.run_id)
+    assert sum(s.searches for s in steps) == result.spend.searches
+    assert sum(s.completion_tokens for s in steps) == result.spend.tokens
+    run = store.get_run(result.run_id)
+    assert run.status == "done" and run.answer == "Balliol College"
+
+
+def test_a_model_that_never_stops_asking_to_search_still_finishes(docs: list[Document]) -> None:
+    # garbage JSON everywhere: the loop must still search, answer and cite
+    llm = ScriptedLLM(default="{not json at all")
+    result = make(docs, llm).research(QUESTION, budget=Budget(tokens=400, searches=2))
+    assert result.answer  # something, from the raw reply
+    assert result.spend.searches >= 1
+    assert result.citations
+
+
+def test_token_cap_is_never_exceeded_and_answer_is_forced(docs: list[Document]) -> None:
+    verbose = "word " * 500
+    llm = ScriptedLLM(lambda m, p: verbose)
+    result = make(docs, llm).research(QUESTION, budget=Budget(tokens=120, searches=3))
+    assert result.spend.tokens <= 120
+    assert result.answer
+    assert result.spend.searches >= 1
+
+
+def test_search_cap_refuses_past_the_limit(docs: list[Document]) -> None:
+    result = make(docs, ScriptedLLM(sensible)).research(QUESTION, budget=Budget(tokens=600, searches=1))
+    assert result.spend.searches == 1
+    assert result.answer
+
+
+def test_step_cap_ends_the_run_with_an_answer(docs: list[Document]) -> None:
+    result = make(docs, ScriptedLLM(sensible)).research(
+        QUESTION, budget=Budget(tokens=5000, searches=50, steps=6)
+    )
+    assert result.forced == "steps"
+    assert result.answer
+
+
+def test_parallel_shape_votes_over_samples(docs: list[Document]) -> None:
+    from leadline.budgets.controller import Allocation, FixedController
+
+    class Parallel(FixedController):
+        def assess(self, question: str, budget: Budget) -> Allocation:
+            return Allocation(tokens=budget.tokens, searches=budget.searches, shape="parallel", samples=3)
+
+    answers = iter(["Balliol College", "Balliol College", "Magdalen"])
+
+    def respond(messages, params):  # type: ignore[no-untyped-def]
+        if '"answer"' in messages[-1].content and '"next_query"' not in messages[-1].content:
+            return json.dumps({"answer": next(answers), "sources": [2]})
+        return sensible(messages, params)
+
+    r = Researcher(
+        Settings(),
+        llm=ScriptedLLM(respond),
+        search=FakeSearch(docs),
+        store=MemoryRunStore(),
+        controller=Parallel(),
+    )
+    result = r.research(QUESTION, budget=Budget(tokens=800, searches=3))
+    assert result.answer == "Balliol College"
+    assert result.confidence == pytest.approx(2 / 3)
+
+
+def test_report_mode_writes_sections_and_sources_without_remote_images(docs: list[Document]) -> None:
+    result = make(docs, ScriptedLLM(sensible)).research(
+        QUESTION, budget=Budget(tokens=1500, searches=3), mode="report"
+    )
+    assert result.report is not None
+    assert "## Summary" in result.report and "## Sources" in result.report
+    assert "[2] Richard Dawkins" in result.report
+    assert "evil.example" not in result.report
+
+
+def test_progress_reports_every_step_with_budget_left(docs: list[Document]) -> None:
+    events: list[dict] = []
+    make(docs, ScriptedLLM(sensible)).research(
+        QUESTION, budget=Budget(tokens=600, searches=3), progress=events.append
+    )
+    nodes = [e["node"] for e in events]
+    assert nodes[0] == "assess" and nodes[-1] == "answer"
+    assert events[-1]["searches_left"] == 0
+    assert all("tokens_left" in e for e in events)
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t"])
+def test_blank_question_is_refused_before_anything_is_written(docs: list[Document], question: str) -> None:
+    store = MemoryRunStore()
+    with pytest.raises(InvalidQuestionError):
+        make(docs, ScriptedLLM(sensible), store).research(question)
+    assert store.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"tokens": 0}, {"tokens": -5}, {"searches": 0}, {"tokens": float("nan")}, {"seconds": -1.0}]
+)
+def test_bad_budgets_are_refused(kwargs: dict) -> None:
+    with pytest.raises(InvalidBudgetError):
+        Budget(**kwargs)
+
+
+def test_llm_failure_on_first_call_leaves_no_run(docs: list[Document]) -> None:
+    from leadline.errors import LLMConnectionError
+
+    store = MemoryRunStore()
+    llm = ScriptedLLM([LLMConnectionError("cannot reach the LLM server")])
+    with pytest.raises(LLMConnectionError) as info:
+        make(docs, llm, store).research(QUESTION, budget=Budget(tokens=600, searches=3))
+    assert store.list_runs() == []
+    assert info.value.run_data["run_id"] is None
+
+
+def test_llm_failure_mid_run_keeps_the_run_and_its_evidence(docs: list[Document]) -> None:
+    from leadline.errors import LLMConnectionError
+
+    def die_on_answer(messages, params):  # type: ignore[no-untyped-def]
+        if '"answer"' in messages[-1].content and '"next_query"' not in messages[-1].content:
+            raise LLMConnectionError("server went away")
+        return sensible(messages, params)
+
+    store = MemoryRunStore()
+    with pytest.raises(LLMConnectionError) as info:
+        make(docs, ScriptedLLM(die_on_answer), store).research(
+            QUESTION, budget=Budget(tokens=600, searches=3)
+        )
+    (run,) = store.list_runs()
+    assert run.status == "failed" and "server went away" in (run.error or "")
+    assert info.value.run_data["run_id"] == run.run_id
+    assert info.value.run_data["spend"]["searches"] == 3
+    assert len(store.sources[run.run_id]) == 2
+    assert {e["doc_id"] for e in info.value.run_data["evidence"]} == {"d1", "d2"}
+
+
+def test_resume_replays_recorded_calls_instead_of_spending_again(docs: list[Document]) -> None:
+    store = MemoryRunStore()
+    calls = {"n": 0}
+
+    def crash_on_answer(messages, params):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if '"answer"' in messages[-1].content and '"next_query"' not in messages[-1].content:
+            raise KeyboardInterrupt  # the process dies in the middle of the answer node
+        return sensible(messages, params)
+
+    r = make(docs, ScriptedLLM(crash_on_answer), store)
+    with pytest.raises(KeyboardInterrupt):
+        r.research(QUESTION, budget=Budget(tokens=600, searches=3), run_id="run1")
+    assert store.get_run("run1").status == "interrupted"
+    spent_before = sum(s.completion_tokens for s in store.list_steps("run1"))
+    searches_before = sum(s.searches for s in store.list_steps("run1"))
+
+    search = FakeSearch(docs)
+    llm2 = ScriptedLLM(sensible)
+    r2 = Researcher(Settings(), llm=llm2, search=search, store=store)
+    result = r2.resume("run1")
+    assert result.answer == "Balliol College"
+    assert search.queries == []  # no search repeated
+    assert len(llm2.calls) == 1  # only the answer that never finished
+    assert result.spend.searches == searches_before
+    assert result.spend.tokens > spent_before

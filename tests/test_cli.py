@@ -1,0 +1,83 @@
+"""The CLI's edges: one-line errors with non-zero exit codes, JSON on stdout only, listings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from leadline.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("question", ["", "   "])
+def test_blank_question_is_a_one_line_error(question: str) -> None:
+    code, out, err = run("ask", question)
+    assert code == 1
+    assert out == ""
+    assert err.strip().splitlines() == ["error: the question is empty"]
+
+
+@pytest.mark.parametrize(
+    "flag", [["--budget-tokens", "0"], ["--budget-searches", "-1"], ["--budget-tokens", "-3"]]
+)
+def test_non_positive_budget_is_a_one_line_error(flag: list[str]) -> None:
+    code, _, err = run("ask", "Who wrote Hamlet?", *flag)
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "must be positive" in err
+
+
+def test_unknown_model_is_a_one_line_error() -> None:
+    code, _, err = run("ask", "Who wrote Hamlet?", "--model", "gpt-17")
+    assert code == 1
+    assert "unknown model 'gpt-17'" in err and "Traceback" not in err
+
+
+def test_unknown_corpus_is_a_one_line_error() -> None:
+    code, _, err = run("ask", "Who wrote Hamlet?", "--corpus", "nosuchcorpus")
+    assert code == 1
+    assert "nosuchcorpus" in err and "Traceback" not in err
+
+
+def test_verbose_shows_the_traceback() -> None:
+    code, _, err = run("-v", "ask", "Who wrote Hamlet?", "--model", "gpt-17")
+    assert code == 1
+    assert "Traceback" in err
+
+
+def test_unreachable_llm_server_is_a_one_line_error_and_leaves_no_run(leadline_home: Path) -> None:
+    code, _, err = run(
+        "ask", "Who wrote Hamlet?", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--corpus", "demo"
+    )
+    assert code == 1
+    assert "127.0.0.1:9" in err and "Traceback" not in err
+    code, out, _ = run("runs", "list")
+    assert code == 0 and "Hamlet" not in out
+
+
+def test_models_lists_the_packaged_models() -> None:
+    code, out, _ = run("models")
+    assert code == 0
+    assert "qwen2.5-0.5b-instruct (default)" in out and "smollm2-135m-instruct" in out
+
+
+def test_index_builds_a_named_corpus_and_ask_refuses_a_corrupt_one(
+    tmp_path: Path, leadline_home: Path
+) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"id": "a", "title": "Alpha", "text": "Alpha is the first letter."}) + "\n")
+    code, _, err = run("index", str(corpus), "--name", "tiny")
+    assert code == 0 and "1 passages" in err
+    for f in (leadline_home / "indexes" / "tiny").rglob("*"):
+        if f.is_file() and f.suffix != ".json":
+            f.write_bytes(b"garbage")
+    code, _, err = run("ask", "What is alpha?", "--corpus", "tiny")
+    assert code == 1 and "Traceback" not in err and "tiny" in err
