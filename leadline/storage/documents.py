@@ -1,0 +1,108 @@
+"""Content-addressed bodies: the sources a run read and the fetcher's page cache, each body stored once.
+
+A body's address is the sha256 of its bytes, computed here (never taken from the caller, so a body
+is never filed under the wrong address). Pages are keyed by the sha256 of their URL; a re-fetch that
+changed the page points the URL at the new body, and the old body stays for the runs that read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import Connection, func, select
+
+from leadline.storage.access import StoreAccess
+from leadline.storage.base import SourceRecord
+from leadline.storage.models import DocumentBlob, Page, Source, utc_now
+from leadline.tools.base import StoredPage
+
+
+def sha256_hex(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class DocumentMethods(StoreAccess):
+    """Mixed into :class:`~leadline.storage.store.SqlRunStore`: sources, pages and their bodies."""
+
+    def _put_document(self, conn: Connection, body: bytes) -> str:
+        digest = sha256_hex(body)
+        conn.execute(
+            self._insert(DocumentBlob)
+            .values(sha256=digest, body=body, size=len(body), created_at=utc_now())
+            .on_conflict_do_nothing(index_elements=["sha256"])
+        )
+        return digest
+
+    def record_source(self, source: SourceRecord) -> None:
+        with self._write() as conn:
+            digest = self._put_document(conn, source.text.encode("utf-8"))
+            conn.execute(
+                self._insert(Source)
+                .values(
+                    run_id=source.run_id,
+                    doc_id=source.doc_id,
+                    title=source.title,
+                    url=source.url,
+                    sha256=digest,
+                    created_at=utc_now(),
+                )
+                .on_conflict_do_nothing(index_elements=["run_id", "doc_id"])
+            )
+
+    def list_sources(self, run_id: str) -> list[SourceRecord]:
+        stmt = (
+            select(Source, DocumentBlob.body)
+            .join(DocumentBlob, DocumentBlob.sha256 == Source.sha256)
+            .where(Source.run_id == run_id)
+            .order_by(Source.created_at, Source.doc_id)
+        )
+        with self._read() as conn:
+            return [
+                SourceRecord(
+                    run_id=r.run_id, doc_id=r.doc_id, title=r.title, url=r.url, text=r.body.decode("utf-8")
+                )
+                for r in conn.execute(stmt)
+            ]
+
+    def get_page(self, url: str) -> StoredPage | None:
+        stmt = (
+            select(Page, DocumentBlob.body)
+            .join(DocumentBlob, DocumentBlob.sha256 == Page.sha256)
+            .where(Page.url_sha256 == sha256_hex(url.encode("utf-8")))
+        )
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        return StoredPage(
+            url=row.url,
+            final_url=row.final_url,
+            status=row.status,
+            content_type=row.content_type,
+            sha256=row.sha256,
+            body=bytes(row.body),
+            fetched_at=row.fetched_at,
+            headers=dict(row.headers),
+        )
+
+    def put_page(self, page: StoredPage) -> None:
+        values = {
+            "url": page.url,
+            "final_url": page.final_url,
+            "status": page.status,
+            "content_type": page.content_type,
+            "fetched_at": page.fetched_at,
+            "headers": dict(page.headers),
+        }
+        with self._write() as conn:
+            # The address is computed here, not trusted from the caller, so a body is never mislabelled.
+            values["sha256"] = self._put_document(conn, page.body)
+            stmt = self._insert(Page).values(url_sha256=sha256_hex(page.url.encode("utf-8")), **values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["url_sha256"], set_=values))
+
+    def document_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(DocumentBlob)).scalar_one())
+
+
+__all__ = ["DocumentMethods", "sha256_hex"]

@@ -1,0 +1,471 @@
+"""The durable run store on SQLite or PostgreSQL: what a run learned and spent survives any crash.
+
+:class:`SqlRunStore` implements the loop's :class:`~leadline.storage.base.RunStore` and the fetcher's
+:class:`~leadline.tools.base.PageStore` on one database. A step is written once per ``(run_id, key)``
+with ``INSERT ... ON CONFLICT DO NOTHING``, and in the same transaction its ledger entry and its detail
+row (LLM call or search); a second write of the same key, from a resume or a racing worker, changes
+nothing and returns what was stored first. The ledger of a run is therefore exactly the sum of its
+first-recorded steps, however often it was interrupted. Batches, jobs and outcome tables live here too
+(``batches.py`` holds those methods, ``documents.py`` the content-addressed bodies).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, is_dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, inspect, select, text, update
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
+
+from leadline.errors import ConfigError, RunNotFoundError
+from leadline.storage.base import RunRecord, RunStatus, StepRecord
+from leadline.storage.batches import BatchMethods
+from leadline.storage.documents import DocumentMethods, sha256_hex
+from leadline.storage.engine import make_engine
+from leadline.storage.models import (
+    Citation,
+    LedgerRow,
+    LLMCall,
+    Report,
+    Run,
+    SearchCall,
+    Step,
+    utc_now,
+)
+from leadline.storage.records import LedgerRecord, LedgerTotals, LLMCallRecord, SearchCallRecord
+
+_CHECKPOINT_TABLES = {
+    "sqlite": ("writes", "checkpoints"),
+    "postgresql": ("checkpoint_writes", "checkpoint_blobs", "checkpoints"),
+}
+"""Tables of the official LangGraph savers, keyed by thread_id (= run_id), per dialect."""
+
+_CHUNK = 500
+"""Rows per ``IN (...)`` list, well under SQLite's bound-parameter limit."""
+
+
+def _json_default(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a step; give JSON-compatible data")
+
+
+def to_json(value: Any) -> Any:
+    """``value`` as it reads back from the database, so a first run and a replay see the same data."""
+    return json.loads(json.dumps(value, default=_json_default, ensure_ascii=False))
+
+
+class SqlRunStore(DocumentMethods, BatchMethods):
+    """Runs, steps, sources, pages, ledger, batches and outcomes on one SQLAlchemy engine.
+
+    Thread-safe: each call checks a connection out of the engine's pool and returns it. The schema is
+    brought up to date on first use (``auto_upgrade``), or a :class:`SchemaVersionError` is raised for
+    a database written by a newer leadline.
+    """
+
+    @classmethod
+    def from_url(cls, url: str | URL, *, auto_upgrade: bool = True, **engine_options: Any) -> SqlRunStore:
+        return cls(make_engine(url, **engine_options), auto_upgrade=auto_upgrade)
+
+    def __enter__(self) -> SqlRunStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- runs ---------------------------------------------------------------------------------------
+    def create_run(
+        self,
+        *,
+        question: str,
+        mode: str,
+        model: str,
+        budget: dict[str, Any],
+        settings: dict[str, Any],
+        run_id: str | None = None,
+    ) -> str:
+        run_id = run_id or uuid.uuid4().hex
+        with self._write() as conn:
+            inserted = conn.execute(
+                self._insert(Run)
+                .values(
+                    id=run_id,
+                    question=question,
+                    status="running",
+                    mode=mode,
+                    model=model,
+                    budget=to_json(budget),
+                    settings=to_json(settings),
+                    spend={},
+                    created_at=utc_now(),
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(Run.id)
+            ).scalar()
+        if inserted is None:
+            raise ConfigError(f"a run with id {run_id!r} exists already")
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        answer: str | None = None,
+        citations: list[dict[str, Any]] | None = None,
+        report: str | None = None,
+        spend: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "finished_at": utc_now()}
+        if answer is not None:
+            values["answer"] = answer
+        if spend is not None:
+            values["spend"] = to_json(spend)
+        if error is not None:
+            values["error"] = error
+        with self._write() as conn:
+            updated = conn.execute(update(Run).where(Run.id == run_id).values(**values)).rowcount
+            if not updated:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            if citations is not None:
+                conn.execute(delete(Citation).where(Citation.run_id == run_id))
+                rows = [_citation_row(run_id, i, c) for i, c in enumerate(citations, start=1)]
+                if rows:
+                    conn.execute(self._insert(Citation), rows)
+            if report is not None:
+                stmt = self._insert(Report).values(run_id=run_id, markdown=report, created_at=utc_now())
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["run_id"], set_={"markdown": report, "created_at": utc_now()}
+                    )
+                )
+
+    def set_status(self, run_id: str, status: RunStatus) -> None:
+        """Change a run's status only (``running`` again on resume, ``interrupted`` on a clean stop)."""
+        with self._write() as conn:
+            if not conn.execute(update(Run).where(Run.id == run_id).values(status=status)).rowcount:
+                raise RunNotFoundError(f"no run {run_id!r}")
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._read() as conn:
+            run = conn.execute(select(Run).where(Run.id == run_id)).first()
+            if run is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            return self._run_records(conn, [run])[0]
+
+    def list_runs(self, *, limit: int = 50, status: RunStatus | None = None) -> list[RunRecord]:
+        stmt = select(Run).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+        if status is not None:
+            stmt = stmt.where(Run.status == status)
+        with self._read() as conn:
+            return self._run_records(conn, list(conn.execute(stmt)))
+
+    def _run_records(self, conn: Connection, rows: Sequence[Any]) -> list[RunRecord]:
+        ids = [r.id for r in rows]
+        citations: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        reports: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            for c in conn.execute(
+                select(Citation.run_id, Citation.data)
+                .where(Citation.run_id.in_(chunk))
+                .order_by(Citation.number)
+            ):
+                citations[c.run_id].append(c.data)
+            for r in conn.execute(select(Report.run_id, Report.markdown).where(Report.run_id.in_(chunk))):
+                reports[r.run_id] = r.markdown
+        return [
+            RunRecord(
+                run_id=r.id,
+                question=r.question,
+                status=r.status,
+                mode=r.mode,
+                model=r.model,
+                budget=r.budget,
+                settings=r.settings,
+                answer=r.answer,
+                citations=citations[r.id],
+                report=reports.get(r.id),
+                spend=r.spend,
+                error=r.error,
+                created_at=r.created_at,
+                finished_at=r.finished_at,
+            )
+            for r in rows
+        ]
+
+    def delete_run(self, run_id: str) -> None:
+        with self._write() as conn:
+            if not conn.execute(delete(Run).where(Run.id == run_id)).rowcount:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            self._delete_checkpoints(conn, [run_id])
+
+    # -- steps --------------------------------------------------------------------------------------
+    def record_step(self, step: StepRecord) -> StepRecord:
+        request, response = to_json(step.request), to_json(step.response)
+        values = {
+            "run_id": step.run_id,
+            "key": step.key,
+            "kind": step.kind,
+            "node": step.node,
+            "request": request,
+            "response": response,
+            "prompt_tokens": step.prompt_tokens,
+            "completion_tokens": step.completion_tokens,
+            "searches": step.searches,
+            "fetches": step.fetches,
+            "seconds": step.seconds,
+            "created_at": utc_now(),
+        }
+        try:
+            with self._write() as conn:
+                stmt = (
+                    self._insert(Step)
+                    .values(**values)
+                    .on_conflict_do_nothing(index_elements=["run_id", "key"])
+                    .returning(Step.id)
+                )
+                step_id = conn.execute(stmt).scalar()
+                if step_id is None:  # recorded before: the first record wins
+                    existing = conn.execute(
+                        select(Step).where(Step.run_id == step.run_id, Step.key == step.key)
+                    ).one()
+                    return _step_record(existing)
+                self._record_details(conn, step_id, step, request, response)
+        except Exception as exc:
+            if isinstance(exc.__cause__, IntegrityError) and not self._run_exists(step.run_id):
+                raise RunNotFoundError(f"no run {step.run_id!r}") from exc
+            raise
+        # The caller's own record (not its JSON form): a loop that compares the returned response
+        # with the one it sent, to learn whether it won a race, must see them equal.
+        return replace(step, created_at=values["created_at"])
+
+    def _record_details(
+        self,
+        conn: Connection,
+        step_id: int,
+        step: StepRecord,
+        request: dict[str, Any],
+        response: dict[str, Any],
+    ) -> None:
+        spent = any((step.prompt_tokens, step.completion_tokens, step.searches, step.fetches))
+        if step.kind != "note" or spent:
+            conn.execute(
+                self._insert(LedgerRow).values(
+                    run_id=step.run_id,
+                    step_id=step_id,
+                    kind=step.kind,
+                    node=step.node,
+                    prompt_tokens=step.prompt_tokens,
+                    completion_tokens=step.completion_tokens,
+                    searches=step.searches,
+                    fetches=step.fetches,
+                    seconds=step.seconds,
+                    money=float(response.get("money", 0.0) or 0.0),
+                )
+            )
+        if step.kind == "llm":
+            conn.execute(
+                self._insert(LLMCall).values(
+                    run_id=step.run_id,
+                    step_id=step_id,
+                    model=str(request.get("model") or response.get("model") or ""),
+                    prompt_tokens=step.prompt_tokens,
+                    completion_tokens=step.completion_tokens,
+                    latency_s=step.seconds,
+                )
+            )
+        elif step.kind == "search":
+            results = response.get("results")
+            results = results if isinstance(results, list) else []
+            conn.execute(
+                self._insert(SearchCall).values(
+                    run_id=step.run_id,
+                    step_id=step_id,
+                    query=str(request.get("query", "")),
+                    backend=str(request.get("backend") or response.get("backend") or ""),
+                    n_results=len(results),
+                    results=results,
+                    latency_s=step.seconds,
+                )
+            )
+
+    def _run_exists(self, run_id: str) -> bool:
+        with self._read() as conn:
+            return conn.execute(select(Run.id).where(Run.id == run_id)).first() is not None
+
+    def get_step(self, run_id: str, key: str) -> StepRecord | None:
+        with self._read() as conn:
+            row = conn.execute(select(Step).where(Step.run_id == run_id, Step.key == key)).first()
+        return _step_record(row) if row is not None else None
+
+    def list_steps(self, run_id: str) -> list[StepRecord]:
+        with self._read() as conn:
+            rows = conn.execute(select(Step).where(Step.run_id == run_id).order_by(Step.id))
+            return [_step_record(r) for r in rows]
+
+    # -- ledger and details -------------------------------------------------------------------------
+    def ledger_entries(self, run_id: str) -> list[LedgerRecord]:
+        stmt = (
+            select(LedgerRow, Step.key)
+            .join(Step, Step.id == LedgerRow.step_id)
+            .where(LedgerRow.run_id == run_id)
+            .order_by(LedgerRow.id)
+        )
+        with self._read() as conn:
+            return [
+                LedgerRecord(
+                    run_id=r.run_id,
+                    step_key=r.key,
+                    kind=r.kind,
+                    node=r.node,
+                    prompt_tokens=r.prompt_tokens,
+                    completion_tokens=r.completion_tokens,
+                    searches=r.searches,
+                    fetches=r.fetches,
+                    seconds=r.seconds,
+                    money=r.money,
+                )
+                for r in conn.execute(stmt)
+            ]
+
+    def ledger_totals(self, run_id: str) -> LedgerTotals:
+        stmt = select(
+            func.coalesce(func.sum(LedgerRow.prompt_tokens), 0),
+            func.coalesce(func.sum(LedgerRow.completion_tokens), 0),
+            func.coalesce(func.sum(LedgerRow.searches), 0),
+            func.coalesce(func.sum(LedgerRow.fetches), 0),
+            func.count(LedgerRow.id).filter(LedgerRow.kind == "llm"),
+            func.coalesce(func.sum(LedgerRow.seconds), 0.0),
+            func.coalesce(func.sum(LedgerRow.money), 0.0),
+        ).where(LedgerRow.run_id == run_id)
+        with self._read() as conn:
+            row = conn.execute(stmt).one()
+        return LedgerTotals(
+            prompt_tokens=int(row[0]),
+            completion_tokens=int(row[1]),
+            searches=int(row[2]),
+            fetches=int(row[3]),
+            llm_calls=int(row[4]),
+            seconds=float(row[5]),
+            money=float(row[6]),
+        )
+
+    def llm_calls(self, run_id: str) -> list[LLMCallRecord]:
+        stmt = (
+            select(LLMCall, Step.key).join(Step, Step.id == LLMCall.step_id).where(LLMCall.run_id == run_id)
+        )
+        with self._read() as conn:
+            return [
+                LLMCallRecord(
+                    run_id=r.run_id,
+                    step_key=r.key,
+                    model=r.model,
+                    prompt_tokens=r.prompt_tokens,
+                    completion_tokens=r.completion_tokens,
+                    latency_s=r.latency_s,
+                )
+                for r in conn.execute(stmt.order_by(LLMCall.id))
+            ]
+
+    def search_calls(self, run_id: str) -> list[SearchCallRecord]:
+        stmt = select(SearchCall, Step.key).join(Step, Step.id == SearchCall.step_id)
+        with self._read() as conn:
+            return [
+                SearchCallRecord(
+                    run_id=r.run_id,
+                    step_key=r.key,
+                    query=r.query,
+                    backend=r.backend,
+                    n_results=r.n_results,
+                    results=r.results,
+                    latency_s=r.latency_s,
+                )
+                for r in conn.execute(stmt.where(SearchCall.run_id == run_id).order_by(SearchCall.id))
+            ]
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def _checkpoint_tables(self, conn: Connection) -> list[str]:
+        present = set(inspect(conn).get_table_names())
+        return [t for t in _CHECKPOINT_TABLES.get(self._dialect, ()) if t in present]
+
+    def _delete_checkpoints(self, conn: Connection, thread_ids: Sequence[str]) -> int:
+        """Drop the LangGraph checkpoints of these runs; returns how many runs had some."""
+        tables = self._checkpoint_tables(conn)
+        if not tables or not thread_ids:
+            return 0
+        found = 0
+        for chunk in _chunks(list(thread_ids)):
+            # Table names come from _CHECKPOINT_TABLES, never from input.
+            count = text("SELECT COUNT(DISTINCT thread_id) FROM checkpoints WHERE thread_id IN :ids")
+            found += int(
+                conn.execute(count.bindparams(bindparam("ids", expanding=True)), {"ids": chunk}).scalar_one()
+            )
+            for table in tables:
+                drop = text(f"DELETE FROM {table} WHERE thread_id IN :ids")
+                conn.execute(drop.bindparams(bindparam("ids", expanding=True)), {"ids": chunk})
+        return found
+
+    def gc_checkpoints(self, older_than_days: float) -> int:
+        """Drop checkpoints of runs that finished (done or failed) more than ``older_than_days`` ago.
+
+        The runs themselves, their steps, ledger and answers stay; only the graph state needed to
+        resume goes (a finished run is never resumed). Returns the number of runs whose checkpoints
+        were dropped.
+        """
+        if older_than_days < 0:
+            raise ConfigError("older_than_days must be zero or more")
+        cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+        stmt = select(Run.id).where(Run.status.in_(("done", "failed")), Run.finished_at < cutoff)
+        with self._write() as conn:
+            ids = list(conn.execute(stmt).scalars())
+            return self._delete_checkpoints(conn, ids)
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _citation_row(run_id: str, number: int, citation: dict[str, Any]) -> dict[str, Any]:
+    data = to_json(citation)
+    return {
+        "run_id": run_id,
+        "number": number,
+        "doc_id": str(data.get("doc_id", "")),
+        "title": str(data.get("title", "")),
+        "url": str(data.get("url", "")),
+        "data": data,
+    }
+
+
+def _step_record(row: Any) -> StepRecord:
+    return StepRecord(
+        run_id=row.run_id,
+        key=row.key,
+        kind=row.kind,
+        node=row.node,
+        request=row.request,
+        response=row.response,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        searches=row.searches,
+        fetches=row.fetches,
+        seconds=row.seconds,
+        created_at=row.created_at,
+    )
+
+
+__all__ = ["SqlRunStore", "sha256_hex", "to_json"]

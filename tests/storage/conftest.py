@@ -1,0 +1,90 @@
+"""Database fixtures: every storage test runs on SQLite and, when it is reachable, on PostgreSQL.
+
+PostgreSQL tests use the server on 127.0.0.1:5432 (user postgres, database ``test``); each test gets a
+fresh schema (selected through ``search_path`` in the URL) that is dropped afterwards, so tests and
+concurrent test runs never see each other's tables. When the server is not reachable those tests
+are skipped with a reason that says so.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from leadline.storage.store import SqlRunStore
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test"
+
+
+def _postgres_unreachable_reason() -> str | None:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1.0):
+            pass
+    except OSError as exc:
+        return f"PostgreSQL not reachable on {PG_HOST}:{PG_PORT} ({exc}); PostgreSQL storage tests skipped"
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_CONNINFO, connect_timeout=3):
+            pass
+    except Exception as exc:
+        return f"PostgreSQL on {PG_HOST}:{PG_PORT} refused user postgres / database test ({exc}); skipped"
+    return None
+
+
+PG_CONNINFO = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> None:
+    reason = _postgres_unreachable_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_server(postgres_available: None) -> tuple[str, str]:
+    """(libpq conninfo for admin work, SQLAlchemy URL) of the test server's ``test`` database."""
+    return PG_CONNINFO, PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_url(postgres_available: None) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh, empty schema."""
+    import psycopg
+
+    schema = f"leadline_test_{uuid.uuid4().hex[:12]}"
+    conninfo = PG_CONNINFO
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs' / 'leadline.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """The URL of an empty database, once per backend."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlRunStore]:
+    s = SqlRunStore.from_url(db_url)
+    try:
+        yield s
+    finally:
+        s.close()

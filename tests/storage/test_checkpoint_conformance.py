@@ -1,0 +1,68 @@
+"""The checkpointers we ship pass langgraph-checkpoint-conformance, in the database the store uses.
+
+Each capability suite gets a fresh database (a new SQLite file, a new PostgreSQL schema) that already
+holds leadline's own tables, because that is how the savers run in production: side by side with
+runs and steps, opened through :func:`leadline.storage.checkpoint.open_checkpointer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+from langgraph.checkpoint.conformance.report import CapabilityReport
+
+from leadline.storage.checkpoint import open_checkpointer
+from leadline.storage.store import SqlRunStore
+
+
+def _report(name: str, fresh_url: Callable[[], AsyncIterator[str]]) -> CapabilityReport:
+    async def factory() -> AsyncIterator[BaseCheckpointSaver[str]]:
+        async for url in fresh_url():
+            with SqlRunStore.from_url(url) as store:
+                store.ensure_schema()
+            async with open_checkpointer(url) as saver:
+                yield saver
+
+    registered = checkpointer_test(name=name)(factory)
+    report = asyncio.run(validate(registered))
+    report.print_report()
+    return report
+
+
+def _assert_conformant(report: CapabilityReport) -> None:
+    failures = {cap: r.failures for cap, r in report.results.items() if r.detected and r.passed is not True}
+    assert report.passed_all_base(), failures
+    assert report.passed_all(), failures
+    assert report.conformance_level() == "FULL"
+
+
+def test_sqlite_checkpointer_conformance(tmp_path: Path) -> None:
+    async def fresh_url() -> AsyncIterator[str]:
+        yield f"sqlite:///{tmp_path / f'cp-{uuid.uuid4().hex[:8]}.db'}"
+
+    _assert_conformant(_report("leadline AsyncSqliteSaver", fresh_url))
+
+
+@pytest.mark.postgres
+def test_postgres_checkpointer_conformance(pg_server: tuple[str, str]) -> None:
+    import psycopg
+
+    admin, base_url = pg_server
+
+    async def fresh_url() -> AsyncIterator[str]:
+        schema = f"leadline_cp_{uuid.uuid4().hex[:12]}"
+        async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
+            await conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield f"{base_url}?options=-csearch_path%3D{schema}"
+        finally:
+            async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    _assert_conformant(_report("leadline AsyncPostgresSaver", fresh_url))
