@@ -1,0 +1,1 @@
+"""Web research tests: fetcher, SSRF guard, extraction, backends, the loopback site."""
