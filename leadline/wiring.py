@@ -11,18 +11,19 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from leadline.config import Settings
+from leadline.config import DEFAULT_MODEL, Settings
 from leadline.errors import ConfigError
 from leadline.llm.base import LLMClient
 from leadline.storage.base import RunStore
-from leadline.tools.base import Reader, SearchBackend
+from leadline.tools.base import PageStore, Reader, SearchBackend
 
 
 def make_llm(settings: Settings) -> LLMClient:
     if settings.base_url:
         from leadline.llm.openai_client import OpenAICompatibleClient
 
-        model = None if settings.model in ("", "auto") else settings.model
+        # the embedded default's name means nothing to a server: let the client ask the server
+        model = None if settings.model in ("", "auto", DEFAULT_MODEL) else settings.model
         return OpenAICompatibleClient(
             settings.base_url, model=model, api_key=settings.api_key, timeout_s=settings.llm_timeout_s
         )
@@ -35,20 +36,47 @@ def make_llm(settings: Settings) -> LLMClient:
     )
 
 
-def make_search(settings: Settings) -> tuple[SearchBackend, Reader | None]:
-    if settings.search == "local":
+WEB_BACKENDS = ("searxng", "tavily", "brave", "exa", "duckduckgo", "ddg")
+
+
+def _web_backend(name: str, settings: Settings) -> SearchBackend:
+    if name == "searxng":
+        if not settings.searxng_url:
+            raise ConfigError("--search searxng needs --searxng-url URL (or LEADLINE_SEARXNG_URL)")
+        from leadline.tools.searxng import SearxngSearch
+
+        return SearxngSearch(settings.searxng_url)
+    from leadline.tools.web_backends import web_backend
+
+    return web_backend(name, settings)
+
+
+def make_search(
+    settings: Settings, *, page_store: PageStore | None = None
+) -> tuple[SearchBackend, Reader | None]:
+    """The search backend and the reader behind its results (the corpus itself, or the web fetcher)."""
+    names = [n.strip().lower() for n in settings.search.split(",") if n.strip()]
+    if names == ["local"]:
         from leadline.tools.corpus_index import CorpusSearch, resolve_corpus
 
         backend = CorpusSearch(resolve_corpus(settings.corpus, settings.indexes_dir))
         return backend, backend
-    if settings.search == "searxng":
-        if not settings.searxng_url:
-            raise ConfigError("--search searxng needs --searxng-url URL (or LEADLINE_SEARXNG_URL)")
-        from leadline.tools.fetcher import Fetcher
-        from leadline.tools.searxng import SearxngSearch
+    unknown = [n for n in names if n not in WEB_BACKENDS]
+    if not names or unknown:
+        raise ConfigError(
+            f"unknown search backend {', '.join(unknown) or settings.search!r}; "
+            f"use local or {', '.join(WEB_BACKENDS[:-1])} (a comma list is a fallback chain)"
+        )
+    from leadline.tools.fetcher import Fetcher, fetch_policy_from
 
-        return SearxngSearch(settings.searxng_url), Fetcher()
-    raise ConfigError(f"unknown search backend {settings.search!r}; use 'local' or 'searxng'")
+    backends = [_web_backend(n, settings) for n in names]
+    if len(backends) == 1:
+        search = backends[0]
+    else:
+        from leadline.tools.fallback import FallbackSearch
+
+        search = FallbackSearch(backends)
+    return search, Fetcher(fetch_policy_from(settings), store=page_store)
 
 
 def make_store(settings: Settings) -> RunStore:

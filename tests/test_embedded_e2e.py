@@ -1,4 +1,4 @@
-"""End to end on real components: the embedded model researches over the real demo index, recorded in SQLite."""
+"""End to end on real components: the embedded model researches the real demo index, recorded in SQLite."""
 
 from __future__ import annotations
 

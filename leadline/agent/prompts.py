@@ -14,6 +14,7 @@ from typing import Any
 
 from leadline.agent.state import Evidence
 from leadline.llm.base import Message
+from leadline.tools.untrusted import clean_untrusted_text
 
 SYSTEM = (
     "You are a careful research assistant. You answer from the numbered sources you are given. "
@@ -43,15 +44,12 @@ ANSWER_SCHEMA: dict[str, Any] = {
     "required": ["answer", "sources"],
 }
 
-_ROLE_MARKERS = re.compile(
-    r"<\|[^|>]{1,40}\|>|</?source[^>]*>|^\s*(system|assistant|user)\s*:|\[/?INST\]|###\s*(Instruction|System)",
-    re.IGNORECASE | re.MULTILINE,
-)
+_OUR_TAGS = re.compile(r"</?\s*source\b[^>]*>", re.IGNORECASE)
 
 
 def clean_source_text(text: str) -> str:
-    """Strip chat-role markers and our own delimiters from untrusted text."""
-    return _ROLE_MARKERS.sub(" ", text).strip()
+    """Strip invisible characters, chat-role markers and our own delimiters from untrusted text."""
+    return clean_untrusted_text(_OUR_TAGS.sub(" ", text))
 
 
 def format_sources(evidence: Sequence[Evidence], *, max_chars: int) -> str:
@@ -60,7 +58,7 @@ def format_sources(evidence: Sequence[Evidence], *, max_chars: int) -> str:
         text = clean_source_text(e["text"])
         if len(text) > max_chars:
             text = text[:max_chars].rsplit(" ", 1)[0] + " ..."
-        title = clean_source_text(e["title"])
+        title = clean_source_text(e["title"]).replace('"', "'")
         blocks.append(f'<source n="{e["n"]}" title="{title}">\n{text}\n</source>')
     return "\n".join(blocks) if blocks else "(no sources yet)"
 

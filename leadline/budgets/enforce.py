@@ -1,10 +1,11 @@
 """Enforcement at the boundary: every LLM call and search goes through here.
 
 :class:`BudgetedLLM` and :class:`BudgetedSearch` are the only way the research loop spends. Each call
-has a stable ``call_id`` within its run; before spending, the wrapper asks the run store whether that
-call was already made (a resumed run) and replays the recorded result. Otherwise it checks the ledger
-(clamping ``max_tokens`` to what is left, refusing a search past the cap), makes the call, and records
-the step and its real spend, so no code path spends outside the ledger and nothing is spent twice.
+has a stable ``call_id`` within its run (graph step, node, ordinal). Before spending, the wrapper asks
+the run store whether that call was already made (a resumed run) and replays the recorded result.
+Otherwise it checks the ledger (clamping ``max_tokens`` to what is left, refusing a search past the
+cap), makes the call, and records the step and its real spend, so no code path spends outside the
+ledger and nothing is spent twice.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class BudgetedLLM:
         Raises :class:`~leadline.errors.BudgetExceededError` when no tokens are left.
         """
         request = {"messages": [m.to_dict() for m in messages]}
-        key = f"{call_id}:{_digest(request)}"
+        key = call_id  # stable across a resume; the prompt itself may differ (the budget line does)
         recorded = self.store.get_step(self.run_id, key)
         if recorded is not None:
             return _completion_from_dict(recorded.response)
@@ -122,7 +123,13 @@ class BudgetedLLM:
             key=key,
             kind="llm",
             node=node,
-            request={**request, "max_tokens": max_tokens, "temperature": params.temperature, "n": params.n},
+            request={
+                **request,
+                "digest": _digest(request),
+                "max_tokens": max_tokens,
+                "temperature": params.temperature,
+                "n": params.n,
+            },
             response=_completion_to_dict(completion),
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
@@ -166,7 +173,7 @@ class BudgetedSearch:
 
     async def search(self, call_id: str, node: str, query: str, *, k: int = 5) -> list[SearchResult]:
         request = {"query": query, "k": k, "backend": self.backend.name}
-        key = f"{call_id}:{_digest(request)}"
+        key = call_id
         recorded = self.store.get_step(self.run_id, key)
         if recorded is not None:
             return [_result_from_dict(r) for r in recorded.response["results"]]
@@ -196,7 +203,7 @@ class BudgetedSearch:
                 doc_id=result.doc_id, title=result.title, text=result.text or result.snippet, url=result.url
             )
         request = {"url": result.url or result.doc_id}
-        key = f"{call_id}:{_digest(request)}"
+        key = call_id
         recorded = self.store.get_step(self.run_id, key)
         if recorded is not None:
             return _document_or_raise(recorded.response, request["url"])

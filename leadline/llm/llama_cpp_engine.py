@@ -98,7 +98,7 @@ class LlamaCppEngine:
         lp = first.get("logprobs")
         logprobs: tuple[float, ...] | None = None
         if isinstance(lp, dict):
-            if "content" in lp and lp["content"]:
+            if lp.get("content"):
                 logprobs = tuple(float(t["logprob"]) for t in lp["content"])
             elif lp.get("token_logprobs"):
                 logprobs = tuple(float(x) for x in lp["token_logprobs"] if x is not None)
@@ -141,11 +141,13 @@ class LlamaCppEngine:
             kwargs = self._kwargs(params, seed)
             kwargs["max_tokens"] = max_tokens
             if params.json_schema is not None:
-                from llama_cpp import LlamaGrammar
-
                 import json
 
-                kwargs["grammar"] = LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
+                from llama_cpp import LlamaGrammar
+
+                kwargs["grammar"] = LlamaGrammar.from_json_schema(
+                    json.dumps(params.json_schema), verbose=False
+                )
             return self._llama.create_completion(prompt=prompt, **kwargs), False
 
         return self._run(call, params)

@@ -58,7 +58,7 @@ def test_missing_weight_package_says_how_to_install(tmp_path: Path) -> None:
 
 
 def test_unknown_model_names_the_packaged_ones(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="qwen2.5-0.5b-instruct"):
+    with pytest.raises(ModelNotFoundError, match=r"qwen2\.5-0\.5b-instruct"):
         resolve_model_file("gpt-17", tmp_path)
     with pytest.raises(ModelNotFoundError, match="not found"):
         resolve_model_file(str(tmp_path / "nope.gguf"), tmp_path)

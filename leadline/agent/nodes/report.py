@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -13,9 +12,9 @@ from leadline.agent.prompts import report_messages
 from leadline.agent.state import ResearchState
 from leadline.errors import BudgetExceededError
 from leadline.llm.base import GenerationParams
+from leadline.tools.untrusted import strip_remote_images
 
 REPORT_TOKENS = 600
-_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)|<img\b[^>]*>", re.IGNORECASE)
 
 
 def sources_section(state: ResearchState) -> str:
@@ -47,7 +46,7 @@ async def report(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
                 messages,
                 GenerationParams(max_tokens=min(REPORT_TOKENS, tokens_left(state, ctx))),
             )
-            body = _IMAGE.sub("", completion.text).strip()
+            body = strip_remote_images(completion.text).strip()
         except BudgetExceededError:
             body = ""
     if not body:  # no tokens for prose: the report still states the answer and what was found
