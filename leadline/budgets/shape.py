@@ -1,0 +1,64 @@
+"""Shape: spend a query's tokens on parallel samples with voting, or on one longer sequential chain.
+
+Parallel sampling buys coverage for independent, single-fact questions; a sequential chain is what a
+compositional multi-hop question needs, since each hop builds on the last (Snell et al. 2024; the
+sequential-versus-parallel results on graph connectivity). When the outcome table holds curves for
+both shapes, the better expected quality at the allocated point decides; otherwise the question type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from leadline.budgets.controller import Shape
+from leadline.budgets.curves import GainCurve
+from leadline.budgets.difficulty import QuestionType
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShapeChoice:
+    shape: Shape
+    samples: int
+    think_tokens: int
+    reason: str
+
+
+def choose_shape(
+    qtype: QuestionType,
+    tokens: int,
+    searches: int,
+    *,
+    curves: Mapping[Shape, GainCurve] | None = None,
+    sample_tokens: int = 128,
+    max_samples: int = 8,
+    answer_reserve: int = 64,
+    min_think_tokens: int = 48,
+    max_think_tokens: int = 1024,
+) -> ShapeChoice:
+    """Pick the shape, the number of voting samples and the cap of one think step."""
+    usable = max(0, tokens - answer_reserve)
+    affordable = max(1, min(max_samples, tokens // max(1, sample_tokens)))
+    if curves and "parallel" in curves and "sequential" in curves:
+        q_par = float(curves["parallel"].value(tokens, searches))
+        q_seq = float(curves["sequential"].value(tokens, searches))
+        shape: Shape = "parallel" if q_par > q_seq and affordable >= 2 else "sequential"
+        reason = f"curves: parallel {q_par:.3f} vs sequential {q_seq:.3f}"
+    elif qtype == "single" and affordable >= 3:
+        shape, reason = "parallel", "single-fact question: sample and vote"
+    else:
+        shape = "sequential"
+        reason = (
+            "compositional question: one longer chain"
+            if qtype == "compositional"
+            else "too few tokens to vote"
+        )
+    if shape == "parallel":
+        samples = affordable if affordable % 2 else affordable - 1  # odd counts cannot tie
+        samples = max(samples, 1)
+        # Reasoning happens once; the samples share the rest.
+        think = max(min_think_tokens, min(max_think_tokens, (usable - samples * sample_tokens) // 2))
+        return ShapeChoice(shape="parallel", samples=samples, think_tokens=think, reason=reason)
+    steps = max(1, min(searches, 4))
+    think = max(min_think_tokens, min(max_think_tokens, usable // steps))
+    return ShapeChoice(shape="sequential", samples=1, think_tokens=think, reason=reason)

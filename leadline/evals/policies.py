@@ -1,0 +1,288 @@
+"""Allocation policies compared counterfactually on one outcome table.
+
+Every dev question was run at every budget point, so any policy that picks one budget point per question
+can be scored without running anything again:
+
+* uniform — every question at the same point;
+* adaptive — a difficulty estimator and gain curves fitted on the *train* rows predict each dev
+  question's quality at each point (curves conditioned on the difficulty score, or one per difficulty
+  bucket); the batch greedy picks points under the uniform policy's total cost;
+* oracle — the same greedy on the questions' actual outcomes.
+
+Figures: quality at equal mean compute, the compute each policy needs to match the best uniform quality
+(the efficiency ratio), and the share of the uniform-to-oracle gap the adaptive policy closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from leadline.budgets.adaptive import DifficultyCurves
+from leadline.budgets.allocation import AllocationGrid, PreparedBatch, hull_profiles
+from leadline.budgets.conditioned import fit_conditioned
+from leadline.budgets.cost import CostModel
+from leadline.budgets.difficulty import Difficulty, LearnedEstimator, question_type
+from leadline.errors import ConfigError
+from leadline.evals.outcomes import OutcomeRow, OutcomeTable
+
+log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float64]
+Point = tuple[int, int, str]
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """The three policies at the mean compute of one uniform budget point."""
+
+    point: Point
+    compute: float
+    uniform: float
+    adaptive: float
+    oracle: float
+    adaptive_compute: float
+    oracle_compute: float
+
+    @property
+    def gap_closed(self) -> float:
+        gap = self.oracle - self.uniform
+        return (self.adaptive - self.uniform) / gap if gap > 1e-9 else float("nan")
+
+
+@dataclass(frozen=True)
+class TableReport:
+    questions: int
+    budget_points: int
+    metric: str
+    points: list[PointResult]
+    best_uniform: float
+    best_uniform_compute: float
+    adaptive_compute_to_match: float
+    oracle_compute_to_match: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def gap_closed(self) -> float:
+        values = [p.gap_closed for p in self.points if not math.isnan(p.gap_closed)]
+        return float(np.mean(values)) if values else float("nan")
+
+    @property
+    def adaptive_efficiency(self) -> float:
+        return self.best_uniform_compute / self.adaptive_compute_to_match
+
+    @property
+    def oracle_efficiency(self) -> float:
+        return self.best_uniform_compute / self.oracle_compute_to_match
+
+    def describe(self) -> str:
+        lines = [
+            f"outcome table: {self.questions} dev questions x {self.budget_points} budget points"
+            f" ({self.metric})"
+        ]
+        for p in self.points:
+            lines.append(
+                f"  at T={p.point[0]},S={p.point[1]},{p.point[2]} (compute {p.compute:.0f}):"
+                f" uniform {p.uniform:.3f}  adaptive {p.adaptive:.3f}  oracle {p.oracle:.3f}"
+                f"  gap closed {p.gap_closed:.1%}"
+            )
+        lines.append(
+            f"  compute to match the best uniform quality {self.best_uniform:.3f}"
+            f" ({self.best_uniform_compute:.0f}):"
+            f" adaptive {self.adaptive_compute_to_match:.0f} ({self.adaptive_efficiency:.2f}x),"
+            f" oracle {self.oracle_compute_to_match:.0f} ({self.oracle_efficiency:.2f}x)"
+        )
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _matrix(table: OutcomeTable, points: Sequence[Point], metric: str) -> tuple[list[str], FloatArray]:
+    ids = table.question_ids()
+    index = {q: i for i, q in enumerate(ids)}
+    col = {p: j for j, p in enumerate(points)}
+    out = np.full((len(ids), len(points)), np.nan)
+    for r in table:
+        if r.point in col:
+            out[index[r.question_id], col[r.point]] = r.score(metric)
+    return ids, out
+
+
+def _first_rows(table: OutcomeTable) -> dict[str, OutcomeRow]:
+    first: dict[str, OutcomeRow] = {}
+    for r in table:
+        first.setdefault(r.question_id, r)
+    return first
+
+
+def fit_estimator(train: OutcomeTable, metric: str, small: Point) -> LearnedEstimator | None:
+    """Logistic "fails at the small budget point" on the train questions' features."""
+    rows = [r for r in train if r.point == small]
+    if not rows:
+        return None
+    names = tuple(sorted({k for r in rows for k in r.features}))
+    failed = [r.score(metric) < 0.5 for r in rows]
+    try:
+        return LearnedEstimator(feature_names=names).fit([dict(r.features) for r in rows], failed)
+    except ConfigError as exc:
+        log.warning("difficulty estimator not fitted: %s", exc)
+        return None
+
+
+def _difficulty(estimator: LearnedEstimator | None, row: OutcomeRow) -> Difficulty:
+    features = dict(row.features)
+    qtype = question_type(features)
+    if estimator is None:
+        return Difficulty(score=0.5, uncertainty=1.0, qtype=qtype, features=features)
+    return estimator.estimate_features(features, qtype)
+
+
+def predict_quality(
+    train: OutcomeTable,
+    dev: OutcomeTable,
+    points: Sequence[Point],
+    metric: str,
+    notes: list[str],
+    *,
+    curves: str = "conditioned",
+) -> FloatArray:
+    """Predicted quality of each dev question at each point, from models fitted on train rows only."""
+    small = min(points, key=lambda p: (p[0] + p[1], p))
+    estimator = fit_estimator(train, metric, small)
+    if estimator is None:
+        notes.append("difficulty estimator could not be fitted; every question looks alike")
+    train_first = _first_rows(train)
+    dev_first = _first_rows(dev)
+    dev_ids = dev.question_ids()
+    d_train = {q: _difficulty(estimator, r) for q, r in train_first.items()}
+    d_dev = [_difficulty(estimator, dev_first[q]) for q in dev_ids]
+    pred = np.zeros((len(dev_ids), len(points)))
+    for shape in sorted({p[2] for p in points}):
+        rows = [r for r in train if r.shape == shape]
+        cols = [j for j, p in enumerate(points) if p[2] == shape]
+        try:
+            if curves == "conditioned":
+                # One family for all questions, its scales moving with the difficulty score.
+                model = fit_conditioned(
+                    [[d_train[r.question_id].score] for r in rows],
+                    [r.tokens for r in rows],
+                    [r.searches for r in rows],
+                    [r.score(metric) for r in rows],
+                    [r.question_id for r in rows],
+                )
+                fitted = model.curves_for([[d.score] for d in d_dev])
+            else:
+                buckets = DifficultyCurves.fit(
+                    [d_train[r.question_id] for r in rows],
+                    [r.tokens for r in rows],
+                    [r.searches for r in rows],
+                    [r.score(metric) for r in rows],
+                    [r.question_id for r in rows],
+                )
+                fitted = [buckets.curve_for(d) for d in d_dev]
+            for i, curve in enumerate(fitted):
+                for j in cols:
+                    pred[i, j] = float(curve.value(points[j][0], points[j][1]))
+        except ConfigError as exc:
+            # Too few budget points for any curve family: the train mean at each point, per difficulty half.
+            notes.append(f"{shape}: no gain curve fitted ({exc}); using train means per point")
+            for j in cols:
+                scores = [r.score(metric) for r in train if r.point == points[j]]
+                pred[:, j] = float(np.mean(scores)) if scores else 0.0
+    return pred
+
+
+def _prepared(values: FloatArray, costs: FloatArray) -> tuple[PreparedBatch, float]:
+    n, m = values.shape
+    # The option index rides in the "tokens" slot so each chosen hull vertex maps back to its point.
+    profiles, _ = hull_profiles(values, costs, np.arange(m, dtype=np.float64), np.zeros(m))
+    prepared = PreparedBatch(
+        n=n,
+        group_of=np.arange(n, dtype=np.int64),
+        size=np.ones(n),
+        profiles=profiles,
+        cost=CostModel(),
+        grid=AllocationGrid(),
+    )
+    return prepared, float(profiles.cost[:, 0].sum())
+
+
+def _run(
+    prepared: PreparedBatch, base: float, total: float, actual: FloatArray, costs: FloatArray
+) -> tuple[float, float]:
+    plan = prepared.greedy(max(0.0, total - base))
+    idx = np.array([q.tokens for q in plan.queries], dtype=np.int64)
+    rows = np.arange(actual.shape[0])
+    return float(actual[rows, idx].mean()), float(costs[idx].mean())
+
+
+def _compute_to_match(
+    prepared: PreparedBatch, base: float, target: float, actual: FloatArray, costs: FloatArray
+) -> float:
+    n = actual.shape[0]
+    hi = float(costs.max()) * n
+    if _run(prepared, base, hi, actual, costs)[0] < target - 1e-12:
+        return float("inf")
+    lo = base
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if _run(prepared, base, mid, actual, costs)[0] >= target - 1e-12:
+            hi = mid
+        else:
+            lo = mid
+    return _run(prepared, base, hi, actual, costs)[1]
+
+
+def evaluate_table(
+    table: OutcomeTable,
+    *,
+    cost: CostModel | None = None,
+    metric: str = "f1",
+    train_split: str = "train",
+    dev_split: str = "dev",
+    curves: str = "conditioned",
+) -> TableReport:
+    """Uniform, adaptive and oracle on the dev rows; models fitted on the train rows."""
+    cost = cost or CostModel()
+    points = table.budget_points()
+    if len(points) < 2:
+        raise ConfigError(f"need at least 2 budget points to compare policies, the table has {len(points)}")
+    dev = table.split(dev_split).complete(points)
+    train = table.split(train_split)
+    if not len(dev):
+        raise ConfigError(f"no {dev_split} question has a row at every budget point")
+    if not len(train):
+        raise ConfigError(f"no {train_split} rows to fit on")
+    notes: list[str] = []
+    ids, actual = _matrix(dev, points, metric)
+    if curves not in ("conditioned", "buckets"):
+        raise ConfigError(f"curves must be 'conditioned' or 'buckets', got {curves!r}")
+    pred = predict_quality(train, dev, points, metric, notes, curves=curves)
+    costs = np.array([cost.cost(float(p[0]), float(p[1])) for p in points])
+    adaptive, base = _prepared(pred, costs)
+    oracle, _ = _prepared(actual, costs)
+    n = len(ids)
+    results: list[PointResult] = []
+    for j, point in enumerate(points):
+        total = float(costs[j]) * n
+        q_a, c_a = _run(adaptive, base, total, actual, costs)
+        q_o, c_o = _run(oracle, base, total, actual, costs)
+        results.append(PointResult(point, float(costs[j]), float(actual[:, j].mean()), q_a, q_o, c_a, c_o))
+    best = max(results, key=lambda r: (r.uniform, -r.compute))
+    return TableReport(
+        questions=n,
+        budget_points=len(points),
+        metric=metric,
+        points=results,
+        best_uniform=best.uniform,
+        best_uniform_compute=best.compute,
+        adaptive_compute_to_match=_compute_to_match(adaptive, base, best.uniform, actual, costs),
+        oracle_compute_to_match=_compute_to_match(oracle, base, best.uniform, actual, costs),
+        notes=notes,
+    )
+
+
+__all__ = ["PointResult", "TableReport", "evaluate_table", "fit_estimator", "predict_quality"]
