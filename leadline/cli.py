@@ -219,7 +219,10 @@ def models() -> None:
     from leadline.llm.models import model_status
 
     settings = _settings()
-    table = Table("model", "installed", "cached", "description")
+    table = Table()
+    table.add_column("model", no_wrap=True)
+    for column in ("installed", "cached", "description"):
+        table.add_column(column)
     for s in model_status(settings.models_dir):
         name = s.name + (" (default)" if s.name == DEFAULT_MODEL else "")
         table.add_row(
