@@ -9,13 +9,15 @@ run carries what it gathered in ``run_data``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from leadline.agent.context import ProgressCallback, RunContext
 from leadline.agent.graph import compile_graph
 from leadline.agent.state import initial_state
+from leadline.budgets.adaptive import AdaptiveBatch
 from leadline.budgets.controller import Controller, FixedController
+from leadline.budgets.cost import CostModel
 from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step
 from leadline.budgets.ledger import Budget, Ledger
 from leadline.config import Settings
@@ -107,9 +109,9 @@ class Researcher:
     def controller(self) -> Controller:
         if self._controller is None:
             return FixedController()
-        if isinstance(self._controller, Controller):
+        if isinstance(self._controller, Controller) and not isinstance(self._controller, type):
             return self._controller
-        return self._controller()
+        return self._controller()  # a factory (or a class): one controller per run
 
     # -- runs ----------------------------------------------------------------------------------------
     async def aresearch(
@@ -250,6 +252,66 @@ class Researcher:
             "searxng_url": s.searxng_url,
             "seed": s.seed,
         }
+
+    async def abatch(
+        self,
+        questions: Sequence[str],
+        *,
+        per_question: Budget | None = None,
+        adaptive: bool = True,
+        concurrency: int = 1,
+        mode: Mode = "answer",
+        on_result: Callable[[int, ResearchResult | LeadlineError], None] | None = None,
+    ) -> list[ResearchResult | LeadlineError]:
+        """Research many questions under one total budget (``per_question`` times their number).
+
+        With ``adaptive`` the two-axis controller plans the whole batch (easy questions get less, hard
+        ones more) and runs return what they do not spend to a pool that later runs draw from. A failed
+        question yields its error in place of a result; the batch goes on.
+        """
+        texts = [validate_question(q) for q in questions]
+        per_question = _validate_budget(per_question)
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        batch: AdaptiveBatch | None = None
+        if adaptive and texts:
+            cost = CostModel.for_budget(per_question)
+            total = cost.budget_cost(per_question) * len(texts)
+            batch = AdaptiveBatch(texts, total_budget=total, cost=cost)
+        gate = asyncio.Semaphore(concurrency)
+        results: list[ResearchResult | LeadlineError | None] = [None] * len(texts)
+
+        async def one(i: int, text: str) -> None:
+            async with gate:
+                if batch is not None:
+                    runner = Researcher(
+                        self.settings,
+                        llm=self.llm,
+                        search=self.search_backend,
+                        reader=self._reader,
+                        store=self.store,
+                        controller=batch.controller(),
+                        search_k=self.search_k,
+                    )
+                    budget = batch.budget_for(text, steps=per_question.steps)
+                else:
+                    runner, budget = self, per_question
+                try:
+                    outcome: ResearchResult | LeadlineError = await runner.aresearch(
+                        text, budget=budget, mode=mode
+                    )
+                except LeadlineError as exc:
+                    outcome = exc
+                results[i] = outcome
+                if on_result is not None:
+                    on_result(i, outcome)
+
+        await asyncio.gather(*(one(i, t) for i, t in enumerate(texts)))
+        return [r for r in results if r is not None]
+
+    def batch(self, questions: Sequence[str], **kwargs: Any) -> list[ResearchResult | LeadlineError]:
+        """Synchronous :meth:`abatch`."""
+        return _run_sync(self.abatch(questions, **kwargs))
 
     def research(self, question: str, **kwargs: Any) -> ResearchResult:
         """Synchronous :meth:`aresearch` (not from inside a running event loop)."""

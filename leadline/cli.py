@@ -139,6 +139,9 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout only.")] = False,
     db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in the data dir).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+    controller: Annotated[
+        str, typer.Option(help="fixed (spend the budget as given) or adaptive (the two-axis controller).")
+    ] = "fixed",
 ) -> None:
     """Research a question and print the answer with its citations."""
     from leadline.api import Researcher
@@ -154,13 +157,116 @@ def ask(
             searxng_url=searxng_url,
         )
         budget = Budget(tokens=budget_tokens, searches=budget_searches, seconds=budget_seconds)
-        with Researcher(settings) as researcher, _Progress(not quiet) as progress:
+        with (
+            Researcher(settings, controller=_controller(controller)) as researcher,
+            _Progress(not quiet) as progress,
+        ):
             return researcher.research(
                 question, budget=budget, mode="report" if report else "answer", progress=progress
             )
 
     result = _guard(run)
     _print_result(result, as_json=as_json)
+
+
+def _controller(name: str) -> Any:
+    from leadline.budgets.adaptive import AdaptiveController
+    from leadline.budgets.controller import FixedController
+    from leadline.errors import ConfigError
+
+    factories = {"fixed": FixedController, "adaptive": AdaptiveController}
+    if name not in factories:
+        raise ConfigError(f"unknown controller {name!r}; use fixed or adaptive")
+    return factories[name]
+
+
+def _read_questions(path: Path) -> list[str]:
+    from leadline.errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError(f"question file not found: {path}")
+    questions = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                questions.append(str(json.loads(line)["question"]))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{path}:{lineno}: expected a JSON object with a 'question'") from exc
+        else:
+            questions.append(line.strip())
+    if not questions:
+        raise ConfigError(f"{path} holds no questions")
+    return questions
+
+
+@app.command()
+def batch(
+    questions_file: Annotated[
+        Path, typer.Argument(help="Questions: one per line, or JSONL with 'question'.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Results as JSONL (appended; finished questions are skipped).")
+    ] = Path("leadline-results.jsonl"),
+    tokens_per_question: Annotated[int, typer.Option(help="Mean generated tokens per question.")] = 512,
+    searches_per_question: Annotated[int, typer.Option(help="Mean searches per question.")] = 3,
+    adaptive: Annotated[
+        bool, typer.Option("--adaptive/--fixed", help="Plan the batch with the two-axis controller.")
+    ] = True,
+    concurrency: Annotated[int, typer.Option(help="Runs at once (useful against a vLLM server).")] = 1,
+    report: Annotated[bool, typer.Option("--report", help="Write a report per question.")] = False,
+    model: Annotated[str | None, typer.Option(help="Packaged model, .gguf path, or server model.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
+    db: Annotated[str | None, typer.Option(help="Database URL.")] = None,
+) -> None:
+    """Research many questions unattended under one total budget, one JSON line per result."""
+    from leadline.api import Researcher
+    from leadline.budgets.ledger import Budget
+
+    def run() -> tuple[int, int]:
+        questions = _read_questions(questions_file)
+        finished = set()
+        if out.exists():
+            for line in out.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    finished.add(json.loads(line).get("question"))
+        todo = [q for q in questions if " ".join(q.split()) not in finished]
+        settings = _settings(model=model, base_url=base_url, corpus=corpus, db_url=db)
+        per_question = Budget(tokens=tokens_per_question, searches=searches_per_question)
+        failures = 0
+
+        def on_result(i: int, outcome: Any) -> None:
+            nonlocal failures
+            if isinstance(outcome, LeadlineError):
+                failures += 1
+                err.print(f"[{i + 1}/{len(todo)}] [red]failed:[/] {outcome.message}", highlight=False)
+                return
+            with out.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(outcome.to_dict(), default=str) + "\n")
+            s = outcome.spend
+            err.print(
+                f"[{i + 1}/{len(todo)}] {s.tokens} tokens, {s.searches} searches: {outcome.answer[:80]}",
+                highlight=False,
+            )
+
+        err.print(f"{len(todo)} questions to run ({len(questions) - len(todo)} already in {out})")
+        with Researcher(settings) as researcher:
+            researcher.batch(
+                todo,
+                per_question=per_question,
+                adaptive=adaptive,
+                concurrency=concurrency,
+                mode="report" if report else "answer",
+                on_result=on_result,
+            )
+        return len(todo) - failures, failures
+
+    done, failures = _guard(run)
+    err.print(f"{done} answered, {failures} failed; results in {out}")
+    if failures:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,0 +1,85 @@
+"""Batches under one total budget, and the adaptive controller driving the real loop (with fakes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from leadline import Budget, LeadlineError, Researcher, ResearchResult, Settings
+from leadline.budgets.adaptive import AdaptiveController
+from leadline.testing import FakeSearch, MemoryRunStore, ScriptedLLM
+from leadline.tools.base import Document
+
+from .conftest import QUESTION, sensible
+
+EASY = "Who wrote The Selfish Gene?"
+
+
+def researcher(docs: list[Document], **kwargs: object) -> Researcher:
+    return Researcher(
+        Settings(), llm=ScriptedLLM(sensible), search=FakeSearch(docs), store=MemoryRunStore(), **kwargs
+    )  # type: ignore[arg-type]
+
+
+def test_adaptive_batch_stays_within_the_total_budget(docs: list[Document]) -> None:
+    per = Budget(tokens=400, searches=3, search_cost_tokens=100)
+    questions = [QUESTION, EASY, "Where are cats found?"]
+    results = researcher(docs).batch(questions, per_question=per, adaptive=True)
+    assert len(results) == 3 and all(isinstance(r, ResearchResult) for r in results)
+    spent = sum(r.spend.tokens + 100 * r.spend.searches for r in results if isinstance(r, ResearchResult))
+    assert spent <= 3 * (400 + 100 * 3)
+    assert all(r.answer for r in results if isinstance(r, ResearchResult))
+    assert all(r.spend.searches >= 1 for r in results if isinstance(r, ResearchResult))
+
+
+def test_a_failing_question_does_not_crash_the_batch(docs: list[Document]) -> None:
+    from leadline.errors import LLMResponseError
+
+    def respond(messages, params):  # type: ignore[no-untyped-def]
+        if "cats" in messages[-1].content.lower():
+            raise LLMResponseError("the server refused this prompt", status_code=400)
+        return sensible(messages, params)
+
+    r = Researcher(Settings(), llm=ScriptedLLM(respond), search=FakeSearch(docs), store=MemoryRunStore())
+    results = r.batch(
+        [QUESTION, "Where are cats found?", EASY], per_question=Budget(tokens=300), adaptive=False
+    )
+    assert isinstance(results[0], ResearchResult) and isinstance(results[2], ResearchResult)
+    assert isinstance(results[1], LLMResponseError)
+    with pytest.raises(LeadlineError):  # a blank question is refused at the edge, before anything runs
+        r.batch([QUESTION, "   "])
+
+
+def test_adaptive_controller_runs_the_loop_and_respects_hard_caps(docs: list[Document]) -> None:
+    r = researcher(docs, controller=AdaptiveController)
+    result = r.research(QUESTION, budget=Budget(tokens=300, searches=2))
+    assert result.answer and result.spend.tokens <= 300 and 1 <= result.spend.searches <= 2
+    assert "difficulty" in result.trace[0]["detail"]
+
+
+def test_batch_cli_writes_one_line_per_result_and_skips_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docs: list[Document]
+) -> None:
+    from leadline import cli
+
+    made: list[Researcher] = []
+
+    def fake_researcher(settings: Settings, **kwargs: object) -> Researcher:
+        r = researcher(docs)
+        made.append(r)
+        return r
+
+    monkeypatch.setattr("leadline.api.Researcher", fake_researcher)
+    questions = tmp_path / "q.txt"
+    questions.write_text(f"{QUESTION}\n\n{EASY}\n")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(cli.app, ["batch", str(questions), "--out", str(out), "--fixed"])
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["question"] for r in rows] == [QUESTION, EASY]
+    result = CliRunner().invoke(cli.app, ["batch", str(questions), "--out", str(out)])
+    assert result.exit_code == 0 and "0 questions to run" in result.stderr
+    assert len(out.read_text().splitlines()) == 2
