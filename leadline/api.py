@@ -82,6 +82,9 @@ class Researcher:
         self._store = store
         self.search_k = search_k
         self._owns: list[Any] = []
+        self._runner: asyncio.Runner | None = None
+        """The event loop of the synchronous API: one per Researcher, so async clients (httpx pools,
+        the fetcher) live on the loop they were created on across calls."""
 
     # -- dependencies, built lazily ----------------------------------------------------------------
     @property
@@ -311,14 +314,14 @@ class Researcher:
 
     def batch(self, questions: Sequence[str], **kwargs: Any) -> list[ResearchResult | LeadlineError]:
         """Synchronous :meth:`abatch`."""
-        return _run_sync(self.abatch(questions, **kwargs))
+        return self._sync(self.abatch(questions, **kwargs))
 
     def research(self, question: str, **kwargs: Any) -> ResearchResult:
         """Synchronous :meth:`aresearch` (not from inside a running event loop)."""
-        return _run_sync(self.aresearch(question, **kwargs))
+        return self._sync(self.aresearch(question, **kwargs))
 
     def resume(self, run_id: str, **kwargs: Any) -> ResearchResult:
-        return _run_sync(self.aresume(run_id, **kwargs))
+        return self._sync(self.aresume(run_id, **kwargs))
 
     async def aclose(self) -> None:
         for owned in reversed(self._owns):
@@ -327,8 +330,26 @@ class Researcher:
                 await close()
         self._owns.clear()
 
+    def _sync(self, coro: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self._runner is None:
+                self._runner = asyncio.Runner()
+            return self._runner.run(coro)
+        coro.close()
+        raise ConfigError("called from a running event loop: use the async API (aresearch / aresume)")
+
     def close(self) -> None:
-        _run_sync(self.aclose())
+        if self._runner is None:
+            if self._owns:
+                _run_sync(self.aclose())
+            return
+        try:
+            self._runner.run(self.aclose())
+        finally:
+            self._runner.close()
+            self._runner = None
 
     async def __aenter__(self) -> Researcher:
         return self
