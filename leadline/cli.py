@@ -270,6 +270,82 @@ def batch(
 
 
 @app.command()
+def tune(
+    questions_file: Annotated[
+        Path, typer.Argument(help="JSONL with id, question, answers (the multihop format).")
+    ],
+    points: Annotated[str, typer.Option(help="Budget points TOKENSxSEARCHES, comma separated.")] = (
+        "128x1,256x2,512x3"
+    ),
+    out: Annotated[
+        Path, typer.Option(help="Outcome table JSONL (appended; rows already there are kept).")
+    ] = Path("leadline-outcomes.jsonl"),
+    split: Annotated[
+        str, typer.Option(help="Split name for these rows (train rows fit, dev rows evaluate).")
+    ] = ("dev"),
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    model: Annotated[str | None, typer.Option(help="Packaged model, .gguf path, or server model.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
+) -> None:
+    """See what each extra search or token buys: run questions at a grid of budgets and score them.
+
+    Prints mean quality and real spend per budget point; when the table holds train and dev rows, also
+    compares uniform, adaptive and oracle allocation on it (curves fitted on train, scored on dev).
+    """
+    import asyncio
+
+    from leadline.api import Researcher
+    from leadline.evals.datasets import load_questions
+    from leadline.evals.outcomes import OutcomeTable
+    from leadline.evals.sweep import parse_points, run_sweep
+
+    def run() -> OutcomeTable:
+        grid = parse_points(points)
+        items = load_questions(questions_file)[:limit]
+        settings = _settings(model=model, base_url=base_url, corpus=corpus)
+
+        async def sweep() -> None:
+            async with Researcher(settings) as researcher:
+                await run_sweep(
+                    researcher,
+                    items,
+                    grid,
+                    out,
+                    split=split,
+                    on_row=lambda r: err.print(
+                        f"{r.question_id} {r.tokens}x{r.searches}: f1 {r.f1:.2f}, "
+                        f"spent {r.spent_tokens} tokens / {r.spent_searches} searches",
+                        highlight=False,
+                    ),
+                )
+
+        asyncio.run(sweep())
+        return OutcomeTable.read_jsonl(out)
+
+    table = _guard(run)
+    summary = Table("tokens x searches", "questions", "EM", "F1", "recall", "spent tokens", "spent searches")
+    for tokens, searches, shape in table.budget_points():
+        rows = [r for r in table if r.point == (tokens, searches, shape)]
+        n = len(rows)
+        summary.add_row(
+            f"{tokens} x {searches}",
+            str(n),
+            f"{sum(r.em for r in rows) / n:.3f}",
+            f"{sum(r.f1 for r in rows) / n:.3f}",
+            f"{sum(r.recall for r in rows) / n:.3f}",
+            f"{sum(r.spent_tokens for r in rows) / n:.0f}",
+            f"{sum(r.spent_searches for r in rows) / n:.2f}",
+        )
+    out_console = Console()
+    out_console.print(summary)
+    if len(table.split("train")) and len(table.split("dev")) and len(table.budget_points()) >= 2:
+        from leadline.evals.policies import evaluate_table
+
+        out_console.print(_guard(lambda: evaluate_table(table)).describe())
+
+
+@app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="The id of an interrupted run.")],
     db: Annotated[str | None, typer.Option(help="Database URL.")] = None,

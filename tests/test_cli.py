@@ -81,3 +81,29 @@ def test_index_builds_a_named_corpus_and_ask_refuses_a_corrupt_one(
             f.write_bytes(b"garbage")
     code, _, err = run("ask", "What is alpha?", "--corpus", "tiny")
     assert code == 1 and "Traceback" not in err and "tiny" in err
+
+
+def test_resume_of_a_finished_run_prints_its_answer_and_unknown_runs_are_one_line_errors(
+    leadline_home: Path,
+) -> None:
+    from leadline import Budget, Researcher, Settings
+    from leadline.testing import FakeSearch, ScriptedLLM
+    from leadline.tools.base import Document
+    from leadline.wiring import make_store
+
+    settings = Settings()
+    docs = [Document(doc_id="d1", title="Hamlet", text="Hamlet is a tragedy by William Shakespeare.")]
+    llm = ScriptedLLM(
+        lambda m, p: json.dumps({"answer": "William Shakespeare", "sources": [1], "queries": []})
+    )
+    with Researcher(settings, llm=llm, search=FakeSearch(docs), store=make_store(settings)) as r:
+        run_id = r.research("Who wrote Hamlet?", budget=Budget(tokens=200, searches=1)).run_id
+    code, out, _ = run("resume", run_id, "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["answer"] == "William Shakespeare" and data["citations"][0]["doc_id"] == "d1"
+    assert data["spend"]["searches"] == 1
+    code, _, err = run("resume", "no-such-run")
+    assert code == 1 and "no-such-run" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run("runs", "show", run_id)
+    assert code == 0 and "William Shakespeare" in out

@@ -83,3 +83,31 @@ def test_batch_cli_writes_one_line_per_result_and_skips_finished(
     result = CliRunner().invoke(cli.app, ["batch", str(questions), "--out", str(out)])
     assert result.exit_code == 0 and "0 questions to run" in result.stderr
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_tune_runs_every_question_at_every_point_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docs: list[Document]
+) -> None:
+    from leadline import cli
+
+    monkeypatch.setattr("leadline.api.Researcher", lambda settings, **kw: researcher(docs))
+    rows = [
+        {"id": f"q{i}", "question": q, "answers": ["Balliol College"], "supporting_doc_ids": ["d2"]}
+        for i, q in enumerate([QUESTION, EASY, "Which college did Dawkins attend?"])
+    ]
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "table.jsonl"
+    for split in ("train", "dev"):
+        result = CliRunner().invoke(
+            cli.app, ["tune", str(qfile), "--points", "96x1,400x3", "--out", str(out), "--split", split]
+        )
+        assert result.exit_code == 0, result.stderr
+    table = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(table) == 3 * 2  # the dev pass found the rows already there and did not rerun them
+    assert {(r["tokens"], r["searches"]) for r in table} == {(96, 1), (400, 3)}
+    big = [r for r in table if r["tokens"] == 400 and r["question_id"] == "q0"][0]
+    assert big["f1"] == 1.0 and big["recall"] == 1.0 and big["spent_searches"] <= 3
+    assert "400 x 3" in result.stdout
+    result = CliRunner().invoke(cli.app, ["tune", str(qfile), "--points", "lots", "--out", str(out)])
+    assert result.exit_code == 1 and "TOKENSxSEARCHES" in result.stderr
