@@ -68,6 +68,9 @@ async def sweep(args: argparse.Namespace) -> None:
         load_questions(DATASETS / "multihop" / "questions.dev.jsonl"), args.n_dev_sample, seed=args.seed
     )
     dev = dev[: args.n_dev]
+    if args.dev_slice:
+        start, stop = (int(x) for x in args.dev_slice.split(":"))
+        dev = dev[start:stop]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.touch()
     reused = reuse_answer_quality(args.reuse, args.out, points, args.model) if args.only != "train" else 0
@@ -102,6 +105,7 @@ def main() -> None:
     parser.add_argument("--points", default="128x1,256x2,512x3,1024x4")
     parser.add_argument("--model", default="qwen2.5-0.5b-instruct")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/outcomes.jsonl"))
+    parser.add_argument("--dev-slice", default=None, help="START:STOP of the dev questions (parallel sweeps)")
     parser.add_argument("--only", choices=("train", "dev"), default=None, help="run one split only")
     parser.add_argument("--reuse", type=Path, default=Path("benchmarks/out/answer_quality.jsonl"))
     args = parser.parse_args()

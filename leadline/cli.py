@@ -92,6 +92,17 @@ class _Progress:
             self._status.update(f"{event['node']}: {budget}")
 
 
+def _excerpt(passage: str, answer: str, width: int = 240) -> str:
+    """The part of a cited passage around the answer (or its start), for display."""
+    text = " ".join(passage.split())
+    if len(text) <= width:
+        return text
+    at = text.lower().find(answer.lower().strip()) if answer.strip() else -1
+    start = 0 if at < 0 else max(0, at - width // 3)
+    excerpt = text[start : start + width]
+    return ("..." if start else "") + excerpt + ("..." if start + width < len(text) else "")
+
+
 def _print_result(result: Any, *, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
@@ -103,7 +114,7 @@ def _print_result(result: Any, *, as_json: bool) -> None:
     else:
         out.print(f"\n[bold]Answer:[/] {result.answer}", highlight=False)
         for c in result.citations:
-            passage = c.passage if len(c.passage) < 240 else c.passage[:240] + "..."
+            passage = _excerpt(c.passage, result.answer)
             out.print(f"  [{c.n}] [bold]{c.title}[/] ({c.source})\n      {passage}", highlight=False)
     s = result.spend
     forced = f", answer forced by the {result.forced} limit" if result.forced else ""
