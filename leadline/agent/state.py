@@ -56,6 +56,8 @@ class ResearchState(TypedDict):
     """What think steps concluded (bridge entities, intermediate answers)."""
     searches_done: int
     thinks_done: int
+    evidence_at_last_think: NotRequired[int]
+    """How many sources the run had when it last thought: thinking again over the same ones is idle."""
     new_docs_last_search: int
     candidate: NotRequired[dict[str, Any] | None]
     next_action: NotRequired[str]

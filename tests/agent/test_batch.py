@@ -106,7 +106,7 @@ def test_tune_runs_every_question_at_every_point_once(
     table = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(table) == 3 * 2  # the dev pass found the rows already there and did not rerun them
     assert {(r["tokens"], r["searches"]) for r in table} == {(96, 1), (400, 3)}
-    big = [r for r in table if r["tokens"] == 400 and r["question_id"] == "q0"][0]
+    big = next(r for r in table if r["tokens"] == 400 and r["question_id"] == "q0")
     assert big["f1"] == 1.0 and big["recall"] == 1.0 and big["spent_searches"] <= 3
     assert "400 x 3" in result.stdout
     result = CliRunner().invoke(cli.app, ["tune", str(qfile), "--points", "lots", "--out", str(out)])

@@ -214,3 +214,25 @@ def test_source_text_cannot_impersonate_the_prompt(docs: list[Document]) -> None
         assert body.count("</source>") == body.count("<source ")  # no forged closing tag
         assert 'n="9"' not in body
         assert "SYSTEM:" not in body
+
+
+def test_a_controller_that_always_thinks_cannot_think_twice_over_the_same_sources(
+    docs: list[Document],
+) -> None:
+    from leadline.budgets.controller import Decision, FixedController, RunObservation
+
+    class Ponder(FixedController):
+        def decide(self, observation: RunObservation) -> Decision:
+            if observation.searches_done == 0:
+                return Decision("search", "first")
+            return Decision("think", "always think")
+
+    llm = ScriptedLLM(sensible)
+    r = Researcher(Settings(), llm=llm, search=FakeSearch(docs), store=MemoryRunStore(), controller=Ponder())
+    result = r.research(QUESTION, budget=Budget(tokens=5000, searches=5, steps=40))
+    assert result.forced is None  # it ended by the rule, not the step cap
+    thinks = [t for t in result.trace if t["node"] == "think"]
+    searches = [t for t in result.trace if t["node"] == "search"]
+    # every think saw new sources: thinks never outnumber the searches that brought them
+    assert 1 <= len(thinks) <= len(searches)
+    assert result.answer == "Balliol College"

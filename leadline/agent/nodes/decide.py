@@ -53,6 +53,12 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
             forced = "searches" if obs.searches_done == 0 else None
         if action == "think" and obs.tokens_left < think_tokens // 2 + ctx.answer_reserve:
             action, reason = "answer", "too few tokens left to think"
+        idle = state.get("evidence_at_last_think") == obs.evidence_count and obs.thinks_done > 0
+        if action == "think" and idle:  # the same sources again would give the same thoughts
+            if obs.searches_left > 0 and obs.pending_queries > 0:
+                action, reason = "search", "no new sources since the last think: search the pending query"
+            else:
+                action, reason = "answer", "no new sources since the last think"
     ctx.emit("decide", action, reason, state["step"])
     update: dict[str, Any] = {
         "next_action": action,

@@ -17,7 +17,11 @@ from leadline.llm.base import GenerationParams
 
 async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    update: dict[str, Any] = {"step": state["step"] + 1, "thinks_done": state["thinks_done"] + 1}
+    update: dict[str, Any] = {
+        "step": state["step"] + 1,
+        "thinks_done": state["thinks_done"] + 1,
+        "evidence_at_last_think": len(state["evidence"]),
+    }
     shown = select_evidence(state["evidence"], ctx.max_evidence)
     messages = think_messages(
         state["question"],
