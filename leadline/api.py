@@ -148,15 +148,17 @@ class Researcher:
         store = self.store
         record = store.get_run(run_id)
         budget = Budget.from_dict(record.budget)
-        if record.status == "done":
+        if record.status == "done":  # nothing to do: hand back what was recorded
             ledger = Ledger(budget)
             ledger.restore([entry_for_step(s) for s in store.list_steps(run_id)])
+            spend = ledger.spend
+            spend.seconds = float(record.spend.get("seconds", spend.seconds))
             return ResearchResult(
                 run_id=run_id,
                 question=record.question,
                 answer=record.answer or "",
                 citations=[Citation(**c) for c in record.citations],
-                spend=ledger.spend,
+                spend=spend,
                 report=record.report,
                 status="done",
             )
