@@ -82,6 +82,7 @@ class Researcher:
         self._store = store
         self.search_k = search_k
         self._owns: list[Any] = []
+        self._probed = False
         self._runner: asyncio.Runner | None = None
         """The event loop of the synchronous API: one per Researcher, so async clients (httpx pools,
         the fetcher) live on the loop they were created on across calls."""
@@ -133,6 +134,7 @@ class Researcher:
             raise ConfigError(f"mode must be 'answer' or 'report', got {mode!r}")
         # resolve every dependency before anything is written, so bad settings leave no trace
         search, llm, store = self.search_backend, self.llm, self.store
+        await self._probe(llm)
         run_id = store.create_run(
             question=text,
             mode=mode,
@@ -142,6 +144,13 @@ class Researcher:
             run_id=run_id,
         )
         return await self._run(run_id, text, mode, budget, llm, search, store, progress, resume=False)
+
+    async def _probe(self, llm: LLMClient) -> None:
+        """Ask a server client which model it serves (and that it answers) once, before any run."""
+        probe = getattr(llm, "probe", None)
+        if probe is not None and not self._probed:
+            await probe()
+            self._probed = True
 
     async def aresume(self, run_id: str, *, progress: ProgressCallback | None = None) -> ResearchResult:
         """Finish an interrupted run: recorded calls are replayed, never spent again."""
