@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from leadline.agent.context import ProgressCallback, RunContext
@@ -17,9 +18,9 @@ from leadline.agent.graph import compile_graph
 from leadline.agent.state import initial_state
 from leadline.budgets.adaptive import AdaptiveBatch
 from leadline.budgets.controller import Controller, FixedController
-from leadline.budgets.cost import CostModel
+from leadline.budgets.cost import CostModel, measure_search_cost
 from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step
-from leadline.budgets.ledger import Budget, Ledger
+from leadline.budgets.ledger import Budget, Ledger, LedgerEntry
 from leadline.config import Settings
 from leadline.errors import (
     ConfigError,
@@ -35,6 +36,35 @@ from leadline.wiring import make_llm, make_search, make_store, open_checkpointer
 
 Mode = Literal["answer", "report"]
 MAX_QUESTION_CHARS = 4000
+
+
+@dataclass
+class _EngineTimings:
+    generated_tokens: int = 0
+    llm_seconds: float = 0.0
+    searches: int = 0
+    search_seconds: float = 0.0
+    read_seconds: float = 0.0
+
+    def add(self, entries: Sequence[LedgerEntry]) -> None:
+        for e in entries:
+            if e.kind == "llm":
+                self.generated_tokens += e.completion_tokens
+                self.llm_seconds += e.seconds
+            elif e.kind == "search":
+                self.searches += e.searches
+                self.search_seconds += e.seconds
+            else:
+                self.read_seconds += e.seconds
+
+    def search_cost(self) -> float | None:
+        if self.llm_seconds <= 0 or self.generated_tokens <= 0 or self.searches <= 0:
+            return None
+        return measure_search_cost(
+            tokens_per_second=self.generated_tokens / self.llm_seconds,
+            search_seconds=self.search_seconds / self.searches,
+            read_seconds=self.read_seconds / self.searches,
+        )
 
 
 def validate_question(question: object) -> str:
@@ -83,6 +113,8 @@ class Researcher:
         self.search_k = search_k
         self._owns: list[Any] = []
         self._probed = False
+        self._timings = _EngineTimings()
+        """Generation speed and search/read times seen in this Researcher's runs, for measuring λ."""
         self._runner: asyncio.Runner | None = None
         """The event loop of the synchronous API: one per Researcher, so async clients (httpx pools,
         the fetcher) live on the loop they were created on across calls."""
@@ -145,6 +177,12 @@ class Researcher:
         )
         return await self._run(run_id, text, mode, budget, llm, search, store, progress, resume=False)
 
+    @property
+    def measured_search_cost(self) -> float | None:
+        """λ measured on the engine in use: the tokens it generates in the wall time of one search and
+        its reads, from the timings of this Researcher's earlier runs (None before the first run)."""
+        return self._timings.search_cost()
+
     async def _probe(self, llm: LLMClient) -> None:
         """Ask a server client which model it serves (and that it answers) once, before any run."""
         probe = getattr(llm, "probe", None)
@@ -189,6 +227,9 @@ class Researcher:
         *,
         resume: bool,
     ) -> ResearchResult:
+        measured = self._timings.search_cost()
+        if budget.search_cost_tokens is None and measured is not None:  # λ from the engine in use
+            budget = replace(budget, search_cost_tokens=round(measured, 3))
         ledger = Ledger(budget)
         if resume:
             ledger.restore([entry_for_step(s) for s in store.list_steps(run_id)])
@@ -234,6 +275,7 @@ class Researcher:
                 store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=repr(exc))
                 raise
         assert state is not None
+        self._timings.add(ledger.entries)
         result = ResearchResult.from_state(run_id, state, ledger.spend)
         store.finish_run(
             run_id,
@@ -289,7 +331,7 @@ class Researcher:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
         batch: AdaptiveBatch | None = None
         if adaptive and texts:
-            cost = CostModel.for_budget(per_question)
+            cost = CostModel.for_budget(per_question, measured=self.measured_search_cost)
             total = cost.budget_cost(per_question) * len(texts)
             batch = AdaptiveBatch(texts, total_budget=total, cost=cost)
         gate = asyncio.Semaphore(concurrency)

@@ -236,3 +236,31 @@ def test_a_controller_that_always_thinks_cannot_think_twice_over_the_same_source
     # every think saw new sources: thinks never outnumber the searches that brought them
     assert 1 <= len(thinks) <= len(searches)
     assert result.answer == "Balliol College"
+
+
+def test_search_cost_is_measured_from_the_engine_in_use(docs: list[Document]) -> None:
+    from leadline.budgets.controller import Allocation, FixedController
+
+    seen: list[float | None] = []
+
+    class Recording(FixedController):
+        def assess(self, question: str, budget: Budget) -> Allocation:
+            seen.append(budget.search_cost_tokens)
+            return super().assess(question, budget)
+
+    r = Researcher(
+        Settings(),
+        llm=ScriptedLLM(sensible),
+        search=FakeSearch(docs),
+        store=MemoryRunStore(),
+        controller=Recording,
+    )
+    assert r.measured_search_cost is None
+    r.research(QUESTION, budget=Budget(tokens=600, searches=3))
+    measured = r.measured_search_cost
+    assert measured is not None and measured >= 0
+    r.research(QUESTION, budget=Budget(tokens=600, searches=3))
+    r.research(QUESTION, budget=Budget(tokens=600, searches=3, search_cost_tokens=250))
+    assert seen[0] is None  # nothing measured before the first run: the controller's default applies
+    assert seen[1] == pytest.approx(measured, abs=1e-3)
+    assert seen[2] == 250  # an explicit λ wins
