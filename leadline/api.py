@@ -384,14 +384,10 @@ class Researcher:
         self._owns.clear()
 
     def _sync(self, coro: Any) -> Any:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            if self._runner is None:
-                self._runner = asyncio.Runner()
-            return self._runner.run(coro)
-        coro.close()
-        raise ConfigError("called from a running event loop: use the async API (aresearch / aresume)")
+        _refuse_inside_event_loop(coro)
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner.run(coro)
 
     def close(self) -> None:
         if self._runner is None:
@@ -417,13 +413,19 @@ class Researcher:
         self.close()
 
 
-def _run_sync(coro: Any) -> Any:
+def _refuse_inside_event_loop(coro: Any) -> None:
+    """The synchronous API cannot run inside an event loop: say so instead of deadlocking."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return
     coro.close()
     raise ConfigError("called from a running event loop: use the async API (aresearch / aresume)")
+
+
+def _run_sync(coro: Any) -> Any:
+    _refuse_inside_event_loop(coro)
+    return asyncio.run(coro)
 
 
 async def aresearch(

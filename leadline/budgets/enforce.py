@@ -75,6 +75,15 @@ def entry_for_step(step: StepRecord) -> LedgerEntry:
     )
 
 
+def _commit(store: RunStore, ledger: Ledger, step: StepRecord) -> StepRecord:
+    """Record a step once and charge the ledger for it, unless another worker recorded this call first
+    (then its record is returned and nothing is charged twice)."""
+    stored = store.record_step(step)
+    if stored.response == step.response:
+        ledger.record(entry_for_step(step))
+    return stored
+
+
 class BudgetedLLM:
     """An LLM whose every call is charged to a ledger and recorded once in the run store."""
 
@@ -105,8 +114,8 @@ class BudgetedLLM:
         Raises :class:`~leadline.errors.BudgetExceededError` when no tokens are left.
         """
         request = {"messages": [m.to_dict() for m in messages]}
-        key = call_id  # stable across a resume; the prompt itself may differ (the budget line does)
-        recorded = self.store.get_step(self.run_id, key)
+        # the key is the call id, stable across a resume; the prompt may differ (its budget line does)
+        recorded = self.store.get_step(self.run_id, call_id)
         if recorded is not None:
             return _completion_from_dict(recorded.response)
         max_tokens = self.ledger.clamp_tokens(params.max_tokens, reserve=reserve)
@@ -120,7 +129,7 @@ class BudgetedLLM:
         usage = completion.usage
         step = StepRecord(
             run_id=self.run_id,
-            key=key,
+            key=call_id,
             kind="llm",
             node=node,
             request={
@@ -135,10 +144,9 @@ class BudgetedLLM:
             completion_tokens=usage.completion_tokens,
             seconds=seconds,
         )
-        stored = self.store.record_step(step)
+        stored = _commit(self.store, self.ledger, step)
         if stored.response != step.response:  # another worker recorded this call first: use its result
             return _completion_from_dict(stored.response)
-        self.ledger.record(entry_for_step(step))
         return completion
 
 
@@ -173,8 +181,7 @@ class BudgetedSearch:
 
     async def search(self, call_id: str, node: str, query: str, *, k: int = 5) -> list[SearchResult]:
         request = {"query": query, "k": k, "backend": self.backend.name}
-        key = call_id
-        recorded = self.store.get_step(self.run_id, key)
+        recorded = self.store.get_step(self.run_id, call_id)
         if recorded is not None:
             return [_result_from_dict(r) for r in recorded.response["results"]]
         self.ledger.check_search()
@@ -182,7 +189,7 @@ class BudgetedSearch:
         results = await self.backend.search(query, k=k)
         step = StepRecord(
             run_id=self.run_id,
-            key=key,
+            key=call_id,
             kind="search",
             node=node,
             request=request,
@@ -190,10 +197,9 @@ class BudgetedSearch:
             searches=1,
             seconds=time.monotonic() - started,
         )
-        stored = self.store.record_step(step)
+        stored = _commit(self.store, self.ledger, step)
         if stored.response != step.response:
             return [_result_from_dict(r) for r in stored.response["results"]]
-        self.ledger.record(entry_for_step(step))
         return results
 
     async def read(self, call_id: str, node: str, result: SearchResult) -> Document:
@@ -203,8 +209,7 @@ class BudgetedSearch:
                 doc_id=result.doc_id, title=result.title, text=result.text or result.snippet, url=result.url
             )
         request = {"url": result.url or result.doc_id}
-        key = call_id
-        recorded = self.store.get_step(self.run_id, key)
+        recorded = self.store.get_step(self.run_id, call_id)
         if recorded is not None:
             return _document_or_raise(recorded.response, request["url"])
         self.ledger.check_fetch()
@@ -217,7 +222,7 @@ class BudgetedSearch:
             response = {"error": exc.message, "reason": exc.reason}
         step = StepRecord(
             run_id=self.run_id,
-            key=key,
+            key=call_id,
             kind="fetch",
             node=node,
             request=request,
@@ -225,9 +230,7 @@ class BudgetedSearch:
             fetches=1,
             seconds=time.monotonic() - started,
         )
-        stored = self.store.record_step(step)
-        if stored.response == step.response:
-            self.ledger.record(entry_for_step(step))
+        stored = _commit(self.store, self.ledger, step)
         return _document_or_raise(stored.response, request["url"])
 
 

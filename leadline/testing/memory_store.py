@@ -84,7 +84,7 @@ class MemoryRunStore:
         error: str | None = None,
     ) -> None:
         with self._lock:
-            run = self.get_run_unlocked(run_id)
+            run = self._get_run_unlocked(run_id)
             self.runs[run_id] = replace(
                 run,
                 status=status,
@@ -96,14 +96,14 @@ class MemoryRunStore:
                 finished_at=datetime.now(UTC),
             )
 
-    def get_run_unlocked(self, run_id: str) -> RunRecord:
+    def _get_run_unlocked(self, run_id: str) -> RunRecord:
         if run_id not in self.runs:
             raise RunNotFoundError(f"no run {run_id!r}")
         return self.runs[run_id]
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._lock:
-            return self.get_run_unlocked(run_id)
+            return self._get_run_unlocked(run_id)
 
     def list_runs(self, *, limit: int = 50) -> list[RunRecord]:
         with self._lock:
