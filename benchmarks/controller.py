@@ -8,9 +8,15 @@
                  training population whose outcomes are 0/1 draws at a grid of budget points, then the
                  batch greedy under the same total budget;
       oracle   — the batch greedy on the true curves.
-    Quality is always scored with the true curves.
-(b) A real outcome table (``--real-table PATH``, JSONL): estimator and curves fitted on the train rows,
-    policies evaluated counterfactually on the dev rows (:mod:`leadline.evals.policies`).
+    Quality is always scored with the true curves. Beside them, two references that are not policies:
+      static bound — each query's expected curve given its observables under the generating priors
+                     (which the adaptive policy never sees), allocated by the same greedy;
+      dual bound   — an upper bound, by weak duality, on the expected quality of *any* allocation made
+                     from the observables before the run (greedy or not), with the sampling noise of one
+                     population of 5,000 queries; it says how much of the gap such a policy can close.
+(b) A real outcome table (``--real-table PATH``, JSONL): estimator and curves fitted on the train rows
+    (the curve model chosen by cross-validation on the train questions), policies evaluated
+    counterfactually on the dev rows (:mod:`leadline.evals.policies`).
 (c) Decision cost: ``allocate`` per query and ``allocate_batch`` over 10,000 queries.
 
 The last line printed is one line of key=value figures.
@@ -182,7 +188,53 @@ def fit_adaptive(name: str) -> AdaptiveModel:
     return AdaptiveModel(continuous, models)
 
 
-def bayes_bound(pop: Population) -> PreparedBatch:
+@dataclass(frozen=True)
+class BayesBound:
+    """Each query's expected curve given its observables, on the allocation grid (a reference only)."""
+
+    values: FloatArray
+    """(n, grid points): E[quality | observables] under the generating priors."""
+    costs: FloatArray
+    """(grid points,): cost of each grid point."""
+    prepared: PreparedBatch
+    """The same expected curves ready for the batch greedy (the best static allocation, up to rounding)."""
+
+    def dual(self, mean_budget: float) -> float:
+        """An upper bound on the expected mean quality of *any* allocation made from these observables.
+
+        Weak duality: for every price μ ≥ 0 and every plan x with mean cost ≤ B,
+        mean_i E_i(x_i) ≤ mean_i max_g [E_i(g) − μ·c(g)] + μ·B. The bound is the minimum over μ
+        (convex and piecewise linear in μ; bisection on its slope). It holds for every rule — greedy or
+        not, randomised or not — that maps a query's observables to a grid point, so a target above it
+        cannot be met by allocating before the run.
+        """
+
+        def at(mu: float) -> tuple[float, float]:
+            score = self.values - mu * self.costs[None, :]
+            best = score.argmax(axis=1)
+            value = float(score[np.arange(len(best)), best].mean()) + mu * mean_budget
+            return value, float(self.costs[best].mean()) - mean_budget  # value, minus the slope
+
+        lo, hi = 0.0, 1.0
+        while at(hi)[1] > 0.0:
+            hi *= 2.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if at(mid)[1] > 0.0:
+                lo = mid
+            else:
+                hi = mid
+        return min(at(lo)[0], at(hi)[0])
+
+    def expected(self, tokens: float, searches: float) -> float:
+        """Expected mean quality (under the posteriors) of giving every query the same grid point."""
+        g_tokens, g_searches = GRID.axes(COST)
+        i = int(np.argmin(np.abs(g_tokens - tokens)))
+        j = int(np.argmin(np.abs(g_searches - searches)))
+        return float(self.values.reshape(len(self.values), len(g_tokens), len(g_searches))[:, i, j].mean())
+
+
+def bayes_bound(pop: Population) -> BayesBound:
     """The best static allocation from these observables, knowing the generating priors (a reference only).
 
     Each query's expected curve given its observables, by quadrature over its posterior; the adaptive
@@ -215,7 +267,9 @@ def bayes_bound(pop: Population) -> PreparedBatch:
         seen = pop.observed["kind"].astype(int)
         prob = np.full((n, 3), 0.075)
         prob[np.arange(n), seen] = 0.85
-        values = (
+        # A is independent of every observable: its prior mean scales every expected curve.
+        mean_amp = 0.65 if pop.name == "P2" else 0.35 / (0.35 + 0.6)
+        values = mean_amp * (
             prob[:, 0, None, None] * g_s[:, None, :]
             + prob[:, 1, None, None] * g_t[:, :, None]
             + prob[:, 2, None, None] * g_t[:, :, None] * g_s[:, None, :]
@@ -224,10 +278,12 @@ def bayes_bound(pop: Population) -> PreparedBatch:
     shape = (len(tokens), len(searches))
     t_flat = np.broadcast_to(tokens[:, None], shape).reshape(-1)
     s_flat = np.broadcast_to(searches[None, :], shape).reshape(-1)
-    profiles, _ = hull_profiles(np.ascontiguousarray(values).reshape(n, -1), c, t_flat, s_flat)
-    return PreparedBatch(
+    flat = np.ascontiguousarray(values).reshape(n, -1)
+    profiles, _ = hull_profiles(flat, c, t_flat, s_flat)
+    prepared = PreparedBatch(
         n=n, group_of=np.arange(n, dtype=np.int64), size=np.ones(n), profiles=profiles, cost=COST, grid=GRID
     )
+    return BayesBound(values=flat, costs=c, prepared=prepared)
 
 
 # -- evaluation -----------------------------------------------------------------------------------
@@ -271,6 +327,22 @@ def policy_quality(prepared: Any, curves_true: Sequence[GainCurve], mean_budget:
     return plan_quality(curves_true, t, s)
 
 
+def bound_noise(bound: BayesBound, curves_true: Sequence[GainCurve], mean_budget: float) -> float:
+    """Standard error of a plan's realised mean quality around its expected value (the bound's plan).
+
+    The dual bound is on *expected* quality given the observables; on one sample of queries a plan's
+    realised mean differs from that by sampling noise of about this size.
+    """
+    plan = bound.prepared.greedy(mean_budget * len(curves_true))
+    t = np.array([q.tokens for q in plan.queries], dtype=np.float64)
+    s = np.array([q.searches for q in plan.queries], dtype=np.float64)
+    g_tokens, g_searches = GRID.axes(COST)
+    col = np.searchsorted(g_tokens, t) * len(g_searches) + np.searchsorted(g_searches, s)
+    expected = bound.values[np.arange(len(t)), col]
+    realised = np.array([float(c.value(t[i], s[i])) for i, c in enumerate(curves_true)])
+    return float(np.std(realised - expected) / math.sqrt(len(t)))
+
+
 def compute_to_match(prepared: Any, curves_true: Sequence[GainCurve], target: float, hi: float) -> float:
     """Smallest mean budget at which the policy reaches ``target`` quality (bisection; inf if never)."""
     if policy_quality(prepared, curves_true, hi) < target:
@@ -304,7 +376,8 @@ def run_synthetic(out: dict[str, Any]) -> list[dict[str, Any]]:
             q_uniform, split = uniform_best(pop.curves, budget)
             q_adaptive = policy_quality(adaptive, pop.curves, budget)
             q_oracle = policy_quality(oracle, pop.curves, budget)
-            q_bound = policy_quality(bound, pop.curves, budget)
+            q_bound = policy_quality(bound.prepared, pop.curves, budget)
+            dual, noise = bound.dual(budget), bound_noise(bound, pop.curves, budget)
             gap = q_oracle - q_uniform
             closed = (q_adaptive - q_uniform) / gap if gap > 1e-9 else float("nan")
             c_adaptive = compute_to_match(adaptive, pop.curves, q_uniform, budget)
@@ -319,6 +392,9 @@ def run_synthetic(out: dict[str, Any]) -> list[dict[str, Any]]:
                 "gap_closed": closed,
                 "bound": q_bound,
                 "bound_gap_closed": (q_bound - q_uniform) / gap if gap > 1e-9 else float("nan"),
+                "dual": dual,
+                "dual_gap_closed": (dual - q_uniform) / gap if gap > 1e-9 else float("nan"),
+                "dual_noise_gap": 2.0 * noise / gap if gap > 1e-9 else float("nan"),
                 "compute_uniform": budget,
                 "compute_adaptive": c_adaptive,
                 "compute_oracle": c_oracle,
@@ -329,7 +405,9 @@ def run_synthetic(out: dict[str, Any]) -> list[dict[str, Any]]:
                 f"adaptive {q_adaptive:.4f}  oracle {q_oracle:.4f}  gap closed {closed:6.1%}  "
                 f"compute to match uniform: adaptive {c_adaptive:7.0f} ({budget / c_adaptive:.2f}x)  "
                 f"oracle {c_oracle:7.0f} ({budget / c_oracle:.2f}x)  "
-                f"[static bound {q_bound:.4f}, closes {row['bound_gap_closed']:.1%}]",
+                f"[static bound {q_bound:.4f}, closes {row['bound_gap_closed']:.1%}; "
+                f"dual upper bound {dual:.4f}, closes at most {row['dual_gap_closed']:.1%}"
+                f" ± {row['dual_noise_gap']:.1%} (2 s.e. of sampling)]",
                 flush=True,
             )
         print(f"  {name}: adaptive fitted in {fit_s:.1f}s; families by reported type: {families}", flush=True)
@@ -338,6 +416,8 @@ def run_synthetic(out: dict[str, Any]) -> list[dict[str, Any]]:
     out["synthetic_gap_closed_min"] = float(np.min(closed_all))
     out["synthetic_bound_gap_closed_mean"] = float(np.mean([r["bound_gap_closed"] for r in rows]))
     out["synthetic_bound_gap_closed_min"] = float(np.min([r["bound_gap_closed"] for r in rows]))
+    out["synthetic_dual_gap_closed_mean"] = float(np.mean([r["dual_gap_closed"] for r in rows]))
+    out["synthetic_dual_gap_closed_min"] = float(np.min([r["dual_gap_closed"] for r in rows]))
     for r in rows:
         out[f"{r['population']}_{int(r['budget'])}_gap_closed"] = r["gap_closed"]
     return rows
