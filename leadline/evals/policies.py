@@ -5,8 +5,10 @@ can be scored without running anything again:
 
 * uniform — every question at the same point;
 * adaptive — a difficulty estimator and gain curves fitted on the *train* rows predict each dev
-  question's quality at each point (curves conditioned on the difficulty score, or one per difficulty
-  bucket); the batch greedy picks points under the uniform policy's total cost;
+  question's quality at each point (curves conditioned on the difficulty score, one per difficulty
+  bucket, or the train mean per point when difficulty predicts nothing); with ``curves="auto"`` the
+  model is chosen by the quality its allocations reach on held-out train questions (cross-validation by
+  question), never by the dev rows; the batch greedy picks points under the uniform policy's total cost;
 * oracle — the same greedy on the questions' actual outcomes.
 
 Figures: quality at equal mean compute, the compute each policy needs to match the best uniform quality
@@ -149,7 +151,14 @@ def predict_quality(
     *,
     curves: str = "conditioned",
 ) -> FloatArray:
-    """Predicted quality of each dev question at each point, from models fitted on train rows only."""
+    """Predicted quality of each dev question at each point, from models fitted on train rows only.
+
+    ``curves``: ``"conditioned"`` (one family whose scales move with the difficulty score),
+    ``"buckets"`` (one curve per difficulty bucket) or ``"means"`` (the train mean at each point, the
+    same for every question: a difficulty-blind allocation).
+    """
+    if curves == "means":
+        return np.tile(_point_means(train, points, metric), (len(dev.question_ids()), 1))
     small = min(points, key=lambda p: (p[0] + p[1], p))
     estimator = fit_estimator(train, metric, small)
     if estimator is None:
@@ -193,6 +202,55 @@ def predict_quality(
                 scores = [r.score(metric) for r in train if r.point == points[j]]
                 pred[:, j] = float(np.mean(scores)) if scores else 0.0
     return pred
+
+
+def _point_means(train: OutcomeTable, points: Sequence[Point], metric: str) -> FloatArray:
+    means = []
+    for point in points:
+        scores = [r.score(metric) for r in train if r.point == point]
+        means.append(float(np.mean(scores)) if scores else 0.0)
+    return np.array(means)
+
+
+CURVE_MODELS = ("conditioned", "buckets", "means")
+
+
+def choose_curves(
+    train: OutcomeTable,
+    points: Sequence[Point],
+    costs: FloatArray,
+    metric: str,
+    *,
+    folds: int = 4,
+    seed: int = 0,
+) -> tuple[str, dict[str, float]]:
+    """The curve model whose allocations score best on held-out train questions.
+
+    The complete train questions are split into ``folds`` groups (seeded); each model is fitted on the
+    other groups and its batch greedy is scored on the held-out group's actual outcomes at the mean
+    compute of every budget point. Ties go to the simpler model (``means``, then ``buckets``).
+    Returns the chosen name and each model's mean held-out quality.
+    """
+    complete = train.complete(points)
+    ids = complete.question_ids()
+    if len(ids) < 2 * folds:
+        return "means", {}
+    order = np.random.default_rng(seed).permutation(len(ids))
+    fold_of = {ids[i]: k % folds for k, i in enumerate(order)}
+    scores: dict[str, list[float]] = {name: [] for name in CURVE_MODELS}
+    for k in range(folds):
+        fit = OutcomeTable([r for r in train if fold_of.get(r.question_id) != k])
+        held = OutcomeTable([r for r in complete if fold_of[r.question_id] == k])
+        _, actual = _matrix(held, points, metric)
+        for name in CURVE_MODELS:
+            pred = predict_quality(fit, held, points, metric, [], curves=name)
+            prepared, base = _prepared(pred, costs)
+            for j in range(len(points)):
+                total = float(costs[j]) * actual.shape[0]
+                scores[name].append(_run(prepared, base, total, actual, costs)[0])
+    means = {name: float(np.mean(v)) for name, v in scores.items()}
+    best = max(reversed(CURVE_MODELS), key=means.__getitem__)  # first maximum: the simpler model
+    return best, means
 
 
 def _prepared(values: FloatArray, costs: FloatArray) -> tuple[PreparedBatch, float]:
@@ -243,9 +301,13 @@ def evaluate_table(
     metric: str = "f1",
     train_split: str = "train",
     dev_split: str = "dev",
-    curves: str = "conditioned",
+    curves: str = "auto",
 ) -> TableReport:
-    """Uniform, adaptive and oracle on the dev rows; models fitted on the train rows."""
+    """Uniform, adaptive and oracle on the dev rows; models fitted on the train rows.
+
+    ``curves`` is one of :data:`CURVE_MODELS`, or ``"auto"`` to choose among them by cross-validation
+    on the train questions (:func:`choose_curves`).
+    """
     cost = cost or CostModel()
     points = table.budget_points()
     if len(points) < 2:
@@ -258,10 +320,14 @@ def evaluate_table(
         raise ConfigError(f"no {train_split} rows to fit on")
     notes: list[str] = []
     ids, actual = _matrix(dev, points, metric)
-    if curves not in ("conditioned", "buckets"):
-        raise ConfigError(f"curves must be 'conditioned' or 'buckets', got {curves!r}")
-    pred = predict_quality(train, dev, points, metric, notes, curves=curves)
+    if curves not in (*CURVE_MODELS, "auto"):
+        raise ConfigError(f"curves must be one of {', '.join(CURVE_MODELS)} or 'auto', got {curves!r}")
     costs = np.array([cost.cost(float(p[0]), float(p[1])) for p in points])
+    if curves == "auto":
+        curves, held_out = choose_curves(train, points, costs, metric)
+        scored = ", ".join(f"{k} {v:.3f}" for k, v in held_out.items()) or "too few train questions"
+        notes.append(f"curve model chosen on held-out train questions: {curves} ({scored})")
+    pred = predict_quality(train, dev, points, metric, notes, curves=curves)
     adaptive, base = _prepared(pred, costs)
     oracle, _ = _prepared(actual, costs)
     n = len(ids)
@@ -285,4 +351,12 @@ def evaluate_table(
     )
 
 
-__all__ = ["PointResult", "TableReport", "evaluate_table", "fit_estimator", "predict_quality"]
+__all__ = [
+    "CURVE_MODELS",
+    "PointResult",
+    "TableReport",
+    "choose_curves",
+    "evaluate_table",
+    "fit_estimator",
+    "predict_quality",
+]

@@ -4,7 +4,7 @@ import pytest
 from leadline.budgets.cost import CostModel
 from leadline.errors import ConfigError
 from leadline.evals.outcomes import OutcomeRow, OutcomeTable
-from leadline.evals.policies import evaluate_table
+from leadline.evals.policies import CURVE_MODELS, choose_curves, evaluate_table, predict_quality
 
 POINTS = [(64, 1), (256, 1), (256, 2), (1024, 2), (1024, 4), (4096, 4)]
 
@@ -57,3 +57,58 @@ def test_too_few_points_or_rows_are_clear_errors() -> None:
         evaluate_table(one_point)
     with pytest.raises(ConfigError):
         evaluate_table(table.split("dev"))
+
+
+def test_auto_picks_a_difficulty_model_when_difficulty_is_visible() -> None:
+    table = _table()
+    costs = np.array([CostModel(search_cost_tokens=100.0).cost(t, s) for t, s in POINTS])
+    points = table.budget_points()
+    chosen, held_out = choose_curves(table.split("train"), points, costs, "em")
+    assert set(held_out) == set(CURVE_MODELS)
+    assert chosen in ("conditioned", "buckets")
+    assert held_out[chosen] > held_out["means"]
+    report = evaluate_table(table, cost=CostModel(search_cost_tokens=100.0), metric="em")
+    assert any("chosen on held-out train questions" in n for n in report.notes)
+    assert report.gap_closed > 0.3
+
+
+def _noise_table(seed: int = 0, n: int = 60) -> OutcomeTable:
+    """Outcomes independent of the features: difficulty predicts nothing."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for split in ("train", "dev"):
+        for q in range(n):
+            for j, (t, s) in enumerate(POINTS):
+                solved = float(rng.random() < 0.2 + 0.1 * j)
+                rows.append(
+                    OutcomeRow(
+                        question_id=f"{split}{q}",
+                        split=split,
+                        question="q",
+                        tokens=t,
+                        searches=s,
+                        em=solved,
+                        f1=solved,
+                        features={"noise": float(rng.normal()), "length": float(rng.normal())},
+                    )
+                )
+    return OutcomeTable(rows)
+
+
+def test_means_model_treats_every_question_alike() -> None:
+    table = _noise_table()
+    points = table.budget_points()
+    pred = predict_quality(table.split("train"), table.split("dev"), points, "em", [], curves="means")
+    assert pred.shape == (60, len(points))
+    assert np.allclose(pred, pred[0])  # one row repeated: no question is singled out
+    report = evaluate_table(table, metric="em", curves="means")
+    assert report.questions == 60
+
+
+def test_unknown_curve_model_and_tiny_train_sets() -> None:
+    table = _noise_table(n=5)
+    with pytest.raises(ConfigError, match="curves must be one of"):
+        evaluate_table(table, curves="splines")
+    costs = np.arange(1.0, len(POINTS) + 1)
+    chosen, held_out = choose_curves(table.split("train"), table.budget_points(), costs, "em")
+    assert (chosen, held_out) == ("means", {})
