@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 from leadline.agent.context import ProgressCallback, RunContext
@@ -18,9 +18,10 @@ from leadline.agent.graph import compile_graph
 from leadline.agent.state import initial_state
 from leadline.budgets.adaptive import AdaptiveBatch
 from leadline.budgets.controller import Controller, FixedController
-from leadline.budgets.cost import CostModel, measure_search_cost
+from leadline.budgets.cost import CostModel
 from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step
-from leadline.budgets.ledger import Budget, Ledger, LedgerEntry
+from leadline.budgets.ledger import Budget, Ledger
+from leadline.budgets.timings import EngineTimings, SearchPrice
 from leadline.config import Settings
 from leadline.errors import (
     ConfigError,
@@ -36,35 +37,6 @@ from leadline.wiring import make_llm, make_search, make_store, open_checkpointer
 
 Mode = Literal["answer", "report"]
 MAX_QUESTION_CHARS = 4000
-
-
-@dataclass
-class _EngineTimings:
-    generated_tokens: int = 0
-    llm_seconds: float = 0.0
-    searches: int = 0
-    search_seconds: float = 0.0
-    read_seconds: float = 0.0
-
-    def add(self, entries: Sequence[LedgerEntry]) -> None:
-        for e in entries:
-            if e.kind == "llm":
-                self.generated_tokens += e.completion_tokens
-                self.llm_seconds += e.seconds
-            elif e.kind == "search":
-                self.searches += e.searches
-                self.search_seconds += e.seconds
-            else:
-                self.read_seconds += e.seconds
-
-    def search_cost(self) -> float | None:
-        if self.llm_seconds <= 0 or self.generated_tokens <= 0 or self.searches <= 0:
-            return None
-        return measure_search_cost(
-            tokens_per_second=self.generated_tokens / self.llm_seconds,
-            search_seconds=self.search_seconds / self.searches,
-            read_seconds=self.read_seconds / self.searches,
-        )
 
 
 def validate_question(question: object) -> str:
@@ -113,7 +85,7 @@ class Researcher:
         self.search_k = search_k
         self._owns: list[Any] = []
         self._probed = False
-        self._timings = _EngineTimings()
+        self._timings = EngineTimings()
         """Generation speed and search/read times seen in this Researcher's runs, for measuring λ."""
         self._runner: asyncio.Runner | None = None
         """The event loop of the synchronous API: one per Researcher, so async clients (httpx pools,
@@ -179,9 +151,15 @@ class Researcher:
 
     @property
     def measured_search_cost(self) -> float | None:
-        """λ measured on the engine in use: the tokens it generates in the wall time of one search and
-        its reads, from the timings of this Researcher's earlier runs (None before the first run)."""
+        """λ measured on the engine in use: the tokens it generates in the wall time of one search, its
+        reads and the prefill of what it brings, from this Researcher's earlier runs (None before the
+        first run). :attr:`search_price` has the parts."""
         return self._timings.search_cost()
+
+    @property
+    def search_price(self) -> SearchPrice | None:
+        """The measured λ with its parts (search, read and prefill seconds; decode rate)."""
+        return self._timings.price()
 
     async def _probe(self, llm: LLMClient) -> None:
         """Ask a server client which model it serves (and that it answers) once, before any run."""

@@ -27,6 +27,7 @@ from leadline.budgets.difficulty import (
 from leadline.budgets.ledger import Budget, Ledger, LedgerEntry, Spend
 from leadline.budgets.pool import BatchPool
 from leadline.budgets.shape import choose_shape
+from leadline.budgets.timings import EngineTimings, SearchPrice
 
 __all__ = [
     "AdaptiveBatch",
@@ -41,6 +42,7 @@ __all__ = [
     "Difficulty",
     "DifficultyCurves",
     "DifficultyEstimator",
+    "EngineTimings",
     "FixedController",
     "GainCurve",
     "LearnedEstimator",
@@ -51,6 +53,7 @@ __all__ = [
     "ProbeEstimator",
     "QueryPlan",
     "RunObservation",
+    "SearchPrice",
     "Spend",
     "TextFeatureEstimator",
     "allocate",

@@ -1,0 +1,121 @@
+"""λ measured from the engine in use: what earlier runs showed of its speed and of a search's price.
+
+A search costs the wall time of the call and its page reads, and it also costs the model the time to
+read what it brought: its passages are prefilled into the later prompts of the run. On a local corpus
+the call takes milliseconds while the prefill takes seconds, so pricing only the call would make
+searches look free. From the ledgers of earlier runs this module fits
+
+* the engine's prefill and decode times per token (non-negative least squares over the LLM calls:
+  ``seconds ≈ a·prompt_tokens + b·completion_tokens``), and
+* the prompt tokens one more search adds to a run (the slope of a run's prompt tokens over its
+  searches, across runs that searched different numbers of times),
+
+and prices a search as the tokens the engine decodes in ``search + read + a·(prompt tokens it adds)``
+seconds. With too little data for a fit it falls back to the blended rate (generated tokens over all LLM
+seconds) times the search and read wall time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import nnls
+
+from leadline.budgets.cost import measure_search_cost
+from leadline.budgets.ledger import LedgerEntry
+
+MAX_CALLS = 2048
+"""LLM calls kept for the rate fit (the most recent)."""
+MAX_RUNS = 512
+"""Runs kept for the prompt-tokens-per-search fit (the most recent)."""
+
+
+@dataclass(frozen=True)
+class SearchPrice:
+    """How λ was measured: its parts in seconds and the engine rates behind them."""
+
+    tokens: float
+    """λ: tokens the engine decodes in the time of one search, its reads and the prefill it causes."""
+    decode_tokens_per_second: float
+    search_seconds: float
+    read_seconds: float
+    prefill_seconds: float
+    """Prefill time of the prompt tokens one search adds to a run (0 when not yet measurable)."""
+    prompt_tokens_per_search: float | None
+
+
+@dataclass
+class EngineTimings:
+    """Timings of this engine's earlier runs, from their ledgers."""
+
+    calls: deque[tuple[int, int, float]] = field(default_factory=lambda: deque(maxlen=MAX_CALLS))
+    runs: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=MAX_RUNS))
+    searches: int = 0
+    search_seconds: float = 0.0
+    read_seconds: float = 0.0
+
+    def add(self, entries: Iterable[LedgerEntry]) -> None:
+        """Take one finished run's ledger entries."""
+        run_searches = run_prompt = 0
+        for e in entries:
+            if e.kind == "llm":
+                self.calls.append((e.prompt_tokens, e.completion_tokens, e.seconds))
+                run_prompt += e.prompt_tokens
+            elif e.kind == "search":
+                self.searches += e.searches
+                self.search_seconds += e.seconds
+                run_searches += e.searches
+            else:
+                self.read_seconds += e.seconds
+        self.runs.append((run_searches, run_prompt))
+
+    def token_seconds(self) -> tuple[float, float] | None:
+        """(prefill, decode) seconds per token fitted on the LLM calls, or None without a usable fit."""
+        rows = [(p, c, s) for p, c, s in self.calls if s > 0]
+        if len(rows) < 3:
+            return None
+        data = np.array(rows, dtype=np.float64)
+        a, b = nnls(data[:, :2], data[:, 2])[0]
+        if b <= 0.0:
+            return None
+        return float(a), float(b)
+
+    def prompt_tokens_per_search(self) -> float | None:
+        """Slope of a run's prompt tokens over its searches (None without two distinct search counts)."""
+        if len({s for s, _ in self.runs}) < 2:
+            return None
+        data = np.array(self.runs, dtype=np.float64)
+        slope = float(np.polyfit(data[:, 0], data[:, 1], 1)[0])
+        return max(slope, 0.0)
+
+    def price(self) -> SearchPrice | None:
+        """λ and its parts, or None before any run with an LLM call and a search."""
+        generated = sum(c for _, c, _ in self.calls)
+        llm_seconds = sum(s for _, _, s in self.calls)
+        if self.searches <= 0 or generated <= 0 or llm_seconds <= 0:
+            return None
+        search_s = self.search_seconds / self.searches
+        read_s = self.read_seconds / self.searches
+        fitted = self.token_seconds()
+        per_search = self.prompt_tokens_per_search()
+        if fitted is None:
+            rate = generated / llm_seconds  # blended: prefill time counted against generation
+            tokens = measure_search_cost(tokens_per_second=rate, search_seconds=search_s, read_seconds=read_s)
+            return SearchPrice(tokens, rate, search_s, read_s, 0.0, per_search)
+        prefill_per_token, decode_per_token = fitted
+        prefill_s = prefill_per_token * per_search if per_search is not None else 0.0
+        rate = 1.0 / decode_per_token
+        tokens = measure_search_cost(
+            tokens_per_second=rate, search_seconds=search_s, read_seconds=read_s + prefill_s
+        )
+        return SearchPrice(tokens, rate, search_s, read_s, prefill_s, per_search)
+
+    def search_cost(self) -> float | None:
+        price = self.price()
+        return None if price is None else price.tokens
+
+
+__all__ = ["EngineTimings", "SearchPrice"]
