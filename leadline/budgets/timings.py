@@ -45,6 +45,10 @@ class SearchPrice:
     prefill_seconds: float
     """Prefill time of the prompt tokens one search adds to a run (0 when not yet measurable)."""
     prompt_tokens_per_search: float | None
+    prefill_tokens_per_second: float | None
+    """The engine's fitted prefill rate (None without a fit, or when prefill time was not separable)."""
+    call_only_tokens: float
+    """What the call and read time alone would price a search at (the blended rate, no prefill term)."""
 
 
 @dataclass
@@ -99,19 +103,22 @@ class EngineTimings:
             return None
         search_s = self.search_seconds / self.searches
         read_s = self.read_seconds / self.searches
+        blended = generated / llm_seconds  # prefill time counted against generation
+        call_only = measure_search_cost(
+            tokens_per_second=blended, search_seconds=search_s, read_seconds=read_s
+        )
         fitted = self.token_seconds()
         per_search = self.prompt_tokens_per_search()
         if fitted is None:
-            rate = generated / llm_seconds  # blended: prefill time counted against generation
-            tokens = measure_search_cost(tokens_per_second=rate, search_seconds=search_s, read_seconds=read_s)
-            return SearchPrice(tokens, rate, search_s, read_s, 0.0, per_search)
+            return SearchPrice(call_only, blended, search_s, read_s, 0.0, per_search, None, call_only)
         prefill_per_token, decode_per_token = fitted
         prefill_s = prefill_per_token * per_search if per_search is not None else 0.0
         rate = 1.0 / decode_per_token
         tokens = measure_search_cost(
             tokens_per_second=rate, search_seconds=search_s, read_seconds=read_s + prefill_s
         )
-        return SearchPrice(tokens, rate, search_s, read_s, prefill_s, per_search)
+        prefill_rate = 1.0 / prefill_per_token if prefill_per_token > 0 else None
+        return SearchPrice(tokens, rate, search_s, read_s, prefill_s, per_search, prefill_rate, call_only)
 
     def search_cost(self) -> float | None:
         price = self.price()

@@ -49,8 +49,9 @@ def test_price_counts_the_prefill_a_search_causes() -> None:
     expected = 40.0 * (0.005 + 0.02 + 400 * PREFILL)
     assert price.tokens == pytest.approx(expected, rel=1e-6)
     assert timings.search_cost() == pytest.approx(expected, rel=1e-6)
-    # Without the prefill term a local search (5 ms) would be priced at a fraction of a token.
-    assert price.tokens > 50 * 40.0 * 0.005
+    assert price.prefill_tokens_per_second == pytest.approx(200.0, rel=1e-6)
+    # Without the prefill term a local search (5 ms call, 20 ms read) is priced at about a token.
+    assert price.call_only_tokens < 1.0 < 50 * price.call_only_tokens < price.tokens
 
 
 def test_one_search_count_gives_no_prefill_term_yet() -> None:
