@@ -5,6 +5,8 @@ cheapest budget point (failed = score < 0.5), fits the learned estimators on the
 the AUC of every estimator on the *dev* rows. Estimators:
 
 * ``text_prior``    — :class:`TextFeatureEstimator` with its fixed prior weights (nothing fitted);
+* ``probe_prior``   — :class:`ProbeEstimator` with its fixed weights over the text prior, when the table
+  has probe features (``--probes``, from ``benchmarks/probe_features.py``);
 * ``text_learned``  — :class:`LearnedEstimator` on the text features;
 * ``probe_learned`` — :class:`LearnedEstimator` on probe features (score spread, sample agreement,
   answer log-probability), when the table has them;
@@ -16,13 +18,21 @@ Ends with one line of key=value figures.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from leadline.budgets.difficulty import TEXT_FEATURES, LearnedEstimator, TextFeatureEstimator, roc_auc
+from leadline.budgets.difficulty import (
+    TEXT_FEATURES,
+    LearnedEstimator,
+    ProbeEstimator,
+    TextFeatureEstimator,
+    roc_auc,
+)
 from leadline.errors import ConfigError
 from leadline.evals.outcomes import OutcomeRow, OutcomeTable
 
@@ -55,6 +65,10 @@ def evaluate(table: OutcomeTable, metric: str = "em") -> dict[str, float]:
     has_probes = all(any(k in r.features for k in PROBE_FEATURES) for r in train_rows + dev_rows)
     sets = {"text_learned": TEXT_FEATURES}
     if has_probes:
+        probe = ProbeEstimator()
+        out["auc_probe_prior"] = roc_auc(
+            [probe.estimate_probes(r.question, r.features).score for r in dev_rows], dev_y
+        )
         sets["probe_learned"] = PROBE_FEATURES
         sets["all_learned"] = TEXT_FEATURES + PROBE_FEATURES
     for name, features in sets.items():
@@ -71,17 +85,34 @@ def evaluate(table: OutcomeTable, metric: str = "em") -> dict[str, float]:
     return out
 
 
+def with_probes(table: OutcomeTable, path: Path) -> OutcomeTable:
+    """The table with each question's probe features (one JSON line per question) in its rows."""
+    probes = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            data = json.loads(line)
+            probes[data.pop("question_id")] = {k: float(v) for k, v in data.items()}
+    missing = {r.question_id for r in table} - set(probes)
+    if missing:
+        raise ConfigError(f"{len(missing)} questions of the table have no probe features in {path}")
+    return OutcomeTable([replace(r, features={**r.features, **probes[r.question_id]}) for r in table])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="difficulty estimator AUC on an outcome table")
     parser.add_argument("table", type=Path, nargs="?", help="outcome table JSONL")
     parser.add_argument("--metric", default="em", choices=("em", "f1", "recall"))
+    parser.add_argument("--probes", type=Path, default=None, help="probe features JSONL to join")
     args = parser.parse_args(argv)
     if args.table is None or not args.table.exists():
         why = "no table given" if args.table is None else f"{args.table} does not exist"
         print(f"skipped: {why}; produce an outcome table with the sweep first")
         print("auc_text_prior=nan auc_text_learned=nan")
         return 0
-    figures = evaluate(OutcomeTable.read_jsonl(args.table), args.metric)
+    table = OutcomeTable.read_jsonl(args.table)
+    if args.probes is not None:
+        table = with_probes(table, args.probes)
+    figures = evaluate(table, args.metric)
     for key, value in figures.items():
         print(f"{key:>20}: {value:.4f}")
     print(" ".join(f"{k}={v:.4g}" for k, v in figures.items()))

@@ -214,6 +214,15 @@ class ProbeEstimator:
         probes = probe_features(
             retrieval_scores=retrieval_scores, samples=samples, answer_logprob=answer_logprob
         )
+        informative = (
+            int(bool(len(retrieval_scores))) + int(len(samples) >= 2) + int(answer_logprob is not None)
+        )
+        return self.estimate_probes(question, probes, informative=informative)
+
+    def estimate_probes(
+        self, question: str, probes: Mapping[str, float], *, informative: int = 3
+    ) -> Difficulty:
+        """Difficulty from probe features already computed (:func:`probe_features`'s keys)."""
         prior = self.text.estimate(question) if self.text is not None else None
         z = float(np.log(prior.score / (1 - prior.score))) if prior is not None else 0.0
         # A peaked first search, agreeing samples and a confident answer all mean an easier question.
@@ -221,9 +230,6 @@ class ProbeEstimator:
         z += -0.5 * (probes["answer_logprob"] + 1.0) + (1.0 - probes["has_hits"])
         features = dict(prior.features) if prior is not None else {}
         features.update(probes)
-        informative = (
-            int(bool(len(retrieval_scores))) + int(len(samples) >= 2) + int(answer_logprob is not None)
-        )
         return Difficulty(
             score=float(expit(z)),
             uncertainty=float(0.5 - 0.1 * informative),

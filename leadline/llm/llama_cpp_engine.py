@@ -130,6 +130,10 @@ class LlamaCppEngine:
             kwargs["max_tokens"] = max_tokens
             if params.json_schema is not None:
                 kwargs["response_format"] = {"type": "json_object", "schema": params.json_schema}
+            if kwargs.get("logprobs"):
+                # llama-cpp-python's chat handler passes ``top_logprobs`` on as the completion's
+                # ``logprobs``: without it the chat response carries none.
+                kwargs["top_logprobs"] = 1
             return self._llama.create_chat_completion(messages=msgs, **kwargs), True
 
         return self._run(call, params)

@@ -82,3 +82,14 @@ def test_missing_file_is_a_typed_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelNotFoundError):
         LlamaCppEngine(bad)
+
+
+def test_chat_returns_token_logprobs_when_asked(tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = resolve_model_file("qwen2.5-0.5b-instruct", tmp_path_factory.mktemp("models-lp"))
+    engine = LlamaCppEngine(path, name="qwen", n_ctx=512, seed=7, logits_all=True)
+    params = GenerationParams(max_tokens=8, logprobs=True)
+    c = asyncio.run(engine.chat([Message("user", "What is the capital of France? One word.")], params))
+    lp = c.choices[0].logprobs
+    assert lp is not None and len(lp) == c.usage.completion_tokens
+    assert all(x <= 0.0 for x in lp)
+    assert c.choices[0].mean_logprob is not None and c.choices[0].mean_logprob > -1.0  # a confident answer
