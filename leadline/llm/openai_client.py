@@ -28,10 +28,8 @@ exponential backoff, jitter and the server's ``Retry-After``. Failures surface a
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -39,16 +37,26 @@ from typing import Any, Literal, cast
 import httpx
 
 from leadline.errors import ConfigError, LLMConnectionError, LLMResponseError
-from leadline.llm.base import Choice, Completion, GenerationParams, Message, Usage
+from leadline.llm.base import Completion, GenerationParams, Message
+from leadline.llm.openai_wire import (
+    BODY_EXCERPT,
+    ServerFlavor,
+    chat_schema_fields,
+    completion_schema_fields,
+    describe,
+    parse_choices,
+    parse_usage,
+    retry_after_s,
+    sampling_fields,
+    status_error,
+)
 from leadline.llm.tokens import estimate_tokens
 
 logger = logging.getLogger(__name__)
 
 Flavor = Literal["auto", "vllm", "llamacpp", "openai"]
-ServerFlavor = Literal["vllm", "llamacpp", "openai"]
 
 _RETRYABLE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
-_BODY_EXCERPT = 2000
 
 
 @dataclass(frozen=True)
@@ -156,11 +164,11 @@ class OpenAICompatibleClient:
         async with self._deadline_guard(deadline):
             flavor, model = await self._resolve(deadline)
             body: dict[str, Any] = {"model": model, "messages": [m.to_dict() for m in messages]}
-            body.update(_sampling_fields(params, flavor))
+            body.update(sampling_fields(params, flavor))
             if params.logprobs:
                 body["logprobs"] = True
             if params.json_schema is not None:
-                body.update(_chat_schema_fields(params.json_schema, flavor))
+                body.update(chat_schema_fields(params.json_schema, flavor))
             prompt_text = "\n".join(m.content for m in messages)
             return await self._generate("/v1/chat/completions", body, params, flavor, prompt_text, deadline)
 
@@ -169,11 +177,11 @@ class OpenAICompatibleClient:
         async with self._deadline_guard(deadline):
             flavor, model = await self._resolve(deadline)
             body: dict[str, Any] = {"model": model, "prompt": prompt}
-            body.update(_sampling_fields(params, flavor))
+            body.update(sampling_fields(params, flavor))
             if params.logprobs:
                 body["logprobs"] = 1  # the legacy API counts top alternatives; the sampled token comes too
             if params.json_schema is not None:
-                body.update(_completion_schema_fields(params.json_schema, flavor))
+                body.update(completion_schema_fields(params.json_schema, flavor))
             return await self._generate("/v1/completions", body, params, flavor, prompt, deadline)
 
     def count_tokens(self, text: str) -> int:
@@ -211,7 +219,7 @@ class OpenAICompatibleClient:
             raise LLMResponseError(
                 f"the LLM server at {self._root} answered /tokenize without a token list",
                 status_code=200,
-                body=str(data)[:_BODY_EXCERPT],
+                body=str(data)[:BODY_EXCERPT],
             )
 
     # --- generation -----------------------------------------------------------------------------------
@@ -232,8 +240,8 @@ class OpenAICompatibleClient:
         if wanted > 1 and flavor != "llamacpp":
             first_body["n"] = wanted
         first = await self._request_json("POST", path, first_body, deadline)
-        choices = list(_parse_choices(first, chat, self._root))
-        usage = _parse_usage(first, prompt_text, choices)
+        choices = list(parse_choices(first, chat, self._root))
+        usage = parse_usage(first, prompt_text, choices)
         extra_call = 0
         # Top up one call at a time: llama.cpp always, other servers when they returned fewer than asked.
         while len(choices) < wanted:
@@ -242,9 +250,9 @@ class OpenAICompatibleClient:
             if params.seed is not None:
                 more_body["seed"] = params.seed + extra_call  # the same seed would repeat the first sample
             more = await self._request_json("POST", path, more_body, deadline)
-            new = _parse_choices(more, chat, self._root)
+            new = parse_choices(more, chat, self._root)
             choices.extend(new[: wanted - len(choices)])
-            usage = usage + _parse_usage(more, prompt_text, new)
+            usage = usage + parse_usage(more, prompt_text, new)
         model = first.get("model")
         return Completion(
             choices=tuple(choices[:wanted]),
@@ -286,7 +294,7 @@ class OpenAICompatibleClient:
             raise LLMResponseError(
                 f"the LLM server at {self._root} answered /v1/models without a data list",
                 status_code=200,
-                body=str(data)[:_BODY_EXCERPT],
+                body=str(data)[:BODY_EXCERPT],
             )
         return [e for e in entries if isinstance(e, dict)]
 
@@ -352,42 +360,42 @@ class OpenAICompatibleClient:
                 )
             except _RETRYABLE_ERRORS as exc:
                 error: LLMConnectionError | LLMResponseError = LLMConnectionError(
-                    f"cannot reach the LLM server at {self._root}: {_describe(exc)}"
+                    f"cannot reach the LLM server at {self._root}: {describe(exc)}"
                 )
                 if last:
                     raise error from exc
                 await self._wait_before_retry(
-                    attempt, None, deadline, error, f"{method} {path}: {_describe(exc)}"
+                    attempt, None, deadline, error, f"{method} {path}: {describe(exc)}"
                 )
                 continue
             except httpx.HTTPError as exc:
                 raise LLMConnectionError(
-                    f"cannot reach the LLM server at {self._root}: {_describe(exc)}"
+                    f"cannot reach the LLM server at {self._root}: {describe(exc)}"
                 ) from exc
             status = response.status_code
             if status == 429 or status >= 500:
-                error = _status_error(self._root, path, response)
+                error = status_error(self._root, path, response)
                 if last:
                     raise error
                 await self._wait_before_retry(
-                    attempt, _retry_after_s(response), deadline, error, f"{method} {path}: HTTP {status}"
+                    attempt, retry_after_s(response), deadline, error, f"{method} {path}: HTTP {status}"
                 )
                 continue
             if status >= 400:
-                raise _status_error(self._root, path, response)
+                raise status_error(self._root, path, response)
             try:
                 data = response.json()
             except ValueError as exc:
                 raise LLMResponseError(
                     f"the LLM server at {self._root} answered {path} with a body that is not JSON",
                     status_code=status,
-                    body=response.text[:_BODY_EXCERPT],
+                    body=response.text[:BODY_EXCERPT],
                 ) from exc
             if not isinstance(data, dict):
                 raise LLMResponseError(
                     f"the LLM server at {self._root} answered {path} with JSON that is not an object",
                     status_code=status,
-                    body=response.text[:_BODY_EXCERPT],
+                    body=response.text[:BODY_EXCERPT],
                 )
             return data
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -426,149 +434,3 @@ class _DeadlineGuard:
             raise LLMConnectionError(
                 f"cannot reach the LLM server at {self._root}: no answer within {self._timeout_s:g}s"
             ) from timeout
-
-
-# --- request bodies ---------------------------------------------------------------------------------
-
-
-def _sampling_fields(params: GenerationParams, flavor: ServerFlavor) -> dict[str, Any]:
-    fields: dict[str, Any] = {"max_tokens": params.max_tokens, "temperature": params.temperature}
-    if params.stop:
-        fields["stop"] = list(params.stop)
-    if params.seed is not None:
-        fields["seed"] = params.seed
-    # A top-level sampling field of vLLM; other servers reject or silently drop it.
-    if params.thinking_token_budget is not None and flavor == "vllm":
-        fields["thinking_token_budget"] = params.thinking_token_budget
-    return fields
-
-
-def _chat_schema_fields(schema: dict[str, Any], flavor: ServerFlavor) -> dict[str, Any]:
-    if flavor == "vllm":
-        return {"structured_outputs": {"json": schema}}
-    if flavor == "llamacpp":
-        return {"response_format": {"type": "json_object", "schema": schema}}
-    return {
-        "response_format": {
-            "type": "json_schema",
-            "json_schema": {"name": _schema_name(schema), "schema": schema},
-        }
-    }
-
-
-def _completion_schema_fields(schema: dict[str, Any], flavor: ServerFlavor) -> dict[str, Any]:
-    if flavor == "llamacpp":
-        return {"json_schema": schema}  # llama.cpp's /completion field, accepted on /v1/completions
-    return _chat_schema_fields(schema, flavor)
-
-
-def _schema_name(schema: dict[str, Any]) -> str:
-    title = schema.get("title")
-    name = "".join(c if c.isalnum() or c in "_-" else "_" for c in title) if isinstance(title, str) else ""
-    return name[:64] or "output"
-
-
-# --- response bodies --------------------------------------------------------------------------------
-
-
-def _parse_choices(data: dict[str, Any], chat: bool, root: str) -> list[Choice]:
-    raw = data.get("choices")
-    if not isinstance(raw, list) or not raw:
-        raise LLMResponseError(
-            f"the LLM server at {root} answered without choices",
-            status_code=200,
-            body=str(data)[:_BODY_EXCERPT],
-        )
-    try:
-        return [_parse_choice(c, chat) for c in sorted(raw, key=lambda c: int(c.get("index", 0)))]
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise LLMResponseError(
-            f"the LLM server at {root} answered with a malformed choice: {exc}",
-            status_code=200,
-            body=str(data)[:_BODY_EXCERPT],
-        ) from exc
-
-
-def _parse_choice(choice: dict[str, Any], chat: bool) -> Choice:
-    reasoning: str | None = None
-    if chat:
-        message = choice["message"]
-        text = message.get("content") or ""
-        # vLLM renamed reasoning_content to reasoning; llama.cpp and older vLLM still send the old name.
-        for key in ("reasoning", "reasoning_content"):
-            value = message.get(key)
-            if isinstance(value, str) and value:
-                reasoning = value
-                break
-    else:
-        text = choice["text"] or ""
-    if not isinstance(text, str):
-        raise TypeError(f"choice text is {type(text).__name__}, not a string")
-    finish = choice.get("finish_reason")
-    return Choice(
-        text=text,
-        reasoning=reasoning,
-        finish_reason=finish if isinstance(finish, str) else None,
-        logprobs=_parse_logprobs(choice.get("logprobs")),
-    )
-
-
-def _parse_logprobs(block: Any) -> tuple[float, ...] | None:
-    """Per-token log-probabilities from the chat shape (``content[].logprob``) or the legacy one."""
-    if not isinstance(block, dict):
-        return None
-    content = block.get("content")
-    if isinstance(content, list):
-        return tuple(float(item["logprob"]) for item in content)
-    token_logprobs = block.get("token_logprobs")
-    if isinstance(token_logprobs, list):
-        return tuple(float(v) for v in token_logprobs if v is not None)
-    return None
-
-
-def _parse_usage(data: dict[str, Any], prompt_text: str, choices: Sequence[Choice]) -> Usage:
-    usage = data.get("usage")
-    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-        prompt = usage.get("prompt_tokens")
-        return Usage(prompt if isinstance(prompt, int) else 0, usage["completion_tokens"])
-    # No usage from the server: the estimator keeps the ledger counting rather than at zero.
-    completion = sum(estimate_tokens((c.reasoning or "") + c.text) for c in choices)
-    return Usage(estimate_tokens(prompt_text), completion)
-
-
-def _status_error(root: str, path: str, response: httpx.Response) -> LLMResponseError:
-    text = response.text
-    detail = text[:300]
-    try:
-        payload = response.json()
-        error = payload.get("error", payload) if isinstance(payload, dict) else payload
-        message = error.get("message") if isinstance(error, dict) else error
-        if isinstance(message, str) and message:
-            detail = message[:300]
-    except ValueError:
-        pass
-    return LLMResponseError(
-        f"the LLM server at {root} answered {path} with HTTP {response.status_code}: {detail}",
-        status_code=response.status_code,
-        body=text[:_BODY_EXCERPT],
-    )
-
-
-def _retry_after_s(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds, from either of its forms (delta-seconds or an HTTP date)."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
