@@ -21,8 +21,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -30,9 +29,17 @@ from protego import Protego
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from leadline.errors import BlockedURLError, ConfigError, FetchError
-from leadline.tools.base import Document, PageStore, SearchResult, StoredPage
+from leadline.tools.base import Document, PageStore, SearchResult
 from leadline.tools.decoding import BodyDecoder, supported_encodings
 from leadline.tools.extraction import ExtractionPolicy, extract_page
+from leadline.tools.fetched import FetchedPage, MemoryPageStore, mime_of
+from leadline.tools.responses import (
+    TRANSIENT_REASONS,
+    HTTPStatusFetchError,
+    is_transient,
+    map_http_error,
+    retry_after_seconds,
+)
 from leadline.tools.ssrf import AddressPolicy, Resolver, check_url, guarded_client, parse_allow_list
 
 DEFAULT_CONTENT_TYPES = (
@@ -43,19 +50,8 @@ DEFAULT_CONTENT_TYPES = (
     "application/pdf",
 )
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_TRANSIENT_REASONS = frozenset({"connect", "timeout", "network", "truncated"})
 _KEPT_HEADERS = ("content-type", "content-language", "last-modified", "etag", "date")
 _ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB
-
-
-class HTTPStatusFetchError(FetchError):
-    """The server answered with an error status; ``retry_after`` is its Retry-After in seconds, if any."""
-
-    def __init__(self, message: str, *, url: str, status: int, retry_after: float | None = None) -> None:
-        super().__init__(message, url=url, reason=f"http_{status}")
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,86 +103,6 @@ class FetchPolicy:
             raise ConfigError("FetchPolicy: max_redirects, per_host_interval_s and backoff_s must be >= 0")
 
 
-@dataclass(frozen=True, kw_only=True)
-class FetchedPage:
-    """A fetched body and what we know about it. ``sha256`` is the content address of ``body``."""
-
-    url: str
-    final_url: str
-    status: int
-    content_type: str
-    body: bytes = field(repr=False)
-    sha256: str
-    headers: dict[str, str] = field(default_factory=dict)
-    redirects: tuple[str, ...] = ()
-    from_cache: bool = False
-    elapsed_s: float = 0.0
-
-    @property
-    def mime(self) -> str:
-        return _mime(self.content_type)
-
-    @property
-    def charset(self) -> str | None:
-        return _charset(self.content_type)
-
-    def to_stored(self) -> StoredPage:
-        return StoredPage(
-            url=self.url,
-            final_url=self.final_url,
-            status=self.status,
-            content_type=self.content_type,
-            sha256=self.sha256,
-            body=self.body,
-            fetched_at=time.time(),
-            headers=dict(self.headers),
-        )
-
-    @classmethod
-    def from_stored(cls, page: StoredPage) -> FetchedPage:
-        return cls(
-            url=page.url,
-            final_url=page.final_url,
-            status=page.status,
-            content_type=page.content_type,
-            body=page.body,
-            sha256=page.sha256,
-            headers=dict(page.headers),
-            from_cache=True,
-        )
-
-
-class MemoryPageStore:
-    """An in-memory :class:`PageStore`: bodies kept once per sha256, URLs pointing at them."""
-
-    def __init__(self) -> None:
-        self._pages: dict[str, StoredPage] = {}
-        self._bodies: dict[str, bytes] = {}
-
-    def get_page(self, url: str) -> StoredPage | None:
-        return self._pages.get(url)
-
-    def put_page(self, page: StoredPage) -> None:
-        body = self._bodies.setdefault(page.sha256, page.body)
-        stored = StoredPage(
-            url=page.url,
-            final_url=page.final_url,
-            status=page.status,
-            content_type=page.content_type,
-            sha256=page.sha256,
-            body=body,
-            fetched_at=page.fetched_at,
-            headers=dict(page.headers),
-        )
-        self._pages[page.url] = stored
-        if page.final_url != page.url:
-            self._pages.setdefault(page.final_url, stored)
-
-    @property
-    def body_count(self) -> int:
-        return len(self._bodies)
-
-
 class _HostGate:
     """Per-host politeness: a concurrency limit and a least interval between request starts."""
 
@@ -218,73 +134,6 @@ class _RobotsEntry:
     """None means allow everything (no robots.txt)."""
     disallow_all: bool
     expires: float
-
-
-def _mime(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def _charset(content_type: str) -> str | None:
-    for param in content_type.split(";")[1:]:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset" and value.strip():
-            return value.strip().strip("\"'").lower()
-    return None
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _is_tls_failure(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, ssl.SSLError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _map_http_error(exc: httpx.HTTPError, url: str) -> FetchError:
-    detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        reason = "timeout"
-    elif isinstance(exc, httpx.ConnectError):
-        reason = "tls" if _is_tls_failure(exc) else "connect"
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        reason = "truncated"
-    elif isinstance(exc, httpx.NetworkError):
-        reason = "tls" if _is_tls_failure(exc) else "network"
-    elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        reason = "malformed_url"
-    elif isinstance(exc, httpx.DecodingError):
-        reason = "decoding"
-    else:
-        reason = "error"
-    error = FetchError(f"fetching {url} failed ({reason}): {detail}", url=url, reason=reason)
-    error.__cause__ = exc
-    return error
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, HTTPStatusFetchError):
-        return exc.status in _RETRY_STATUSES
-    return (
-        isinstance(exc, FetchError)
-        and not isinstance(exc, BlockedURLError)
-        and (exc.reason in _TRANSIENT_REASONS)
-    )
 
 
 def _content_type_allowed(mime: str, allowed: tuple[str, ...]) -> bool:
@@ -442,7 +291,7 @@ class Fetcher:
     async def _fetch_with_retries(self, url: str, parsed: httpx.URL) -> FetchedPage:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.attempts),
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(is_transient),
             wait=self._wait,
             reraise=True,
         )
@@ -482,10 +331,10 @@ class Fetcher:
                     self._check_status(response, current)
                     content_type = response.headers.get("content-type", "")
                     if content_type and not _content_type_allowed(
-                        _mime(content_type), self.policy.allowed_content_types
+                        mime_of(content_type), self.policy.allowed_content_types
                     ):
                         raise FetchError(
-                            f"{current} is {_mime(content_type)!r}, not a readable page",
+                            f"{current} is {mime_of(content_type)!r}, not a readable page",
                             url=url,
                             reason="content_type",
                         )
@@ -532,13 +381,13 @@ class Fetcher:
             exc.url = str(url)
             raise
         except httpx.HTTPError as exc:
-            raise _map_http_error(exc, str(url)) from exc
+            raise map_http_error(exc, str(url)) from exc
 
     def _check_status(self, response: httpx.Response, url: httpx.URL) -> None:
         status = response.status_code
         if 200 <= status < 300:
             return
-        retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
         if status in (429, 503) and retry_after is not None:
             if retry_after > self.policy.max_retry_after_s:
                 raise FetchError(
@@ -577,7 +426,7 @@ class Fetcher:
             exc.url = url
             raise
         except httpx.HTTPError as exc:
-            raise _map_http_error(exc, url) from exc
+            raise map_http_error(exc, url) from exc
         return b"".join(parts)
 
     # -- politeness and robots.txt ----------------------------------------------------------------
@@ -631,7 +480,7 @@ class Fetcher:
                     rules=None, disallow_all=False, expires=expires
                 )  # too many: treat as none
         except FetchError as exc:
-            if isinstance(exc, BlockedURLError) or exc.reason in _TRANSIENT_REASONS | {"dns", "tls"}:
+            if isinstance(exc, BlockedURLError) or exc.reason in TRANSIENT_REASONS | {"dns", "tls"}:
                 # The page itself would fail the same way: report that, not a robots refusal (not cached).
                 exc.url = str(url)
                 raise
