@@ -164,10 +164,13 @@ def gc(
         float, typer.Option("--older-than-days", min=0, help="Drop checkpoints of runs finished before this.")
     ] = 30.0,
 ) -> None:
-    """Drop the resume checkpoints of finished runs (their answers, steps and ledger stay)."""
+    """Drop the resume checkpoints of finished runs (their answers, steps and ledger stay) and the
+    stored bodies no run or page cache refers to any more."""
     with _open_store(db) as store:
         dropped = store.gc_checkpoints(older_than_days)
+        bodies, freed = store.gc_documents()
     typer.echo(f"dropped the checkpoints of {dropped} finished run(s)")
+    typer.echo(f"removed {bodies} unreferenced document(s), {freed / 1024:.1f} KiB")
 
 
 @db_app.command("upgrade")

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, delete, exists, func, select
+from sqlalchemy.exc import IntegrityError
 
+from leadline.errors import StorageError
 from leadline.storage.access import StoreAccess
 from leadline.storage.base import SourceRecord
 from leadline.storage.models import DocumentBlob, Page, Source, utc_now
 from leadline.tools.base import StoredPage
+
+_GC_ATTEMPTS = 3
 
 
 def sha256_hex(body: bytes) -> str:
@@ -26,11 +30,12 @@ class DocumentMethods(StoreAccess):
 
     def _put_document(self, conn: Connection, body: bytes) -> str:
         digest = sha256_hex(body)
-        conn.execute(
-            self._insert(DocumentBlob)
-            .values(sha256=digest, body=body, size=len(body), created_at=utc_now())
-            .on_conflict_do_nothing(index_elements=["sha256"])
+        stmt = self._insert(DocumentBlob).values(
+            sha256=digest, body=body, size=len(body), created_at=utc_now()
         )
+        # A no-op update rather than "do nothing": it locks an existing row until this transaction
+        # commits, so a concurrent gc_documents cannot delete a body this writer is about to point at.
+        conn.execute(stmt.on_conflict_do_update(index_elements=["sha256"], set_={"size": stmt.excluded.size}))
         return digest
 
     def record_source(self, source: SourceRecord) -> None:
@@ -99,6 +104,28 @@ class DocumentMethods(StoreAccess):
             values["sha256"] = self._put_document(conn, page.body)
             stmt = self._insert(Page).values(url_sha256=sha256_hex(page.url.encode("utf-8")), **values)
             conn.execute(stmt.on_conflict_do_update(index_elements=["url_sha256"], set_=values))
+
+    def gc_documents(self) -> tuple[int, int]:
+        """Delete the bodies no page and no source points at any more; returns (bodies, bytes) removed.
+
+        Bodies lose their last reference when runs are deleted or a page is re-fetched with new
+        content. A body a concurrent writer is re-using is either locked by it (the delete waits and
+        the writer's reference keeps it) or, on PostgreSQL, makes the delete fail its foreign-key check;
+        that attempt is rolled back and retried.
+        """
+        unreferenced = delete(DocumentBlob).where(
+            ~exists().where(Page.sha256 == DocumentBlob.sha256),
+            ~exists().where(Source.sha256 == DocumentBlob.sha256),
+        )
+        for attempt in range(_GC_ATTEMPTS):
+            try:
+                with self._write() as conn:
+                    sizes = list(conn.execute(unreferenced.returning(DocumentBlob.size)).scalars())
+                return len(sizes), int(sum(sizes))
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, IntegrityError) or attempt == _GC_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def document_count(self) -> int:
         with self._read() as conn:

@@ -246,6 +246,70 @@ def test_delete_run_removes_everything_recorded_under_it(store: SqlRunStore) -> 
     assert len(store.list_steps(keep)) == 2 and store.get_run(keep).citations == [{"doc_id": "d"}]
 
 
+def test_gc_documents_removes_only_unreferenced_bodies(store: SqlRunStore) -> None:
+    gone, kept = _run(store), _run(store)
+    store.record_source(
+        SourceRecord(run_id=gone, doc_id="a", title="t", text="only the deleted run read this")
+    )
+    store.record_source(SourceRecord(run_id=gone, doc_id="b", title="t", text="both runs read this"))
+    store.record_source(SourceRecord(run_id=kept, doc_id="b", title="t", text="both runs read this"))
+    page = StoredPage(
+        url="https://example.org/p",
+        final_url="https://example.org/p",
+        status=200,
+        content_type="text/html",
+        sha256="",
+        body=b"old page",
+        fetched_at=1.0,
+        headers={},
+    )
+    store.put_page(page)
+    store.put_page(StoredPage(**{**page.__dict__, "body": b"new page"}))  # the old body loses its URL
+    assert store.document_count() == 4
+    assert store.gc_documents() == (1, len(b"old page"))
+    store.delete_run(gone)
+    assert store.gc_documents() == (1, len("only the deleted run read this"))
+    assert store.document_count() == 2
+    assert [s.text for s in store.list_sources(kept)] == ["both runs read this"]
+    got = store.get_page("https://example.org/p")
+    assert got is not None and got.body == b"new page"
+    assert store.gc_documents() == (0, 0)
+    # A body that was collected can be stored again.
+    store.record_source(SourceRecord(run_id=kept, doc_id="c", title="t", text="old page"))
+    assert store.document_count() == 3
+
+
+def test_gc_documents_racing_a_writer_never_loses_a_referenced_body(store: SqlRunStore) -> None:
+    text = "a body that keeps losing and regaining its only reference"
+    previous = None
+    errors: list[BaseException] = []
+    for _ in range(25):
+        run_id = _run(store)
+        if previous is not None:
+            store.delete_run(previous)  # the body is unreferenced now, and about to be re-used
+
+        def write(run_id: str = run_id) -> None:
+            try:
+                store.record_source(SourceRecord(run_id=run_id, doc_id="d", title="t", text=text))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        def collect() -> None:
+            try:
+                store.gc_documents()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write), threading.Thread(target=collect)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert [s.text for s in store.list_sources(run_id)] == [text]
+        previous = run_id
+
+
 def test_set_status(store: SqlRunStore) -> None:
     run_id = _run(store)
     store.set_status(run_id, "interrupted")
