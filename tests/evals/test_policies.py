@@ -9,6 +9,24 @@ from leadline.evals.policies import CURVE_MODELS, choose_curves, evaluate_table,
 POINTS = [(64, 1), (256, 1), (256, 2), (1024, 2), (1024, 4), (4096, 4)]
 
 
+def _row(
+    qid: str, split: str, point: tuple[int, int], solved: float, features: dict[str, float]
+) -> OutcomeRow:
+    t, s = point
+    return OutcomeRow(
+        question_id=qid,
+        split=split,
+        question="q",
+        tokens=t,
+        searches=s,
+        em=solved,
+        f1=solved,
+        spent_tokens=t,
+        spent_searches=s,
+        features=features,
+    )
+
+
 def _table(seed: int = 0, n: int = 80) -> OutcomeTable:
     """Easy questions are solved at any budget, hard ones only at large ones; a feature tells them apart."""
     rng = np.random.default_rng(seed)
@@ -19,20 +37,8 @@ def _table(seed: int = 0, n: int = 80) -> OutcomeTable:
             need = rng.integers(3, 6) if hard else 0
             for j, (t, s) in enumerate(POINTS):
                 solved = float(j >= need)
-                rows.append(
-                    OutcomeRow(
-                        question_id=f"{split}{q}",
-                        split=split,
-                        question="q",
-                        tokens=t,
-                        searches=s,
-                        em=solved,
-                        f1=solved,
-                        spent_tokens=t,
-                        spent_searches=s,
-                        features={"hard": float(hard) + rng.normal(0, 0.05), "length": 1.0},
-                    )
-                )
+                features = {"hard": float(hard) + rng.normal(0, 0.05), "length": 1.0}
+                rows.append(_row(f"{split}{q}", split, (t, s), solved, features))
     return OutcomeTable(rows)
 
 
@@ -79,18 +85,8 @@ def _noise_table(seed: int = 0, n: int = 60) -> OutcomeTable:
         for q in range(n):
             for j, (t, s) in enumerate(POINTS):
                 solved = float(rng.random() < 0.2 + 0.1 * j)
-                rows.append(
-                    OutcomeRow(
-                        question_id=f"{split}{q}",
-                        split=split,
-                        question="q",
-                        tokens=t,
-                        searches=s,
-                        em=solved,
-                        f1=solved,
-                        features={"noise": float(rng.normal()), "length": float(rng.normal())},
-                    )
-                )
+                features = {"noise": float(rng.normal()), "length": float(rng.normal())}
+                rows.append(_row(f"{split}{q}", split, (t, s), solved, features))
     return OutcomeTable(rows)
 
 
