@@ -6,7 +6,7 @@ the call takes milliseconds while the prefill takes seconds, so pricing only the
 searches look free. From the ledgers of earlier runs this module fits
 
 * the engine's prefill and decode times per token (non-negative least squares over the LLM calls:
-  ``seconds ≈ a·prompt_tokens + b·completion_tokens``), and
+  ``seconds ≈ a·prompt_tokens + b·completion_tokens + c``, c a per-call constant), and
 * the prompt tokens one more search adds to a run (the slope of a run's prompt tokens over its
   searches, across runs that searched different numbers of times),
 
@@ -79,10 +79,12 @@ class EngineTimings:
     def token_seconds(self) -> tuple[float, float] | None:
         """(prefill, decode) seconds per token fitted on the LLM calls, or None without a usable fit."""
         rows = [(p, c, s) for p, c, s in self.calls if s > 0]
-        if len(rows) < 3:
+        if len(rows) < 4:
             return None
         data = np.array(rows, dtype=np.float64)
-        a, b = nnls(data[:, :2], data[:, 2])[0]
+        # A per-call constant (scheduling, grammar set-up) is fitted too, so it is not read as decode time.
+        design = np.column_stack([data[:, :2], np.ones(len(data))])
+        a, b, _ = nnls(design, data[:, 2])[0]
         if b <= 0.0:
             return None
         return float(a), float(b)

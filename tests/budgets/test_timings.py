@@ -8,7 +8,9 @@ from leadline.budgets.timings import EngineTimings
 PREFILL, DECODE = 1 / 200.0, 1 / 40.0  # seconds per token: an engine that reads 200 and writes 40 tok/s
 
 
-def _run(searches: int, *, base_prompt: int = 300, per_search: int = 400) -> list[LedgerEntry]:
+def _run(
+    searches: int, *, base_prompt: int = 300, per_search: int = 400, overhead: float = 0.0
+) -> list[LedgerEntry]:
     """A run whose prompts grow by ``per_search`` tokens for every search it made."""
     entries: list[LedgerEntry] = []
     for i in range(searches):
@@ -20,7 +22,7 @@ def _run(searches: int, *, base_prompt: int = 300, per_search: int = 400) -> lis
                 node="plan",
                 prompt_tokens=50 + i,
                 completion_tokens=10,
-                seconds=(50 + i) * PREFILL + 10 * DECODE,
+                seconds=overhead + (50 + i) * PREFILL + 10 * DECODE,
             )
         )
     prompt = base_prompt + per_search * searches - sum(50 + i for i in range(searches))
@@ -30,7 +32,7 @@ def _run(searches: int, *, base_prompt: int = 300, per_search: int = 400) -> lis
             node="answer",
             prompt_tokens=prompt,
             completion_tokens=30,
-            seconds=prompt * PREFILL + 30 * DECODE,
+            seconds=overhead + prompt * PREFILL + 30 * DECODE,
         )
     )
     return entries
@@ -79,3 +81,13 @@ def test_runs_without_searches_or_generation_price_nothing() -> None:
     timings = EngineTimings()
     timings.add([LedgerEntry(kind="llm", node="answer", prompt_tokens=10, completion_tokens=5, seconds=1.0)])
     assert timings.price() is None
+
+
+def test_a_per_call_overhead_is_not_read_as_decode_time() -> None:
+    timings = EngineTimings()
+    for searches in (1, 2, 3, 4):
+        timings.add(_run(searches, overhead=0.3))
+    price = timings.price()
+    assert price is not None
+    assert price.decode_tokens_per_second == pytest.approx(40.0, rel=1e-3)
+    assert price.prefill_tokens_per_second == pytest.approx(200.0, rel=1e-3)
