@@ -91,7 +91,8 @@ def with_probes(table: OutcomeTable, path: Path) -> OutcomeTable:
     for line in path.read_text().splitlines():
         if line.strip():
             data = json.loads(line)
-            probes[data.pop("question_id")] = {k: float(v) for k, v in data.items()}
+            qid = data.pop("question_id")
+            probes[qid] = {k: float(v) for k, v in data.items()}
     missing = {r.question_id for r in table} - set(probes)
     if missing:
         raise ConfigError(f"{len(missing)} questions of the table have no probe features in {path}")
