@@ -467,7 +467,28 @@ def run_decision_cost(out: dict[str, Any], repeats: int = 5) -> None:
 # -- (b) real outcome table ---------------------------------------------------------------------
 
 
-def run_real(path: Path | None, out: dict[str, Any], *, search_cost_tokens: float = LAMBDA) -> None:
+def _probe_only(table: Any, probes: Path) -> Any:
+    """The table with the probe features of ``probes`` as every row's only features."""
+    from dataclasses import replace
+
+    from difficulty_auc import PROBE_FEATURES, with_probes
+
+    from leadline.evals.outcomes import OutcomeTable
+
+    joined = with_probes(table, probes)
+    keep = set(PROBE_FEATURES) - {"has_hits"}  # a local corpus always has hits: a constant column
+    return OutcomeTable(
+        [replace(r, features={k: v for k, v in r.features.items() if k in keep}) for r in joined]
+    )
+
+
+def run_real(
+    path: Path | None,
+    out: dict[str, Any],
+    *,
+    search_cost_tokens: float = LAMBDA,
+    probes: Path | None = None,
+) -> None:
     if path is None or not path.exists():
         why = "no --real-table given" if path is None else f"{path} does not exist"
         print(f"real outcome table: skipped ({why}); produce one with the sweep and pass --real-table")
@@ -477,9 +498,18 @@ def run_real(path: Path | None, out: dict[str, Any], *, search_cost_tokens: floa
     from leadline.evals.policies import evaluate_table
 
     table = OutcomeTable.read_jsonl(path)
-    report = evaluate_table(table, cost=CostModel(search_cost_tokens=search_cost_tokens))
+    cost = CostModel(search_cost_tokens=search_cost_tokens)
+    report = evaluate_table(table, cost=cost)
     print(report.describe())
     out["real_gap_closed"] = report.gap_closed
+    if probes is not None:
+        # The same policies with the difficulty estimator on probe features instead of text features.
+        probed = _probe_only(table, probes)
+        for curves in ("auto", "conditioned", "buckets"):
+            r = evaluate_table(probed, cost=cost, curves=curves)
+            qualities = " / ".join(f"{p.adaptive:.3f}" for p in r.points)
+            print(f"  probe features, curves={curves}: adaptive {qualities}; gap closed {r.gap_closed:.1%}")
+            out[f"real_probe_{curves}_gap_closed"] = r.gap_closed
     out["real_questions"] = report.questions
     out["real_budget_points"] = report.budget_points
 
@@ -488,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real-table", type=Path, default=None, help="outcome table JSONL (part b)")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument(
+        "--probes", type=Path, default=None, help="probe features JSONL (benchmarks/probe_features.py)"
+    )
     parser.add_argument(
         "--search-cost-tokens", type=float, default=LAMBDA, help="λ for the real table (default 500)"
     )
@@ -499,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         out["synthetic_gap_closed_mean"] = float("nan")
         out["synthetic_gap_closed_min"] = float("nan")
-    run_real(args.real_table, out, search_cost_tokens=args.search_cost_tokens)
+    run_real(args.real_table, out, search_cost_tokens=args.search_cost_tokens, probes=args.probes)
     run_decision_cost(out)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
