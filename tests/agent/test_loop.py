@@ -182,6 +182,7 @@ def test_resume_replays_recorded_calls_instead_of_spending_again(docs: list[Docu
     r = make(docs, ScriptedLLM(crash_on_answer), store)
     with pytest.raises(KeyboardInterrupt):
         r.research(QUESTION, budget=Budget(tokens=600, searches=3), run_id="run1")
+    r.close()  # cancels the graph tasks the interrupt left suspended (else they are torn down at GC)
     # Ctrl-C cancels the run and marks it interrupted; a hard death leaves it "running": both resume
     assert store.get_run("run1").status in ("interrupted", "running")
     spent_before = sum(s.completion_tokens for s in store.list_steps("run1"))
