@@ -9,6 +9,7 @@ run carries what it gathered in ``run_data``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -37,6 +38,9 @@ from leadline.wiring import make_llm, make_search, make_store, open_checkpointer
 
 Mode = Literal["answer", "report"]
 MAX_QUESTION_CHARS = 4000
+SEED_RUNS = 20
+"""Earlier runs on the same engine whose timings seed λ's measurement in a new Researcher."""
+logger = logging.getLogger(__name__)
 
 
 def validate_question(question: object) -> str:
@@ -86,6 +90,7 @@ class Researcher:
         self._owns: list[Any] = []
         self._probed = False
         self._timings = EngineTimings()
+        self._timings_seeded = False
         """Generation speed and search/read times seen in this Researcher's runs, for measuring λ."""
         self._runner: asyncio.Runner | None = None
         """The event loop of the synchronous API: one per Researcher, so async clients (httpx pools,
@@ -152,8 +157,9 @@ class Researcher:
     @property
     def measured_search_cost(self) -> float | None:
         """λ measured on the engine in use: the tokens it generates in the wall time of one search, its
-        reads and the prefill of what it brings, from this Researcher's earlier runs (None before the
-        first run). :attr:`search_price` has the parts."""
+        reads and the prefill of what it brings, from earlier runs — this Researcher's, and from its
+        first run on also the store's recent runs on the same engine (None before the first run).
+        :attr:`search_price` has the parts."""
         return self._timings.search_cost()
 
     @property
@@ -205,6 +211,7 @@ class Researcher:
         *,
         resume: bool,
     ) -> ResearchResult:
+        self._seed_timings(store, llm)
         measured = self._timings.search_cost()
         if budget.search_cost_tokens is None and measured is not None:  # λ from the engine in use
             budget = replace(budget, search_cost_tokens=round(measured, 3))
@@ -275,6 +282,28 @@ class Researcher:
             exc.run_data["run_id"] = None
             return
         store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=exc.message)
+
+    def _engine_key(self, model: str, settings: dict[str, Any]) -> tuple[Any, ...]:
+        return (model, *(settings.get(k) for k in ("base_url", "search", "searxng_url", "corpus")))
+
+    def _seed_timings(self, store: RunStore, llm: LLMClient) -> None:
+        """Once, before this Researcher's first run: timings of recent finished runs on the same engine.
+
+        λ is measured from earlier runs; a CLI call makes one run per process, so without this the
+        measurement would never reach it. Runs count when they used the same model, server, search
+        backend and corpus; the newest :data:`SEED_RUNS` of them are taken.
+        """
+        if self._timings_seeded:
+            return
+        self._timings_seeded = True
+        mine = self._engine_key(llm.model_name, self._run_settings())
+        try:
+            runs = store.list_runs(limit=10 * SEED_RUNS)
+            same = [r for r in runs if r.status == "done" and self._engine_key(r.model, r.settings) == mine]
+            for run in same[:SEED_RUNS]:
+                self._timings.add([entry_for_step(s) for s in store.list_steps(run.run_id)])
+        except LeadlineError as exc:  # an unreadable history only costs the measurement
+            logger.warning("could not read earlier runs to measure λ: %s", exc)
 
     def _run_settings(self) -> dict[str, Any]:
         s = self.settings

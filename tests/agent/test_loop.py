@@ -265,3 +265,22 @@ def test_search_cost_is_measured_from_the_engine_in_use(docs: list[Document]) ->
     assert seen[0] is None  # nothing measured before the first run: the controller's default applies
     assert seen[1] == pytest.approx(measured, abs=1e-3)
     assert seen[2] == 250  # an explicit λ wins
+
+    # A new Researcher on the same store (a new CLI process) starts from the runs already recorded there.
+    seen.clear()
+    fresh = Researcher(
+        Settings(), llm=ScriptedLLM(sensible), search=FakeSearch(docs), store=r.store, controller=Recording
+    )
+    fresh.research(QUESTION, budget=Budget(tokens=600, searches=3))
+    assert seen[0] is not None and seen[0] >= 0
+    # ... but not from runs on another engine.
+    other = Researcher(
+        Settings(model="another-model"),
+        llm=ScriptedLLM(sensible, name="another-model"),
+        search=FakeSearch(docs),
+        store=r.store,
+        controller=Recording,
+    )
+    seen.clear()
+    other.research(QUESTION, budget=Budget(tokens=600, searches=3))
+    assert seen[0] is None
