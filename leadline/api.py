@@ -23,6 +23,7 @@ from leadline.budgets.cost import CostModel
 from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step
 from leadline.budgets.ledger import Budget, Ledger
 from leadline.budgets.timings import EngineTimings, SearchPrice
+from leadline.budgets.tuned import TunedModel
 from leadline.config import Settings
 from leadline.errors import (
     ConfigError,
@@ -325,12 +326,14 @@ class Researcher:
         concurrency: int = 1,
         mode: Mode = "answer",
         on_result: Callable[[int, ResearchResult | LeadlineError], None] | None = None,
+        tuned: TunedModel | None = None,
     ) -> list[ResearchResult | LeadlineError]:
         """Research many questions under one total budget (``per_question`` times their number).
 
         With ``adaptive`` the two-axis controller plans the whole batch (easy questions get less, hard
-        ones more) and runs return what they do not spend to a pool that later runs draw from. A failed
-        question yields its error in place of a result; the batch goes on.
+        ones more) and runs return what they do not spend to a pool that later runs draw from; ``tuned``
+        (from ``leadline tune --save``) gives it fitted curves instead of the priors. A failed question
+        yields its error in place of a result; the batch goes on.
         """
         texts = [validate_question(q) for q in questions]
         per_question = _validate_budget(per_question)
@@ -340,7 +343,10 @@ class Researcher:
         if adaptive and texts:
             cost = CostModel.for_budget(per_question, measured=self.measured_search_cost)
             total = cost.budget_cost(per_question) * len(texts)
-            batch = AdaptiveBatch(texts, total_budget=total, cost=cost)
+            if tuned is not None:
+                batch = tuned.batch(texts, total, cost)
+            else:
+                batch = AdaptiveBatch(texts, total_budget=total, cost=cost)
         gate = asyncio.Semaphore(concurrency)
         results: list[ResearchResult | LeadlineError | None] = [None] * len(texts)
 

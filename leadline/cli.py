@@ -153,6 +153,10 @@ def ask(
     controller: Annotated[
         str, typer.Option(help="fixed (spend the budget as given) or adaptive (the two-axis controller).")
     ] = "fixed",
+    tuned: Annotated[
+        Path | None,
+        typer.Option(help="A tuned controller from `leadline tune --save` (implies --controller adaptive)."),
+    ] = None,
 ) -> None:
     """Research a question and print the answer with its citations."""
     from leadline.api import Researcher
@@ -168,8 +172,9 @@ def ask(
             searxng_url=searxng_url,
         )
         budget = Budget(tokens=budget_tokens, searches=budget_searches, seconds=budget_seconds)
+        factory = _load_tuned(tuned).controller if tuned is not None else _controller(controller)
         with (
-            Researcher(settings, controller=_controller(controller)) as researcher,
+            Researcher(settings, controller=factory) as researcher,
             _Progress(not quiet) as progress,
         ):
             return researcher.research(
@@ -189,6 +194,12 @@ def _controller(name: str) -> Any:
     if name not in factories:
         raise ConfigError(f"unknown controller {name!r}; use fixed or adaptive")
     return factories[name]
+
+
+def _load_tuned(path: Path) -> Any:
+    from leadline.budgets.tuned import TunedModel
+
+    return TunedModel.load(path)
 
 
 def _read_questions(path: Path) -> list[str]:
@@ -231,12 +242,20 @@ def batch(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
     corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
     db: Annotated[str | None, typer.Option(help="Database URL.")] = None,
+    tuned: Annotated[
+        Path | None, typer.Option(help="A tuned controller from `leadline tune --save` (adaptive only).")
+    ] = None,
 ) -> None:
     """Research many questions unattended under one total budget, one JSON line per result."""
     from leadline.api import Researcher
     from leadline.budgets.ledger import Budget
 
     def run() -> tuple[int, int]:
+        from leadline.errors import ConfigError
+
+        if tuned is not None and not adaptive:
+            raise ConfigError("--tuned needs the adaptive controller; drop --fixed")
+        model_file = _load_tuned(tuned) if tuned is not None else None
         questions = _read_questions(questions_file)
         finished = set()
         if out.exists():
@@ -271,6 +290,7 @@ def batch(
                 concurrency=concurrency,
                 mode="report" if report else "answer",
                 on_result=on_result,
+                tuned=model_file,
             )
         return len(todo) - failures, failures
 
@@ -298,11 +318,16 @@ def tune(
     model: Annotated[str | None, typer.Option(help="Packaged model, .gguf path, or server model.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
     corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
+    save: Annotated[
+        Path | None,
+        typer.Option(help="Fit a controller on the table's train rows and save it here (for --tuned)."),
+    ] = None,
 ) -> None:
     """See what each extra search or token buys: run questions at a grid of budgets and score them.
 
     Prints mean quality and real spend per budget point; when the table holds train and dev rows, also
     compares uniform, adaptive and oracle allocation on it (curves fitted on train, scored on dev).
+    With --save, fits a controller on the train rows for `ask --tuned` and `batch --tuned`.
     """
     import asyncio
 
@@ -354,6 +379,17 @@ def tune(
         from leadline.evals.policies import evaluate_table
 
         out_console.print(_guard(lambda: evaluate_table(table)).describe())
+    if save is not None:
+        from leadline.evals.tuning import fit_tuned
+
+        tuned_model = _guard(lambda: fit_tuned(table))
+        tuned_model.save(save)
+        scored = ", ".join(f"{k} {v:.3f}" for k, v in tuned_model.held_out.items())
+        err.print(
+            f"saved a tuned controller ({tuned_model.kind}; held-out train quality: {scored or 'n/a'})"
+            f" to {save}; use it with --tuned {save}",
+            highlight=False,
+        )
 
 
 @app.command()

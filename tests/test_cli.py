@@ -107,3 +107,12 @@ def test_resume_of_a_finished_run_prints_its_answer_and_unknown_runs_are_one_lin
     assert code == 1 and "no-such-run" in err and len(err.strip().splitlines()) == 1
     code, out, _ = run("runs", "show", run_id)
     assert code == 0 and "William Shakespeare" in out
+
+
+def test_a_missing_or_misused_tuned_controller_is_a_one_line_error(tmp_path: Path) -> None:
+    code, _, err = run("ask", "Who wrote Hamlet?", "--tuned", str(tmp_path / "missing.json"))
+    assert code == 1 and "cannot read tuned controller" in err and "Traceback" not in err
+    questions = tmp_path / "q.txt"
+    questions.write_text("Who wrote Hamlet?\n")
+    code, _, err = run("batch", str(questions), "--fixed", "--tuned", str(tmp_path / "t.json"))
+    assert code == 1 and "--tuned needs the adaptive controller" in err

@@ -142,6 +142,11 @@ def _difficulty(estimator: LearnedEstimator | None, row: OutcomeRow) -> Difficul
     return estimator.estimate_features(features, qtype)
 
 
+def train_difficulties(estimator: LearnedEstimator | None, table: OutcomeTable) -> dict[str, Difficulty]:
+    """Each question's estimated difficulty (from its first row's features)."""
+    return {q: _difficulty(estimator, r) for q, r in _first_rows(table).items()}
+
+
 def predict_quality(
     train: OutcomeTable,
     dev: OutcomeTable,
@@ -163,10 +168,9 @@ def predict_quality(
     estimator = fit_estimator(train, metric, small)
     if estimator is None:
         notes.append("difficulty estimator could not be fitted; every question looks alike")
-    train_first = _first_rows(train)
     dev_first = _first_rows(dev)
     dev_ids = dev.question_ids()
-    d_train = {q: _difficulty(estimator, r) for q, r in train_first.items()}
+    d_train = train_difficulties(estimator, train)
     d_dev = [_difficulty(estimator, dev_first[q]) for q in dev_ids]
     pred = np.zeros((len(dev_ids), len(points)))
     for shape in sorted({p[2] for p in points}):
@@ -223,6 +227,7 @@ def choose_curves(
     *,
     folds: int = 4,
     seed: int = 0,
+    models: Sequence[str] = CURVE_MODELS,
 ) -> tuple[str, dict[str, float]]:
     """The curve model whose allocations score best on held-out train questions.
 
@@ -237,19 +242,23 @@ def choose_curves(
         return "means", {}
     order = np.random.default_rng(seed).permutation(len(ids))
     fold_of = {ids[i]: k % folds for k, i in enumerate(order)}
-    scores: dict[str, list[float]] = {name: [] for name in CURVE_MODELS}
+    unknown = set(models) - set(CURVE_MODELS)
+    if unknown or not models:
+        raise ConfigError(f"curve models must be among {', '.join(CURVE_MODELS)}, got {list(models)}")
+    candidates = [name for name in CURVE_MODELS if name in models]
+    scores: dict[str, list[float]] = {name: [] for name in candidates}
     for k in range(folds):
         fit = OutcomeTable([r for r in train if fold_of.get(r.question_id) != k])
         held = OutcomeTable([r for r in complete if fold_of[r.question_id] == k])
         _, actual = _matrix(held, points, metric)
-        for name in CURVE_MODELS:
+        for name in candidates:
             pred = predict_quality(fit, held, points, metric, [], curves=name)
             prepared, base = _prepared(pred, costs)
             for j in range(len(points)):
                 total = float(costs[j]) * actual.shape[0]
                 scores[name].append(_run(prepared, base, total, actual, costs)[0])
     means = {name: float(np.mean(v)) for name, v in scores.items()}
-    best = max(reversed(CURVE_MODELS), key=means.__getitem__)  # first maximum: the simpler model
+    best = max(reversed(candidates), key=means.__getitem__)  # first maximum: the simpler model
     return best, means
 
 
@@ -359,4 +368,5 @@ __all__ = [
     "evaluate_table",
     "fit_estimator",
     "predict_quality",
+    "train_difficulties",
 ]
