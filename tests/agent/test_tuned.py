@@ -111,3 +111,11 @@ def test_bad_files_are_clear_errors(tmp_path: Path) -> None:
         TunedModel.load(tmp_path / "other.json")
     with pytest.raises(ConfigError, match="2 or more budget points"):
         fit_tuned(OutcomeTable([r for r in _table(visible=True) if (r.tokens, r.searches) == POINTS[0]]))
+
+
+def test_a_batch_plans_with_the_tuned_curves(fitted: TunedModel, docs: list[Document]) -> None:
+    r = Researcher(Settings(), llm=ScriptedLLM(sensible), search=FakeSearch(docs), store=MemoryRunStore())
+    results = r.batch(
+        [QUESTION, QUESTION + " (again)"], per_question=Budget(tokens=600, searches=3), tuned=fitted
+    )
+    assert [getattr(x, "answer", None) for x in results] == ["Balliol College", "Balliol College"]
