@@ -45,6 +45,7 @@ from leadline.budgets.allocation import (
     hull_profiles,
     prepare_batch,
 )
+from leadline.budgets.bounds import dual_upper_bound
 from leadline.budgets.conditioned import ConditionedCurves, fit_conditioned
 from leadline.budgets.cost import CostModel
 from leadline.budgets.curves import (
@@ -208,23 +209,7 @@ class BayesBound:
         not, randomised or not — that maps a query's observables to a grid point, so a target above it
         cannot be met by allocating before the run.
         """
-
-        def at(mu: float) -> tuple[float, float]:
-            score = self.values - mu * self.costs[None, :]
-            best = score.argmax(axis=1)
-            value = float(score[np.arange(len(best)), best].mean()) + mu * mean_budget
-            return value, float(self.costs[best].mean()) - mean_budget  # value, minus the slope
-
-        lo, hi = 0.0, 1.0
-        while at(hi)[1] > 0.0:
-            hi *= 2.0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if at(mid)[1] > 0.0:
-                lo = mid
-            else:
-                hi = mid
-        return min(at(lo)[0], at(hi)[0])
+        return dual_upper_bound(self.values, self.costs, mean_budget)
 
     def expected(self, tokens: float, searches: float) -> float:
         """Expected mean quality (under the posteriors) of giving every query the same grid point."""
