@@ -8,6 +8,7 @@ page reads, and the budget controller decides how much of each a question gets.
 from leadline.api import Researcher, aresearch, research
 from leadline.budgets.controller import Allocation, Controller, Decision, FixedController, RunObservation
 from leadline.budgets.ledger import Budget, Ledger, Spend
+from leadline.budgets.tuned import TunedModel
 from leadline.config import Settings
 from leadline.errors import (
     BlockedURLError,
@@ -73,6 +74,7 @@ __all__ = [
     "Spend",
     "StorageError",
     "ToolError",
+    "TunedModel",
     "Usage",
     "__version__",
     "aresearch",

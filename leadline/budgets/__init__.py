@@ -14,6 +14,7 @@ from leadline.budgets.allocation import (
     allocate_batch,
     allocate_batch_lagrangian,
 )
+from leadline.budgets.bounds import dual_upper_bound
 from leadline.budgets.controller import Allocation, Controller, Decision, FixedController, RunObservation
 from leadline.budgets.cost import CostModel, measure_search_cost
 from leadline.budgets.curves import GainCurve
@@ -28,6 +29,7 @@ from leadline.budgets.ledger import Budget, Ledger, LedgerEntry, Spend
 from leadline.budgets.pool import BatchPool
 from leadline.budgets.shape import choose_shape
 from leadline.budgets.timings import EngineTimings, SearchPrice
+from leadline.budgets.tuned import TunedModel
 
 __all__ = [
     "AdaptiveBatch",
@@ -56,9 +58,11 @@ __all__ = [
     "SearchPrice",
     "Spend",
     "TextFeatureEstimator",
+    "TunedModel",
     "allocate",
     "allocate_batch",
     "allocate_batch_lagrangian",
     "choose_shape",
+    "dual_upper_bound",
     "measure_search_cost",
 ]
