@@ -201,22 +201,10 @@ class BayesBound:
     """The same expected curves ready for the batch greedy (the best static allocation, up to rounding)."""
 
     def dual(self, mean_budget: float) -> float:
-        """An upper bound on the expected mean quality of *any* allocation made from these observables.
-
-        Weak duality: for every price μ ≥ 0 and every plan x with mean cost ≤ B,
-        mean_i E_i(x_i) ≤ mean_i max_g [E_i(g) − μ·c(g)] + μ·B. The bound is the minimum over μ
-        (convex and piecewise linear in μ; bisection on its slope). It holds for every rule — greedy or
-        not, randomised or not — that maps a query's observables to a grid point, so a target above it
-        cannot be met by allocating before the run.
-        """
+        """An upper bound on the expected mean quality of *any* allocation made from these observables
+        (:func:`leadline.budgets.bounds.dual_upper_bound`): a target above it cannot be met by allocating
+        before the run."""
         return dual_upper_bound(self.values, self.costs, mean_budget)
-
-    def expected(self, tokens: float, searches: float) -> float:
-        """Expected mean quality (under the posteriors) of giving every query the same grid point."""
-        g_tokens, g_searches = GRID.axes(COST)
-        i = int(np.argmin(np.abs(g_tokens - tokens)))
-        j = int(np.argmin(np.abs(g_searches - searches)))
-        return float(self.values.reshape(len(self.values), len(g_tokens), len(g_searches))[:, i, j].mean())
 
 
 def bayes_bound(pop: Population) -> BayesBound:

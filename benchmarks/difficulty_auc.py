@@ -35,14 +35,14 @@ from leadline.budgets.difficulty import (
 )
 from leadline.errors import ConfigError
 from leadline.evals.outcomes import OutcomeRow, OutcomeTable
+from leadline.evals.policies import cheapest_point
 
 PROBE_FEATURES = ("score_spread", "sample_agreement", "answer_logprob", "has_hits")
 
 
 def labelled(table: OutcomeTable, metric: str) -> dict[str, tuple[OutcomeRow, bool]]:
     """Each question's row at the cheapest budget point and whether it failed there."""
-    points = table.budget_points()
-    small = min(points, key=lambda p: (p[0] + p[1], p))
+    small = cheapest_point(table.budget_points())
     return {r.question_id: (r, r.score(metric) < 0.5) for r in table if r.point == small}
 
 

@@ -44,6 +44,11 @@ SEED_RUNS = 20
 logger = logging.getLogger(__name__)
 
 
+def _engine_key(model: str, settings: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two runs' timings comparable: the model, the server, the search backend, the corpus."""
+    return (model, *(settings.get(k) for k in ("base_url", "search", "searxng_url", "corpus")))
+
+
 def validate_question(question: object) -> str:
     if not isinstance(question, str):
         raise InvalidQuestionError(f"the question must be a string, got {type(question).__name__}")
@@ -284,9 +289,6 @@ class Researcher:
             return
         store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=exc.message)
 
-    def _engine_key(self, model: str, settings: dict[str, Any]) -> tuple[Any, ...]:
-        return (model, *(settings.get(k) for k in ("base_url", "search", "searxng_url", "corpus")))
-
     def _seed_timings(self, store: RunStore, llm: LLMClient) -> None:
         """Once, before this Researcher's first run: timings of recent finished runs on the same engine.
 
@@ -297,10 +299,10 @@ class Researcher:
         if self._timings_seeded:
             return
         self._timings_seeded = True
-        mine = self._engine_key(llm.model_name, self._run_settings())
+        mine = _engine_key(llm.model_name, self._run_settings())
         try:
             runs = store.list_runs(limit=10 * SEED_RUNS)
-            same = [r for r in runs if r.status == "done" and self._engine_key(r.model, r.settings) == mine]
+            same = [r for r in runs if r.status == "done" and _engine_key(r.model, r.settings) == mine]
             for run in same[:SEED_RUNS]:
                 self._timings.add([entry_for_step(s) for s in store.list_steps(run.run_id)])
         except LeadlineError as exc:  # an unreadable history only costs the measurement

@@ -113,6 +113,16 @@ def _matrix(table: OutcomeTable, points: Sequence[Point], metric: str) -> tuple[
     return ids, out
 
 
+def cheapest_point(points: Sequence[Point]) -> Point:
+    """The smallest budget point: "fails at a small budget" is measured there."""
+    return min(points, key=lambda p: (p[0] + p[1], p))
+
+
+def point_costs(points: Sequence[Point], cost: CostModel) -> FloatArray:
+    """Token-equivalent cost of each budget point."""
+    return np.array([cost.cost(float(p[0]), float(p[1])) for p in points])
+
+
 def _first_rows(table: OutcomeTable) -> dict[str, OutcomeRow]:
     first: dict[str, OutcomeRow] = {}
     for r in table:
@@ -164,8 +174,7 @@ def predict_quality(
     """
     if curves == "means":
         return np.tile(_point_means(train, points, metric), (len(dev.question_ids()), 1))
-    small = min(points, key=lambda p: (p[0] + p[1], p))
-    estimator = fit_estimator(train, metric, small)
+    estimator = fit_estimator(train, metric, cheapest_point(points))
     if estimator is None:
         notes.append("difficulty estimator could not be fitted; every question looks alike")
     dev_first = _first_rows(dev)
@@ -236,15 +245,15 @@ def choose_curves(
     compute of every budget point. Ties go to the simpler model (``means``, then ``buckets``).
     Returns the chosen name and each model's mean held-out quality.
     """
+    unknown = set(models) - set(CURVE_MODELS)
+    if unknown or not models:
+        raise ConfigError(f"curve models must be among {', '.join(CURVE_MODELS)}, got {list(models)}")
     complete = train.complete(points)
     ids = complete.question_ids()
     if len(ids) < 2 * folds:
         return "means", {}
     order = np.random.default_rng(seed).permutation(len(ids))
     fold_of = {ids[i]: k % folds for k, i in enumerate(order)}
-    unknown = set(models) - set(CURVE_MODELS)
-    if unknown or not models:
-        raise ConfigError(f"curve models must be among {', '.join(CURVE_MODELS)}, got {list(models)}")
     candidates = [name for name in CURVE_MODELS if name in models]
     scores: dict[str, list[float]] = {name: [] for name in candidates}
     for k in range(folds):
@@ -331,7 +340,7 @@ def evaluate_table(
     ids, actual = _matrix(dev, points, metric)
     if curves not in (*CURVE_MODELS, "auto"):
         raise ConfigError(f"curves must be one of {', '.join(CURVE_MODELS)} or 'auto', got {curves!r}")
-    costs = np.array([cost.cost(float(p[0]), float(p[1])) for p in points])
+    costs = point_costs(points, cost)
     if curves == "auto":
         curves, held_out = choose_curves(train, points, costs, metric)
         scored = ", ".join(f"{k} {v:.3f}" for k, v in held_out.items()) or "too few train questions"
@@ -364,9 +373,11 @@ __all__ = [
     "CURVE_MODELS",
     "PointResult",
     "TableReport",
+    "cheapest_point",
     "choose_curves",
     "evaluate_table",
     "fit_estimator",
+    "point_costs",
     "predict_quality",
     "train_difficulties",
 ]

@@ -6,15 +6,19 @@ between difficulty buckets and one pooled curve (:func:`leadline.evals.policies.
 
 from __future__ import annotations
 
-import numpy as np
-
 from leadline.budgets.adaptive import DifficultyCurves
 from leadline.budgets.cost import CostModel
 from leadline.budgets.fitting import BucketedCurves
 from leadline.budgets.tuned import TunedModel
 from leadline.errors import ConfigError
 from leadline.evals.outcomes import OutcomeTable
-from leadline.evals.policies import choose_curves, fit_estimator, train_difficulties
+from leadline.evals.policies import (
+    cheapest_point,
+    choose_curves,
+    fit_estimator,
+    point_costs,
+    train_difficulties,
+)
 
 
 def fit_tuned(table: OutcomeTable, *, cost: CostModel | None = None, metric: str = "f1") -> TunedModel:
@@ -24,7 +28,7 @@ def fit_tuned(table: OutcomeTable, *, cost: CostModel | None = None, metric: str
     points = train.budget_points()
     if len(points) < 2:
         raise ConfigError(f"need train rows at 2 or more budget points to tune, found {len(points)}")
-    costs = np.array([cost.cost(float(p[0]), float(p[1])) for p in points])
+    costs = point_costs(points, cost)
     chosen, held_out = choose_curves(train, points, costs, metric, models=("buckets", "means"))
     rows = list(train)
     tokens = [r.tokens for r in rows]
@@ -33,8 +37,7 @@ def fit_tuned(table: OutcomeTable, *, cost: CostModel | None = None, metric: str
     groups = [r.question_id for r in rows]
     questions = len(train.question_ids())
     if chosen == "buckets":
-        small = min(points, key=lambda p: (p[0] + p[1], p))
-        estimator = fit_estimator(train, metric, small)
+        estimator = fit_estimator(train, metric, cheapest_point(points))
         if estimator is not None:
             difficulties = train_difficulties(estimator, train)
             curves = DifficultyCurves.fit(
