@@ -383,7 +383,7 @@ def tune(
         from leadline.evals.tuning import fit_tuned
 
         tuned_model = _guard(lambda: fit_tuned(table))
-        tuned_model.save(save)
+        _guard(lambda: tuned_model.save(save))
         scored = ", ".join(f"{k} {v:.3f}" for k, v in tuned_model.held_out.items())
         err.print(
             f"saved a tuned controller ({tuned_model.kind}; held-out train quality: {scored or 'n/a'})"

@@ -86,7 +86,10 @@ class TunedModel:
         )
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        try:
+            Path(path).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write tuned controller {path}: {exc.strerror or exc}") from exc
 
     @classmethod
     def load(cls, path: Path) -> TunedModel:

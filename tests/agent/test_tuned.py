@@ -100,7 +100,7 @@ def test_a_run_uses_the_tuned_controller(fitted: TunedModel, docs: list[Document
     assert result.allocation  # the adaptive controller planned the run
 
 
-def test_bad_files_are_clear_errors(tmp_path: Path) -> None:
+def test_bad_files_are_clear_errors(fitted: TunedModel, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read tuned controller"):
         TunedModel.load(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("{not json")
@@ -109,6 +109,8 @@ def test_bad_files_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text('{"format": 99}')
     with pytest.raises(ConfigError, match="format"):
         TunedModel.load(tmp_path / "other.json")
+    with pytest.raises(ConfigError, match="cannot write tuned controller"):
+        fitted.save(tmp_path / "no-such-dir" / "tuned.json")
     with pytest.raises(ConfigError, match="2 or more budget points"):
         fit_tuned(OutcomeTable([r for r in _table(visible=True) if (r.tokens, r.searches) == POINTS[0]]))
 
