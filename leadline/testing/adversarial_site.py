@@ -2,8 +2,9 @@
 
 :class:`AdversarialSiteApp` extends the user-facing :class:`~leadline.tools.site_server.SiteApp` (pages
 and SearxNG-format search) with endpoints under ``/_adversarial/``: a slow drip, an endless body,
-compression bombs, redirects to private addresses, a redirect loop and chain, huge HTML, a wrong content
-type, truncated bodies, flaky and rate-limited answers, a script-only shell and a prompt-injection page.
+compression bombs, redirects to private addresses (or anywhere: ``redirect-to?url=``), a redirect loop
+and chain, huge HTML, a wrong content type, truncated bodies, flaky and rate-limited answers, a
+script-only shell and a prompt-injection page.
 They live here, not in ``leadline serve-site``, because only tests (leadline's and users') need them.
 Needs the ``site`` extra (starlette, uvicorn).
 """
@@ -125,6 +126,8 @@ class AdversarialSiteApp(SiteApp):
                 "localhost": f"http://localhost:{request.url.port}/index.html",
             }
             return RedirectResponse(targets.get(arg or "metadata", targets["metadata"]), status_code=302)
+        if name == "redirect-to":
+            return RedirectResponse(params.get("url", "/index.html"), status_code=302)
         if name == "redirect-loop":
             nxt = "b" if arg != "b" else "a"
             return RedirectResponse(f"/_adversarial/redirect-loop/{nxt}", status_code=302)
