@@ -160,12 +160,7 @@ AllowEntry = AllowedOrigin | AllowedNetwork | AllowedHost
 
 
 def _entry_error(text: str, why: str, what: str = "LEADLINE_FETCH_ALLOW entry") -> ConfigError:
-    hint = (
-        " (use an origin such as http://10.0.0.5:8080, a host name, an address or a network such as "
-        "10.0.0.0/8)"
-        if what.startswith("LEADLINE_FETCH_ALLOW")
-        else ""
-    )
+    hint = " (entries: http://host:port, host, address or network)" if what.endswith("entry") else ""
     return ConfigError(f"{what} {text!r} is malformed: {why}{hint}")
 
 
