@@ -111,8 +111,8 @@ def no_real_io(*, allow_ports: Iterable[int] = ()) -> Iterator[Isolation]:
     def engine_init(self: Any, model_path: Any, *args: Any, **kwargs: Any) -> None:
         raise guard.refuse(f"loading the model {model_path}")
 
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
     socket.getaddrinfo = getaddrinfo
     llama_cpp_engine.LlamaCppEngine.__init__ = engine_init  # type: ignore[method-assign]
     failed = False

@@ -8,6 +8,9 @@ has per-operation timeouts, and a slow drip beats those), stops reading at a cap
 429/5xx) are retried with backoff; nothing else is. Every failure is a :class:`~leadline.errors.FetchError`
 with a short ``reason``, which the agent sees as an observation and routes around.
 
+How it behaves (deadlines, caps, retries, the SSRF allow-list) is one :class:`FetchPolicy`
+(:mod:`leadline.tools.fetch_policy`), made from the settings by :func:`leadline.wiring.fetch_policy`.
+
 Fetched pages go to a content-addressed :class:`~leadline.tools.base.PageStore` when one is given, so a
 re-run or a resumed run reads them from there instead of fetching again.
 """

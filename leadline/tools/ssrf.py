@@ -9,7 +9,10 @@ name, so the ``Host`` header, TLS SNI and certificate verification stay those of
 new connections through the same backend, so every hop is checked again.
 
 Self-hosted services and tests reach private addresses only through an explicit allow-list
-(:class:`AddressPolicy`).
+(:class:`AddressPolicy`). Its narrowest entry is an origin (``http://127.0.0.1:8888``): the SearxNG
+endpoint is allowed that way, so that a search service on loopback does not open every other port of
+the machine to URLs its (untrusted) results carry. An origin names a scheme, which the socket-level
+backend does not see: :class:`GuardedTransport` passes the scheme of the request in flight down to it.
 """
 
 from __future__ import annotations
