@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from leadline import Budget, Researcher
 from leadline.config import Settings
 from leadline.errors import BlockedURLError, FetchError
+from leadline.testing import MemoryRunStore, ScriptedLLM
 from leadline.testing.ssrf_canary import Canary, HostileSearxngApp
 from leadline.tools.base import Document, Reader, SearchBackend, SearchResult
 from leadline.tools.fetcher import Fetcher, FetchPolicy
@@ -208,3 +211,29 @@ def test_control_with_loopback_opened_the_spellings_do_reach_the_canary(
     assert [url for url in must_reach if not reached[url]] == []
     # most of the spellings reach it (here all but the unparsable and unresolvable ones)
     assert sum(reached.values()) >= len(reached) * 2 // 3, reached
+
+
+def test_a_research_run_wired_like_ask_reads_the_endpoint_pages_and_never_the_canary(
+    files: dict[str, bytes], canary: Canary
+) -> None:
+    # the whole loop, as `leadline ask --search searxng --searxng-url URL` runs it, reading every result
+    def respond(messages: Any, params: Any) -> str:
+        prompt = messages[-1].content
+        if '"queries"' in prompt:
+            return json.dumps({"queries": ["create a database"]})
+        if '"next_query"' in prompt:
+            return json.dumps({"known": "createdb creates one", "answer_so_far": "", "next_query": ""})
+        return json.dumps({"answer": "with createdb", "sources": [1]})
+
+    server, endpoint = start_endpoint(files, canary, "localhost")
+    try:
+        settings = Settings(search="searxng", searxng_url=endpoint)
+        with Researcher(settings, llm=ScriptedLLM(respond), store=MemoryRunStore(), search_k=100) as r:
+            result = r.research("How do I create a database?", budget=Budget(tokens=600, searches=1))
+    finally:
+        server.stop()
+    assert canary.connections == []
+    assert result.answer == "with createdb"
+    assert [c.url for c in result.citations] == [f"{endpoint}{OWN_PAGE}"]
+    reads = [t["detail"] for t in result.trace if t["node"] == "read"]
+    assert reads and reads[0].startswith("2 sources read, ") and "ssrf:loopback" in reads[0]
