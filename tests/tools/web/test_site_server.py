@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ from leadline.tools.site_server import SiteServer, load_site, serve_site, snippe
 
 from .conftest import PAGES, loopback_policy, run
 
-TARBALL = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "web" / "postgresql-15-html.tar.gz"
+# the shared datasets sit beside the checkout; LEADLINE_DATASETS points elsewhere (a worktree, CI)
+BESIDE = Path(__file__).resolve().parents[4] / "shared" / "datasets"
+DATASETS = Path(os.environ.get("LEADLINE_DATASETS") or BESIDE)
+TARBALL = DATASETS / "web" / "postgresql-15-html.tar.gz"
 
 
 def test_static_pages_and_robots(site: SiteServer) -> None:
