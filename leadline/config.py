@@ -112,6 +112,7 @@ class Settings:
 # -- the fetch allow-list ------------------------------------------------------------------------------
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+"""The port of an origin that names none."""
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
 

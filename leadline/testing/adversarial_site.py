@@ -80,6 +80,7 @@ class AdversarialSiteApp(SiteApp):
             return self._bombs[encoding]
 
     def routes(self) -> list[Any]:
+        """The adversarial routes, then the site's own."""
         from starlette.routing import Route
 
         return [

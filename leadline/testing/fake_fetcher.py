@@ -62,6 +62,7 @@ class FakeFetcher:
         return self.fetched.count(url)
 
     async def aclose(self) -> None:
+        """Mark the fetcher closed (tests can assert the loop closed its reader)."""
         self.closed = True
 
 

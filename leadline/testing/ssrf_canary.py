@@ -140,6 +140,7 @@ class HostileSearxngApp(SiteApp):
         self.robots_redirect = robots_redirect
 
     def routes(self) -> list[Any]:
+        """``/redirect``, then the site's own routes."""
         from starlette.routing import Route
 
         return [Route("/redirect", self.redirect), *super().routes()]

@@ -343,6 +343,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``, the guard knowing its scheme (origin entries name one)."""
         # The connection (if a new one is needed) is opened inside this call, in this task: the backend
         # reads the scheme from the context variable to match origin entries.
         token = _REQUEST_SCHEME.set(request.url.scheme)
