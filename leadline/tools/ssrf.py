@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -376,11 +376,6 @@ def guarded_client(
     )
 
 
-def parse_allow_list(entries: Sequence[str] | str | None) -> tuple[str, ...]:
-    """A comma-separated or listed allow-list as checked, normalized entry texts; ConfigError if malformed."""
-    return tuple(str(entry) for entry in parse_fetch_allow(entries))
-
-
 __all__ = [
     "ALLOWED_SCHEMES",
     "AddressPolicy",
@@ -392,5 +387,4 @@ __all__ = [
     "blocked_reason",
     "check_url",
     "guarded_client",
-    "parse_allow_list",
 ]
