@@ -51,7 +51,7 @@ def _guard(fn: Callable[[], T]) -> T:
     except LeadlineError as exc:
         if _State.verbose:
             err.print_exception()
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)  # one line
         run_id = exc.run_data.get("run_id")
         if run_id:
             err.print(f"run {run_id} kept its record; continue it with: leadline resume {run_id}")
@@ -447,7 +447,7 @@ def models() -> None:
     from leadline.config import DEFAULT_MODEL
     from leadline.llm.models import model_status
 
-    settings = _settings()
+    settings = _guard(_settings)
     table = Table()
     table.add_column("model", no_wrap=True)
     for column in ("installed", "cached", "description"):

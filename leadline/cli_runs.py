@@ -37,7 +37,8 @@ DbOption = Annotated[
 
 
 def _url(db: str | None) -> str:
-    return db or Settings.from_env().database_url
+    with _cli_errors():  # a malformed setting in the environment is a one-line error too
+        return db or Settings.from_env().database_url
 
 
 @contextmanager

@@ -7,11 +7,17 @@ how tests keep away from the user's home directory.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
+
+from leadline.errors import ConfigError
 
 DEFAULT_MODEL = "qwen2.5-0.5b-instruct"
 """The embedded default model, chosen by ``benchmarks/answer_quality.py`` (see docs/benchmarks.md)."""
@@ -39,7 +45,9 @@ class Settings:
     """local, searxng, tavily, brave, exa, duckduckgo, or a comma list (a fallback chain)."""
     searxng_url: str | None = None
     fetch_allow: str | None = None
-    """Hosts, addresses or networks the fetcher may reach although private (self-hosted services)."""
+    """Comma list of what the fetcher may reach although private (self-hosted services): origins
+    (``http://10.0.0.5:8080``, that origin only), and bare host names, addresses or networks (every port).
+    Checked when the settings are made (:func:`parse_fetch_allow`)."""
     tavily_api_key: str | None = field(default=None, repr=False)
     brave_api_key: str | None = field(default=None, repr=False)
     exa_api_key: str | None = field(default=None, repr=False)
@@ -47,6 +55,9 @@ class Settings:
     n_ctx: int = 4096
     n_threads: int | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        parse_fetch_allow(self.fetch_allow)  # a malformed entry is an error now, not a silent skip later
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -96,3 +107,157 @@ class Settings:
     @property
     def indexes_dir(self) -> Path:
         return self.home / "indexes"
+
+
+# -- the fetch allow-list ------------------------------------------------------------------------------
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+"""The port of an origin that names none."""
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+_NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
+
+
+@dataclass(frozen=True)
+class AllowedOrigin:
+    """One origin, ``scheme://host:port``: only URLs with exactly this scheme, host and port pass.
+
+    ``host`` is a lower-case name or a canonical address (``127.0.0.1``, ``::1``); an address origin
+    does not admit names that resolve to it, nor a name origin the address it resolves to.
+    """
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class AllowedNetwork:
+    """A bare address or CIDR network: any host name resolving into it passes, on every port."""
+
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+
+    def __str__(self) -> str:
+        return str(self.network)
+
+
+@dataclass(frozen=True)
+class AllowedHost:
+    """A bare host name (``subdomains``: written with a leading dot): that name passes, on every port,
+    whatever it resolves to; another name resolving to the same address does not."""
+
+    name: str
+    subdomains: bool = False
+
+    def __str__(self) -> str:
+        return f".{self.name}" if self.subdomains else self.name
+
+
+AllowEntry = AllowedOrigin | AllowedNetwork | AllowedHost
+"""One parsed entry of the fetch allow-list."""
+
+
+def _entry_error(text: str, why: str, what: str = "LEADLINE_FETCH_ALLOW entry") -> ConfigError:
+    hint = " (entries: http://host:port, host, address or network)" if what.endswith("entry") else ""
+    return ConfigError(f"{what} {text!r} is malformed: {why}{hint}")
+
+
+def _check_host_name(text: str, name: str, what: str = "LEADLINE_FETCH_ALLOW entry") -> str:
+    if not name.isascii():
+        raise _entry_error(text, "write an international name in its xn-- form", what)
+    name = name.lower()
+    labels = name.split(".")
+    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise _entry_error(text, "not a host name", what)
+    if all(_NUMERIC_LABEL.match(label) for label in labels):
+        raise _entry_error(text, "an address must be written in dotted (or IPv6) form", what)
+    return name
+
+
+def _origin_name(text: str, host: str, netloc: str, what: str) -> str:
+    if netloc.rsplit("@", 1)[-1].startswith("["):
+        raise _entry_error(text, "not an IPv6 address in brackets", what)
+    if host.endswith("."):
+        raise _entry_error(text, "drop the trailing dot", what)
+    return _check_host_name(text, host, what)
+
+
+def _origin_entry(text: str, what: str = "LEADLINE_FETCH_ALLOW entry") -> AllowedOrigin:
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise _entry_error(text, str(exc), what) from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise _entry_error(text, "the scheme must be http or https", what)
+    if parts.username is not None or parts.password is not None:
+        raise _entry_error(text, "an origin has no user name or password", what)
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise _entry_error(text, "an origin has no path, query or fragment", what)
+    host = parts.hostname or ""
+    if not host:
+        raise _entry_error(text, "no host", what)
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        host = _origin_name(text, host, parts.netloc, what)
+    return AllowedOrigin(scheme, host, port if port is not None else DEFAULT_PORTS[scheme])
+
+
+def parse_allow_entry(text: str) -> AllowEntry:
+    """Parse one allow-list entry; raises :class:`~leadline.errors.ConfigError` saying what is wrong."""
+    entry = text.strip()
+    if not entry:
+        raise _entry_error(text, "empty")
+    if "://" in entry:
+        return _origin_entry(entry)
+    if any(c in entry for c in " @?#\\"):
+        raise _entry_error(text, "not a host, address or network")
+    bare = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+    if "/" in bare or ":" in bare:
+        try:
+            return AllowedNetwork(ipaddress.ip_network(bare, strict=False))
+        except ValueError:
+            why = "a port needs an origin, e.g. http://host:port" if bare.count(":") == 1 else "bad network"
+            raise _entry_error(text, why) from None
+    try:
+        return AllowedNetwork(ipaddress.ip_network(bare))
+    except ValueError:
+        pass
+    if entry.endswith("."):
+        raise _entry_error(text, "drop the trailing dot")
+    subdomains = entry.startswith(".")
+    return AllowedHost(_check_host_name(text, entry[1:] if subdomains else entry), subdomains)
+
+
+def parse_fetch_allow(entries: str | Sequence[str | AllowEntry] | None) -> tuple[AllowEntry, ...]:
+    """The fetch allow-list from a comma list (``LEADLINE_FETCH_ALLOW``) or a sequence of entries.
+
+    Every entry must parse: a malformed one raises :class:`~leadline.errors.ConfigError` instead of
+    being skipped (a skipped entry silently changes what the fetcher may reach).
+    """
+    if entries is None:
+        return ()
+    items: list[str | AllowEntry] = list(entries.split(",")) if isinstance(entries, str) else list(entries)
+    parsed: list[AllowEntry] = []
+    for item in items:
+        if isinstance(item, AllowedOrigin | AllowedNetwork | AllowedHost):
+            parsed.append(item)
+        elif isinstance(entries, str) and not item.strip():
+            continue  # "a,,b" and a trailing comma are harmless
+        else:
+            parsed.append(parse_allow_entry(item))
+    return tuple(dict.fromkeys(parsed))
+
+
+def origin_of(url: str, what: str = "URL") -> AllowedOrigin:
+    """The origin (scheme, host, port) of a service URL such as ``--searxng-url``; ConfigError if none."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:
+        raise _entry_error(url, str(exc), what) from None
+    return _origin_entry(f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}", what)

@@ -2,7 +2,8 @@
 
 This is the one place that knows which class serves which setting: an OpenAI-compatible server when a
 base URL is given, else the embedded llama.cpp engine; the local corpus index or SearxNG with the web
-fetcher; the SQL run store and the LangGraph checkpointer on the same database.
+fetcher; the SQL run store and the LangGraph checkpointer on the same database. The tools below never
+read settings themselves: they take explicit arguments (a :class:`FetchPolicy`, an API key), made here.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from leadline.config import DEFAULT_MODEL, Settings
+from leadline.config import DEFAULT_MODEL, Settings, origin_of, parse_fetch_allow
 from leadline.errors import ConfigError
 from leadline.llm.base import LLMClient
 from leadline.storage.base import RunStore
 from leadline.tools.base import PageStore, Reader, SearchBackend
+from leadline.tools.fetch_policy import FetchPolicy
 
 
 def make_llm(settings: Settings) -> LLMClient:
@@ -48,7 +50,26 @@ def _web_backend(name: str, settings: Settings) -> SearchBackend:
         return SearxngSearch(settings.searxng_url)
     from leadline.tools.web_backends import web_backend
 
-    return web_backend(name, settings)
+    keys = {"tavily": settings.tavily_api_key, "brave": settings.brave_api_key, "exa": settings.exa_api_key}
+    return web_backend(name, api_key=keys.get(name))
+
+
+def fetch_policy(settings: Settings, **overrides: Any) -> FetchPolicy:
+    """The fetch policy of a run; ``overrides`` set other :class:`FetchPolicy` fields.
+
+    The SSRF allow-list holds only what the user configured explicitly: ``settings.fetch_allow`` as
+    written (a bare host, address or network opens every port), and the SearxNG endpoint as its exact
+    origin (``scheme://host:port``): the service the user pointed us at, whose own result pages we are
+    meant to read (``leadline serve-site`` serves them from that origin), but never the rest of its host.
+    Search results are untrusted, so a result pointing at another port of the same machine is refused.
+    """
+    allow = [str(entry) for entry in parse_fetch_allow(settings.fetch_allow)]
+    if settings.searxng_url:
+        origin = str(origin_of(settings.searxng_url, what="SearxNG URL"))
+        if origin not in allow:
+            allow.append(origin)
+    values: dict[str, Any] = {"allow": tuple(allow), **overrides}
+    return FetchPolicy(**values)
 
 
 def make_search(
@@ -67,7 +88,7 @@ def make_search(
             f"unknown search backend {', '.join(unknown) or settings.search!r}; "
             f"use local or {', '.join(WEB_BACKENDS[:-1])} (a comma list is a fallback chain)"
         )
-    from leadline.tools.fetcher import Fetcher, fetch_policy_from
+    from leadline.tools.fetcher import Fetcher
 
     backends = [_web_backend(n, settings) for n in names]
     if len(backends) == 1:
@@ -76,7 +97,7 @@ def make_search(
         from leadline.tools.fallback import FallbackSearch
 
         search = FallbackSearch(backends)
-    return search, Fetcher(fetch_policy_from(settings), store=page_store)
+    return search, Fetcher(fetch_policy(settings), store=page_store)
 
 
 def make_store(settings: Settings) -> RunStore:

@@ -8,6 +8,9 @@ has per-operation timeouts, and a slow drip beats those), stops reading at a cap
 429/5xx) are retried with backoff; nothing else is. Every failure is a :class:`~leadline.errors.FetchError`
 with a short ``reason``, which the agent sees as an observation and routes around.
 
+How it behaves (deadlines, caps, retries, the SSRF allow-list) is one :class:`FetchPolicy`
+(:mod:`leadline.tools.fetch_policy`), made from the settings by :func:`leadline.wiring.fetch_policy`.
+
 Fetched pages go to a content-addressed :class:`~leadline.tools.base.PageStore` when one is given, so a
 re-run or a resumed run reads them from there instead of fetching again.
 """
@@ -28,10 +31,11 @@ import httpx
 from protego import Protego
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from leadline.errors import BlockedURLError, ConfigError, FetchError
+from leadline.errors import BlockedURLError, FetchError
 from leadline.tools.base import Document, PageStore, SearchResult
 from leadline.tools.decoding import BodyDecoder, supported_encodings
 from leadline.tools.extraction import ExtractionPolicy, extract_page
+from leadline.tools.fetch_policy import DEFAULT_CONTENT_TYPES, FetchPolicy
 from leadline.tools.fetched import FetchedPage, MemoryPageStore, mime_of
 from leadline.tools.responses import (
     TRANSIENT_REASONS,
@@ -40,67 +44,11 @@ from leadline.tools.responses import (
     map_http_error,
     retry_after_seconds,
 )
-from leadline.tools.ssrf import AddressPolicy, Resolver, check_url, guarded_client, parse_allow_list
+from leadline.tools.ssrf import AddressPolicy, Resolver, check_url, guarded_client
 
-DEFAULT_CONTENT_TYPES = (
-    "text/html",
-    "application/xhtml+xml",
-    "text/plain",
-    "text/markdown",
-    "application/pdf",
-)
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _KEPT_HEADERS = ("content-type", "content-language", "last-modified", "etag", "date")
 _ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB
-
-
-@dataclass(frozen=True, kw_only=True)
-class FetchPolicy:
-    """How the fetcher behaves. Defaults suit the open web; tests and benchmarks tighten or loosen them."""
-
-    deadline_s: float = 20.0
-    """Total wall time of one fetch: robots.txt, redirects, retries and body included."""
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 10.0
-    max_bytes: int = 5 * 1024 * 1024
-    """Cap on the decoded body; a larger page is refused (``reason="too_large"``), not truncated."""
-    max_redirects: int = 5
-    allowed_content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
-    """MIME types accepted; ``"text/*"`` style wildcards work."""
-    allow: tuple[str, ...] = ()
-    """SSRF allow-list: host names, addresses or CIDR networks reachable although not public."""
-    user_agent: str = "leadline/0.1 (research agent; honours robots.txt)"
-    robots_token: str = "leadline"
-    """The product token matched against robots.txt ``User-agent`` lines."""
-    respect_robots: bool = True
-    per_host_concurrency: int = 4
-    per_host_interval_s: float = 0.0
-    """Least time between the starts of two requests to one host (a robots Crawl-delay can raise it)."""
-    max_crawl_delay_s: float = 10.0
-    max_connections: int = 64
-    attempts: int = 3
-    """Tries per fetch, the first included; only transient failures are tried again."""
-    backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
-    max_retry_after_s: float = 30.0
-    """A longer Retry-After is not waited for: the fetch fails with ``reason="rate_limited"``."""
-    robots_ttl_s: float = 24 * 3600.0
-
-    def __post_init__(self) -> None:
-        positive = {
-            "deadline_s": self.deadline_s,
-            "connect_timeout_s": self.connect_timeout_s,
-            "read_timeout_s": self.read_timeout_s,
-            "max_bytes": self.max_bytes,
-            "per_host_concurrency": self.per_host_concurrency,
-            "max_connections": self.max_connections,
-            "attempts": self.attempts,
-        }
-        for name, value in positive.items():
-            if not value > 0:
-                raise ConfigError(f"FetchPolicy.{name} must be positive, got {value!r}")
-        if self.max_redirects < 0 or self.per_host_interval_s < 0 or self.backoff_s < 0:
-            raise ConfigError("FetchPolicy: max_redirects, per_host_interval_s and backoff_s must be >= 0")
 
 
 class _HostGate:
@@ -151,22 +99,6 @@ def _sniff(body: bytes) -> str | None:
     if head.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<html" in head:
         return "text/html"
     return None
-
-
-def fetch_policy_from(settings: Any, **overrides: Any) -> FetchPolicy:
-    """The fetch policy of a run. The SSRF allow-list holds only what the user configured explicitly:
-    ``settings.fetch_allow`` (hosts, addresses or networks) and the host of ``settings.searxng_url`` (a
-    search service the user pointed us at, whose result pages we are meant to read, as with
-    ``leadline serve-site`` on 127.0.0.1)."""
-    allow = list(parse_allow_list(getattr(settings, "fetch_allow", None)))
-    searxng_url = getattr(settings, "searxng_url", None)
-    if searxng_url:
-        host = httpx.URL(searxng_url).host
-        if host and host not in allow:
-            allow.append(host)
-    values: dict[str, Any] = {"allow": tuple(allow)}
-    values.update(overrides)
-    return FetchPolicy(**values)
 
 
 class Fetcher:
@@ -507,5 +439,4 @@ __all__ = [
     "Fetcher",
     "HTTPStatusFetchError",
     "MemoryPageStore",
-    "fetch_policy_from",
 ]

@@ -58,7 +58,8 @@ def map_http_error(exc: httpx.HTTPError, url: str) -> FetchError:
     elif isinstance(exc, httpx.ConnectError):
         reason = "tls" if is_tls_failure(exc) else "connect"
     elif isinstance(exc, httpx.RemoteProtocolError):
-        reason = "truncated"
+        # httpx parses a redirect's Location itself; a bad one is the server's URL, not a dropped connection
+        reason = "malformed_url" if "location header" in detail.lower() else "truncated"
     elif isinstance(exc, httpx.NetworkError):
         reason = "tls" if is_tls_failure(exc) else "network"
     elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):

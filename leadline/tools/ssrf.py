@@ -9,7 +9,10 @@ name, so the ``Host`` header, TLS SNI and certificate verification stay those of
 new connections through the same backend, so every hop is checked again.
 
 Self-hosted services and tests reach private addresses only through an explicit allow-list
-(:class:`AddressPolicy`).
+(:class:`AddressPolicy`). Its narrowest entry is an origin (``http://127.0.0.1:8888``): the SearxNG
+endpoint is allowed that way, so that a search service on loopback does not open every other port of
+the machine to URLs its (untrusted) results carry. An origin names a scheme, which the socket-level
+backend does not see: :class:`GuardedTransport` passes the scheme of the request in flight down to it.
 """
 
 from __future__ import annotations
@@ -17,19 +20,32 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpcore
 import httpx
 
+from leadline.config import (
+    DEFAULT_PORTS,
+    AllowedHost,
+    AllowedNetwork,
+    AllowedOrigin,
+    AllowEntry,
+    parse_fetch_allow,
+)
 from leadline.errors import BlockedURLError, FetchError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOWED_SCHEMES = ("http", "https")
+
+_REQUEST_SCHEME: ContextVar[str | None] = ContextVar("leadline_request_scheme", default=None)
+"""The scheme of the request :class:`GuardedTransport` is sending; the network backend only sees host and
+port, and an origin entry names the scheme too."""
 
 # Named ranges, so a refusal says why. Anything not globally routable is refused as "reserved" too.
 _NAMED_RANGES: tuple[tuple[str, str], ...] = (
@@ -95,42 +111,72 @@ def _parse_ip(text: str) -> IPAddress | None:
 class AddressPolicy:
     """Which non-public destinations are allowed anyway.
 
-    ``allow`` holds host names (``"searxng.internal"``; a leading dot allows subdomains too), addresses or
-    CIDR networks (``"127.0.0.1"``, ``"10.1.0.0/16"``). Empty by default: only public addresses.
+    ``allow`` holds entries of :func:`leadline.config.parse_fetch_allow` (or their text): origins
+    (``"http://127.0.0.1:8888"``: that scheme, host and port only, the host spelled as written there),
+    bare host names (``"searxng.internal"``, every port; a leading dot allows subdomains too), and bare
+    addresses or CIDR networks (``"10.1.0.0/16"``: every port, and every name resolving into them). A
+    host-name entry admits that name only, not other names resolving to the same address. Empty by
+    default: only public addresses. A malformed entry raises :class:`~leadline.errors.ConfigError`.
     """
 
-    allow: tuple[str, ...] = ()
+    allow: tuple[str | AllowEntry, ...] = ()
+    entries: tuple[AllowEntry, ...] = field(init=False, repr=False, compare=False)
+    """``allow`` parsed."""
 
-    def _networks(self) -> list[IPNetwork]:
-        networks: list[IPNetwork] = []
-        for entry in self.allow:
-            try:
-                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-            except ValueError:
-                continue
-        return networks
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entries", parse_fetch_allow(self.allow))
 
     def host_allowed(self, host: str) -> bool:
-        """Is this host *name* on the allow-list (then any address it resolves to is accepted)?"""
+        """Is this host *name* a bare host-name entry (then any address it resolves to, on any port)?"""
+        if _parse_ip(host) is not None:
+            return False
         host = host.lower().rstrip(".")
-        for entry in self.allow:
-            entry = entry.lower()
-            if _parse_ip(entry) is not None or "/" in entry:
-                continue
-            if host == entry.lstrip(".") or (entry.startswith(".") and host.endswith(entry)):
+        for entry in self.entries:
+            if isinstance(entry, AllowedHost) and (
+                host == entry.name or (entry.subdomains and host.endswith(f".{entry.name}"))
+            ):
                 return True
         return False
 
     def address_allowed(self, ip: IPAddress) -> bool:
-        return any(ip.version == net.version and ip in net for net in self._networks())
+        """Is this address inside a bare address or network entry (then on any port, by any name)?"""
+        return any(
+            isinstance(entry, AllowedNetwork) and ip.version == entry.network.version and ip in entry.network
+            for entry in self.entries
+        )
 
-    def check_address(self, host: str, ip: IPAddress, *, url: str = "") -> None:
-        """Raise :class:`BlockedURLError` unless ``ip`` is public or allow-listed."""
+    def origin_allowed(self, scheme: str | None, host: str, port: int | None) -> bool:
+        """Is ``scheme://host:port`` exactly an origin entry? An unknown scheme never matches."""
+        if scheme is None:
+            return False
+        scheme = scheme.lower()
+        port = port if port is not None else DEFAULT_PORTS.get(scheme)
+        literal = _parse_ip(host)
+        canonical = str(literal) if literal is not None else host.lower()
+        return any(
+            isinstance(entry, AllowedOrigin)
+            and (entry.scheme, entry.host, entry.port) == (scheme, canonical, port)
+            for entry in self.entries
+        )
+
+    def check_address(
+        self, host: str, ip: IPAddress, *, port: int | None = None, scheme: str | None = None, url: str = ""
+    ) -> None:
+        """Raise :class:`BlockedURLError` unless ``ip`` is public or allow-listed for this host and port.
+
+        ``host`` is the URL's host as written (a name or a literal), ``ip`` one address it resolved to.
+        """
         reason = blocked_reason(ip)
-        if reason is None or self.address_allowed(ip) or self.host_allowed(host):
+        if (
+            reason is None
+            or self.address_allowed(ip)
+            or self.host_allowed(host)
+            or self.origin_allowed(scheme, host, port)
+        ):
             return
+        where = f"{host}:{port}" if port is not None else host
         raise BlockedURLError(
-            f"refused to connect to {host} ({ip}): {reason} address", url=url, reason=f"ssrf:{reason}"
+            f"refused to connect to {where} ({ip}): {reason} address", url=url, reason=f"ssrf:{reason}"
         )
 
 
@@ -155,7 +201,7 @@ def check_url(url: str | httpx.URL, policy: AddressPolicy) -> httpx.URL:
         raise FetchError(f"URL has no host: {text[:200]!r}", url=text, reason="malformed_url")
     literal = _parse_ip(host)
     if literal is not None:
-        policy.check_address(host, literal, url=text)
+        policy.check_address(host, literal, port=parsed.port, scheme=parsed.scheme, url=text)
     return parsed
 
 
@@ -213,7 +259,13 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         self._resolver = resolver or SystemResolver()
         self._inner = inner or httpcore.AnyIOBackend()
 
-    async def resolve_checked(self, host: str, port: int) -> list[str]:
+    async def resolve_checked(self, host: str, port: int, scheme: str | None = None) -> list[str]:
+        """The addresses to connect to for ``host``, every one checked; raises before any connection.
+
+        ``scheme`` defaults to that of the request in flight (set by :class:`GuardedTransport`); without
+        one no origin entry applies.
+        """
+        scheme = scheme if scheme is not None else _REQUEST_SCHEME.get()
         literal = _parse_ip(host)
         addresses = [str(literal)] if literal is not None else await self._resolver.resolve(host, port)
         if not addresses:
@@ -222,7 +274,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
             ip = _parse_ip(address)
             if ip is None:
                 raise BlockedURLError(f"resolver gave a non-address {address!r}", url=host, reason="ssrf")
-            self._policy.check_address(host, ip, url=host)
+            self._policy.check_address(host, ip, port=port, scheme=scheme, url=host)
         return addresses
 
     async def connect_tcp(
@@ -290,6 +342,16 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             network_backend=self.backend,
         )
 
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``, the guard knowing its scheme (origin entries name one)."""
+        # The connection (if a new one is needed) is opened inside this call, in this task: the backend
+        # reads the scheme from the context variable to match origin entries.
+        token = _REQUEST_SCHEME.set(request.url.scheme)
+        try:
+            return await super().handle_async_request(request)
+        finally:
+            _REQUEST_SCHEME.reset(token)
+
 
 def guarded_client(
     policy: AddressPolicy,
@@ -314,14 +376,6 @@ def guarded_client(
     )
 
 
-def parse_allow_list(entries: Sequence[str] | str | None) -> tuple[str, ...]:
-    """Normalize a comma-separated or listed allow-list from settings or the CLI."""
-    if entries is None:
-        return ()
-    items = entries.split(",") if isinstance(entries, str) else list(entries)
-    return tuple(item.strip() for item in items if item.strip())
-
-
 __all__ = [
     "ALLOWED_SCHEMES",
     "AddressPolicy",
@@ -333,5 +387,4 @@ __all__ = [
     "blocked_reason",
     "check_url",
     "guarded_client",
-    "parse_allow_list",
 ]

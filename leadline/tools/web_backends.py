@@ -5,9 +5,9 @@ Tavily, Brave and Exa are plain JSON APIs called with httpx; DuckDuckGo goes thr
 title, snippet, score, rank, backend) with the provider's own row kept in ``raw`` for provenance. Titles
 and snippets are page-controlled text, so they are cleaned like page text.
 
-API keys come from :class:`~leadline.config.Settings` (which reads the environment) or an explicit
-argument, are held in a :class:`Secret` whose ``repr`` is masked, travel only in request headers, and
-never appear in an error message, a result's ``raw`` or a log line.
+API keys are explicit arguments (:mod:`leadline.wiring` passes those of :class:`~leadline.config.Settings`,
+which reads the environment), are held in a :class:`Secret` whose ``repr`` is masked, travel only in
+request headers, and never appear in an error message, a result's ``raw`` or a log line.
 """
 
 from __future__ import annotations
@@ -298,22 +298,21 @@ def _normalize(
     return results
 
 
-def _key_from(settings: Any, provider: str) -> Secret:
-    value = getattr(settings, f"{provider}_api_key", None)
-    if not value:
+def _key(provider: str, api_key: str | Secret | None) -> Secret:
+    if not api_key:
         raise ConfigError(f"{provider} search needs an API key: set {API_KEY_ENV_VARS[provider]}")
-    return value if isinstance(value, Secret) else Secret(str(value))
+    return api_key if isinstance(api_key, Secret) else Secret(api_key)
 
 
-def web_backend(name: str, settings: Any, **options: Any) -> SearchBackend:
-    """Build a web backend by name (tavily, brave, exa, duckduckgo/ddg) with keys from ``settings``."""
+def web_backend(name: str, *, api_key: str | Secret | None = None, **options: Any) -> SearchBackend:
+    """Build a web backend by name (tavily, brave, exa, duckduckgo/ddg); the first three need ``api_key``."""
     name = name.lower()
     if name == "tavily":
-        return TavilySearch(_key_from(settings, "tavily"), **options)
+        return TavilySearch(_key("tavily", api_key), **options)
     if name == "brave":
-        return BraveSearch(_key_from(settings, "brave"), **options)
+        return BraveSearch(_key("brave", api_key), **options)
     if name == "exa":
-        return ExaSearch(_key_from(settings, "exa"), **options)
+        return ExaSearch(_key("exa", api_key), **options)
     if name in ("duckduckgo", "ddg", "ddgs"):
         return DuckDuckGoSearch(**options)
     raise ConfigError(f"unknown web search backend {name!r}; choose tavily, brave, exa or duckduckgo")

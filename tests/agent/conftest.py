@@ -8,9 +8,19 @@ from collections.abc import Sequence
 import pytest
 
 from leadline.llm.base import GenerationParams, Message
+from leadline.testing.pytest_plugin import no_real_io  # noqa: F401  (a fixture, used by name)
 from leadline.tools.base import Document
 
 QUESTION = "Which college did the author of The Selfish Gene attend?"
+
+OFFLINE_MODULES = frozenset({"test_loop", "test_batch", "test_tuned"})
+"""Unit tests of the loop on fakes: a real model load or network connection in them is a failure."""
+
+
+@pytest.fixture(autouse=True)
+def _offline_unit_tests(request: pytest.FixtureRequest) -> None:
+    if request.module.__name__.rsplit(".", 1)[-1] in OFFLINE_MODULES:
+        request.getfixturevalue("no_real_io")
 
 
 @pytest.fixture

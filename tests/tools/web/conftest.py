@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 
 import pytest
 
+from leadline.testing.adversarial_site import serve_adversarial_site
 from leadline.tools.fetcher import Fetcher, FetchPolicy
-from leadline.tools.site_server import SiteServer, serve_site
+from leadline.tools.site_server import SiteServer
 
 PAGES = Path(__file__).parent / "pages"
 RECORDED = Path(__file__).parent / "recorded"
@@ -24,7 +25,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 @pytest.fixture(scope="session")
 def site() -> Iterator[SiteServer]:
     """The saved PostgreSQL pages plus the adversarial endpoints, on an ephemeral loopback port."""
-    server = serve_site(PAGES / "site")
+    server = serve_adversarial_site(PAGES / "site")
     yield server
     server.stop()
 

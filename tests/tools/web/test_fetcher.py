@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from leadline.config import Settings
 from leadline.errors import BlockedURLError, ConfigError, FetchError
 from leadline.tools.base import PageStore, Reader, SearchResult
 from leadline.tools.fetcher import (
@@ -17,9 +18,9 @@ from leadline.tools.fetcher import (
     FetchPolicy,
     HTTPStatusFetchError,
     MemoryPageStore,
-    fetch_policy_from,
 )
 from leadline.tools.site_server import SiteServer
+from leadline.wiring import fetch_policy
 
 from .conftest import fetch_with, loopback_policy, run
 
@@ -234,10 +235,20 @@ def test_policy_values_are_validated() -> None:
 
 
 def test_policy_from_settings_allows_only_what_was_configured() -> None:
-    class Settings:
-        searxng_url = "http://127.0.0.1:8765"
-        fetch_allow = "10.1.0.0/16, wiki.corp.example"
+    # wiring turns settings into a policy; the SearxNG endpoint is allowed as its exact origin only
+    settings = Settings(
+        searxng_url="http://127.0.0.1:8765/searx", fetch_allow="10.1.0.0/16, wiki.corp.example"
+    )
+    policy = fetch_policy(settings, deadline_s=5.0)
+    assert policy.allow == ("10.1.0.0/16", "wiki.corp.example", "http://127.0.0.1:8765")
+    assert policy.deadline_s == 5.0
+    assert fetch_policy(Settings()).allow == ()
+    assert fetch_policy(Settings(searxng_url="http://[::1]:8888")).allow == ("http://[::1]:8888",)
+    assert fetch_policy(Settings(searxng_url="https://Search.Lan")).allow == ("https://search.lan:443",)
 
-    policy = fetch_policy_from(Settings(), deadline_s=5.0)
-    assert policy.allow == ("10.1.0.0/16", "wiki.corp.example", "127.0.0.1") and policy.deadline_s == 5.0
-    assert fetch_policy_from(object()).allow == ()
+
+def test_a_malformed_allow_list_entry_fails_when_the_policy_is_made() -> None:
+    with pytest.raises(ConfigError, match=r"127\.0\.0\.1:8080"):
+        FetchPolicy(allow=("127.0.0.1:8080",))
+    with pytest.raises(ConfigError, match="SearxNG URL"):
+        fetch_policy(Settings(searxng_url="ftp://127.0.0.1:8888"))

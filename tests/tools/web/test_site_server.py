@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,15 @@ import pytest
 
 from leadline.errors import ConfigError
 from leadline.tools.fetcher import Fetcher
+from leadline.tools.searxng import SearxngSearch
 from leadline.tools.site_server import SiteServer, load_site, serve_site, snippet
 
 from .conftest import PAGES, loopback_policy, run
 
-TARBALL = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "web" / "postgresql-15-html.tar.gz"
+# the shared datasets sit beside the checkout; LEADLINE_DATASETS points elsewhere (a worktree, CI)
+BESIDE = Path(__file__).resolve().parents[4] / "shared" / "datasets"
+DATASETS = Path(os.environ.get("LEADLINE_DATASETS") or BESIDE)
+TARBALL = DATASETS / "web" / "postgresql-15-html.tar.gz"
 
 
 def test_static_pages_and_robots(site: SiteServer) -> None:
@@ -43,10 +48,8 @@ def test_search_speaks_searxng_json(site: SiteServer) -> None:
 
 
 def test_searxng_client_and_fetcher_research_the_site_end_to_end(site: SiteServer) -> None:
-    searxng = pytest.importorskip("leadline.tools.searxng")
-
     async def go() -> Any:
-        search = searxng.SearxngSearch(site.url)
+        search = SearxngSearch(site.url)
         async with Fetcher(loopback_policy()) as fetcher:
             try:
                 results = await search.search("numeric types storage size", k=3)
@@ -86,6 +89,13 @@ def test_serve_site_handle_starts_and_stops() -> None:
         server.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/", timeout=1.0)
+
+
+def test_serve_site_serves_no_adversarial_endpoints() -> None:
+    # the hostile endpoints are test helpers (leadline.testing.adversarial_site), not part of serve-site
+    with serve_site({"index.html": b"<html><body>tiny site</body></html>"}) as server:
+        assert httpx.get(f"{server.url}/_adversarial/gzip-bomb").status_code == 404
+        assert httpx.get(f"{server.url}/_adversarial/redirect-private/metadata").status_code == 404
 
 
 def test_snippet_prefers_the_window_with_query_words() -> None:

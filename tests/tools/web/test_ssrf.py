@@ -9,10 +9,12 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
-from leadline.errors import BlockedURLError, FetchError
+from leadline.errors import BlockedURLError, ConfigError, FetchError
+from leadline.testing.ssrf_canary import Canary
 from leadline.tools.fetcher import Fetcher
 from leadline.tools.site_server import SiteServer
 from leadline.tools.ssrf import AddressPolicy, StaticResolver, blocked_reason, check_url
@@ -217,3 +219,86 @@ def test_tls_verifies_the_name_while_connecting_to_the_pinned_address() -> None:
         with pytest.raises(FetchError) as caught:
             run(go(cert_host, trust))
         assert caught.value.reason == "tls"
+
+
+def test_an_origin_entry_allows_that_origin_only() -> None:
+    policy = AddressPolicy(allow=("http://127.0.0.1:8888", "http://[::1]:9999"))
+    check_url("http://127.0.0.1:8888/search?q=x", policy)
+    check_url("http://user@127.0.0.1:8888/page.html", policy)  # userinfo does not change the origin
+    check_url("http://[::1]:9999/", policy)
+    check_url("http://[0:0:0:0:0:0:0:1]:9999/", policy)  # the same address, spelled out
+    for url in (
+        "http://127.0.0.1:8889/",  # another port
+        "http://127.0.0.1/",  # the default port is another port
+        "https://127.0.0.1:8888/",  # another scheme
+        "http://127.0.0.1:8888@127.0.0.1:22/",  # the origin as userinfo
+        "http://[::ffff:127.0.0.1]:8888/",  # another spelling is another origin
+        "http://[::1]:8888/",
+        "http://127.0.0.2:8888/",
+    ):
+        with pytest.raises(BlockedURLError):
+            check_url(url, policy)
+    assert not policy.host_allowed("127.0.0.1") and not policy.address_allowed(ipaddress.ip_address("::1"))
+
+
+def test_a_name_origin_does_not_admit_other_names_or_ports(site: SiteServer) -> None:
+    # "localhost" rides on nothing: the origin names localhost:PORT, so 127.0.0.1:PORT (the same server)
+    # and other names resolving to 127.0.0.1 are refused, at connection time
+    resolver = StaticResolver({"localhost": ("127.0.0.1",), "other.test": ("127.0.0.1",)})
+    policy = loopback_policy(allow=(f"http://localhost:{site.port}",))
+    page = run(fetch_with(policy, f"http://localhost:{site.port}/index.html", resolver=resolver))
+    assert page.status == 200
+    for url in (
+        f"{site.url}/index.html",
+        f"http://other.test:{site.port}/index.html",
+        f"https://localhost:{site.port}/index.html",
+    ):
+        with pytest.raises(BlockedURLError) as caught:
+            run(fetch_with(policy, url, resolver=resolver))
+        assert caught.value.reason == "ssrf:loopback"
+
+
+def test_a_host_name_entry_admits_that_name_only() -> None:
+    # issue 9 point 3: a name entry resolving to a private address does not open that address to others
+    resolver = StaticResolver({"docs.test": ("127.0.0.1",), "other.test": ("127.0.0.1",)})
+    policy = AddressPolicy(allow=("docs.test",))
+
+    async def connect(host: str) -> list[str]:
+        from leadline.tools.ssrf import GuardedNetworkBackend
+
+        return await GuardedNetworkBackend(policy, resolver).resolve_checked(host, 80, "http")
+
+    assert run(connect("docs.test")) == ["127.0.0.1"]
+    for host in ("other.test", "127.0.0.1"):
+        with pytest.raises(BlockedURLError):
+            run(connect(host))
+
+
+def test_redirect_from_the_allowed_origin_to_another_port_is_refused(site: SiteServer) -> None:
+    # issue 9 point 2: every hop is checked again, against the origin, not just the host
+    with Canary() as canary:
+        policy = loopback_policy(allow=(site.url,))
+        for target in (f"http://127.0.0.1:{canary.port}/", f"http://localhost:{canary.port}/"):
+            with pytest.raises(BlockedURLError) as caught:
+                run(fetch_with(policy, f"{site.url}/_adversarial/redirect-to?url={quote(target)}"))
+            assert caught.value.reason == "ssrf:loopback"
+        assert run(fetch_with(policy, f"{site.url}/_adversarial/redirect-chain/1")).status == 200
+    assert canary.connections == []
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "127.0.0.1:8080",
+        "http://host/path",
+        "ftp://x",
+        "2130706433",
+        "10.0.0.0/33",
+        "a b",
+        "localhost.",
+        "*.x",
+    ],
+)
+def test_a_malformed_entry_is_a_config_error(entry: str) -> None:
+    with pytest.raises(ConfigError, match="LEADLINE_FETCH_ALLOW"):
+        AddressPolicy(allow=(entry,))

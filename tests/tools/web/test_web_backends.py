@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from leadline.config import Settings
 from leadline.errors import ConfigError, SearchError
 from leadline.tools.base import SearchBackend
 from leadline.tools.web_backends import (
@@ -20,6 +21,7 @@ from leadline.tools.web_backends import (
     TavilySearch,
     web_backend,
 )
+from leadline.wiring import make_search
 
 from .conftest import RECORDED, run
 
@@ -162,21 +164,30 @@ def test_keys_are_masked_and_not_picklable() -> None:
     assert all(KEY not in json.dumps(r.raw) for r in results)
 
 
-def test_backends_from_settings() -> None:
-    @dataclass(frozen=True)
-    class FakeSettings:
-        tavily_api_key: str | None = None
-        brave_api_key: str | None = "brave-key"
-
+def test_backends_by_name_take_their_key_explicitly() -> None:
     with pytest.raises(ConfigError, match="TAVILY_API_KEY"):
-        web_backend("tavily", FakeSettings())
+        web_backend("tavily")
     with pytest.raises(ConfigError, match="EXA_API_KEY"):
-        web_backend("exa", FakeSettings())
-    brave = web_backend("brave", FakeSettings())
+        web_backend("exa", api_key=None)
+    brave = web_backend("brave", api_key="brave-key")
     assert isinstance(brave, SearchBackend) and brave.name == "brave"
-    assert isinstance(web_backend("ddg", FakeSettings()), DuckDuckGoSearch)
+    assert isinstance(web_backend("ddg"), DuckDuckGoSearch)
     with pytest.raises(ConfigError):
-        web_backend("altavista", FakeSettings())
+        web_backend("altavista")
+
+
+def test_backends_from_settings_are_wired_with_the_settings_keys() -> None:
+    # turning settings into backends is wiring's job; the tools never read Settings
+    with pytest.raises(ConfigError, match="TAVILY_API_KEY"):
+        make_search(Settings(search="tavily"))
+    search, reader = make_search(Settings(search="brave", brave_api_key="brave-key"))
+    try:
+        assert isinstance(search, BraveSearch) and search.name == "brave"
+        assert "brave-key" not in repr(search)
+        assert reader is not None
+    finally:
+        run(search.aclose())
+        run(reader.aclose())
 
 
 def test_malformed_answers_are_search_errors() -> None:
