@@ -3,7 +3,8 @@
 The loop records every side effect (an LLM call, a search, a read) as a *step* under a key that is
 stable across a crash and a resume: when a resumed run reaches the same key it gets the recorded
 result back instead of spending budget again. ``SqlRunStore`` (SQLite / PostgreSQL) implements this;
-``leadline.testing.MemoryRunStore`` is the in-memory twin for unit tests.
+``leadline.testing.MemoryRunStore`` is the in-memory twin for unit tests. The fetcher's content-addressed
+page cache is a storage type too (:class:`StoredPage`, :class:`PageStore`): ``tools/`` imports it from here.
 """
 
 from __future__ import annotations
@@ -107,4 +108,33 @@ class RunStore(Protocol):
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run and everything recorded under it (used when a run never started properly)."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredPage:
+    """A fetched page as kept in the content-addressed page store."""
+
+    url: str
+    final_url: str
+    status: int
+    content_type: str
+    sha256: str
+    """Hash of ``body``: the content address."""
+    body: bytes
+    fetched_at: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PageStore(Protocol):
+    """Content-addressed cache of fetched pages, so a re-run or resumed run does not fetch again.
+
+    ``SqlRunStore`` implements it on the run database; the fetcher (``tools/``) only sees this protocol.
+    """
+
+    def get_page(self, url: str) -> StoredPage | None: ...
+
+    def put_page(self, page: StoredPage) -> None:
+        """Store a page; bodies with the same sha256 are stored once."""
         ...

@@ -14,9 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from leadline.errors import StorageError
 from leadline.storage.access import StoreAccess
-from leadline.storage.base import SourceRecord
+from leadline.storage.base import SourceRecord, StoredPage
 from leadline.storage.models import DocumentBlob, Page, Source, utc_now
-from leadline.tools.base import StoredPage
 
 _GC_ATTEMPTS = 3
 

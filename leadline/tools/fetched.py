@@ -1,7 +1,7 @@
 """A fetched page and the in-memory page store: what the fetcher hands back and where pages are kept.
 
-:class:`FetchedPage` converts to and from the :class:`~leadline.tools.base.StoredPage` of a
-content-addressed :class:`~leadline.tools.base.PageStore` (the run database implements one; the memory
+:class:`FetchedPage` converts to and from the :class:`~leadline.storage.base.StoredPage` of a
+content-addressed :class:`~leadline.storage.base.PageStore` (the run database implements one; the memory
 store here serves tests and one-off fetchers).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from leadline.tools.base import StoredPage
+from leadline.storage.base import StoredPage
 
 
 def mime_of(content_type: str) -> str:
