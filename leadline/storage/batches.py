@@ -159,8 +159,8 @@ class BatchMethods(StoreAccess):
             return [
                 OutcomeRecord(
                     question_id=r.question_id,
-                    budget_tokens=r.budget_tokens,
-                    budget_searches=r.budget_searches,
+                    tokens=r.budget_tokens,
+                    searches=r.budget_searches,
                     shape=r.shape,
                     question=r.question,
                     answer=r.answer,
@@ -175,7 +175,7 @@ class BatchMethods(StoreAccess):
                     difficulty=r.difficulty,
                     batch_id=r.batch_id,
                     run_id=r.run_id,
-                    extra=r.extra,
+                    **_split_and_features(r.extra),
                 )
                 for r in conn.execute(stmt)
             ]
@@ -187,8 +187,8 @@ def _outcome_values(r: OutcomeRecord) -> dict[str, Any]:
         "run_id": r.run_id,
         "question_id": r.question_id,
         "question": r.question,
-        "budget_tokens": r.budget_tokens,
-        "budget_searches": r.budget_searches,
+        "budget_tokens": r.tokens,
+        "budget_searches": r.searches,
         "shape": r.shape,
         "answer": r.answer,
         "score_em": r.em,
@@ -200,9 +200,29 @@ def _outcome_values(r: OutcomeRecord) -> dict[str, Any]:
         "spent_fetches": r.spent_fetches,
         "spent_seconds": r.spent_seconds,
         "difficulty": r.difficulty,
-        "extra": dict(r.extra),
+        "extra": _extra_with_split_and_features(r),
         "created_at": utc_now(),
     }
+
+
+# ``outcome_rows`` has no split or features columns: they ride in ``extra`` under these keys.
+_SPLIT_KEY, _FEATURES_KEY = "_split", "_features"
+
+
+def _extra_with_split_and_features(r: OutcomeRecord) -> dict[str, Any]:
+    extra = dict(r.extra)
+    if r.split != "dev":
+        extra[_SPLIT_KEY] = r.split
+    if r.features:
+        extra[_FEATURES_KEY] = dict(r.features)
+    return extra
+
+
+def _split_and_features(stored: dict[str, Any]) -> dict[str, Any]:
+    extra = dict(stored or {})
+    split = str(extra.pop(_SPLIT_KEY, "dev"))
+    features = {str(k): float(v) for k, v in dict(extra.pop(_FEATURES_KEY, {})).items()}
+    return {"split": split, "features": features, "extra": extra}
 
 
 def _job_record(row: Any) -> JobRecord:
