@@ -47,6 +47,7 @@ class ResearchState(TypedDict):
     mode: Literal["answer", "report"]
     step: int
     allocation: NotRequired[dict[str, Any]]
+    """``Allocation.to_state()``; nodes read it typed with ``Allocation.from_state`` (defaults there)."""
     pending_queries: NotRequired[list[str]]
     queries_done: Annotated[list[str], operator.add]
     results: NotRequired[list[dict[str, Any]]]

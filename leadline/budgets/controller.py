@@ -12,8 +12,9 @@ and implements the same protocol.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from leadline.budgets.ledger import Budget
 
@@ -35,6 +36,25 @@ class Allocation:
     think_tokens: int = 128
     """Cap of one think step."""
     reason: str = ""
+
+    def to_state(self) -> dict[str, Any]:
+        """The allocation as the loop's checkpointed state holds it (plain JSON)."""
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, data: Mapping[str, Any] | None, budget: Budget) -> Allocation:
+        """Read the allocation back from the loop's state; before ``assess`` set one, the budget itself.
+
+        The one place the defaults live: keys an older checkpoint lacks take the field defaults, and
+        keys this version does not know are ignored.
+        """
+        if not data:
+            return cls(tokens=budget.tokens, searches=budget.searches)
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("tokens", budget.tokens)
+        values.setdefault("searches", budget.searches)
+        return cls(**values)
 
 
 @dataclass(frozen=True, kw_only=True)

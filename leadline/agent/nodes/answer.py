@@ -52,7 +52,7 @@ def _citation_dict(e: Evidence) -> dict[str, Any]:
 
 async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    alloc = allocation(state)
+    alloc = allocation(state, ctx)
     shown = select_evidence(state["evidence"], ctx.max_evidence)
     messages = answer_messages(
         state["question"],
@@ -61,7 +61,7 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
         max_chars=ctx.evidence_chars,
         budget_line=budget_line(state, ctx),
     )
-    samples = int(alloc.get("samples", 1)) if alloc.get("shape") == "parallel" else 1
+    samples = alloc.samples if alloc.shape == "parallel" else 1
     params = GenerationParams(
         max_tokens=ANSWER_TOKENS * samples,
         json_schema=ANSWER_SCHEMA,

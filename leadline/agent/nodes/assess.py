@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -21,7 +20,7 @@ async def assess(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     )
     ctx.emit("assess", "allocate", detail, state["step"])
     return {
-        "allocation": asdict(alloc),
+        "allocation": alloc.to_state(),
         "pending_queries": [state["question"]],
         "step": state["step"] + 1,
         "trace": trace(state, "assess", "allocate", detail),

@@ -36,7 +36,7 @@ def observe(state: ResearchState, ctx: RunContext) -> RunObservation:
 async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     obs = observe(state, ctx)
-    think_tokens = int(allocation(state).get("think_tokens", 128))
+    think_tokens = allocation(state, ctx).think_tokens
     forced: str | None = None
     exhausted = ctx.ledger.exhausted()
     if state["step"] >= ctx.budget.steps - 2:

@@ -30,7 +30,7 @@ async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str,
         max_chars=ctx.evidence_chars,
         budget_line=budget_line(state, ctx),
     )
-    max_tokens = int(allocation(state).get("think_tokens", 128))
+    max_tokens = allocation(state, ctx).think_tokens
     try:
         completion = await ctx.llm.chat(
             call_id(state, "think"),
