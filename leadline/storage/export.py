@@ -22,12 +22,16 @@ FORMATS: tuple[ExportFormat, ...] = ("md", "json", "html")
 
 
 def run_document(store: SqlRunStore, run_id: str) -> dict[str, Any]:
-    """Everything recorded about a run, as JSON-ready data."""
+    """Everything recorded about a run, as JSON-ready data: totals, steps, every ledger entry, LLM call
+    and search (query, backend, results), and the sources read."""
     run = store.get_run(run_id)
     return {
         "run": asdict(run),
         "ledger": store.ledger_totals(run_id).to_dict(),
         "steps": [asdict(s) for s in store.list_steps(run_id)],
+        "ledger_entries": [asdict(e) for e in store.ledger_entries(run_id)],
+        "llm_calls": [asdict(c) for c in store.llm_calls(run_id)],
+        "searches": [asdict(c) for c in store.search_calls(run_id)],
         "sources": [asdict(s) for s in store.list_sources(run_id)],
     }
 
@@ -94,6 +98,19 @@ def to_markdown(doc: dict[str, Any]) -> str:
             f"| {i} | {_cell(s['node'])} | {s['kind']} | `{_cell(s['key'])}` | {s['prompt_tokens']} | "
             f"{s['completion_tokens']} | {s['searches']} | {s['fetches']} | {s['seconds']:.2f} |"
         )
+    if doc["searches"]:
+        lines += [
+            "",
+            "## Searches",
+            "",
+            "| # | query | backend | results | s |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for i, c in enumerate(doc["searches"], start=1):
+            lines.append(
+                f"| {i} | {_cell(c['query'])} | {_cell(c['backend'])} | {c['n_results']} "
+                f"| {c['latency_s']:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -170,7 +187,15 @@ def to_html(doc: dict[str, Any]) -> str:
             f"{s['seconds']:.2f}",
         ]
         parts.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
-    parts.append("</table></body></html>")
+    parts.append("</table>")
+    if doc["searches"]:
+        parts.append("<h2>Searches</h2><table>")
+        parts.append("<tr><th>#</th><th>query</th><th>backend</th><th>results</th><th>s</th></tr>")
+        for i, c in enumerate(doc["searches"], start=1):
+            cells = [i, c["query"], c["backend"], c["n_results"], f"{c['latency_s']:.2f}"]
+            parts.append("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in cells) + "</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
