@@ -125,3 +125,6 @@ class FixedController:
 
     def finish(self, *, tokens_unspent: int, searches_unspent: int) -> None:
         return None
+
+
+__all__ = ["Action", "Allocation", "Controller", "Decision", "FixedController", "RunObservation", "Shape"]

@@ -199,3 +199,6 @@ class Ledger:
         if self.budget.seconds is not None:
             parts.append(f"{max(0.0, self.budget.seconds - self.elapsed):.0f} s")
         return "Budget left: " + ", ".join(parts) + "."
+
+
+__all__ = ["Budget", "Ledger", "LedgerEntry", "Spend", "SpendKind"]

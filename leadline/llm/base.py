@@ -112,3 +112,6 @@ class LLMClient(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+__all__ = ["Choice", "Completion", "GenerationParams", "LLMClient", "Message", "Role", "Usage"]

@@ -138,3 +138,15 @@ class PageStore(Protocol):
     def put_page(self, page: StoredPage) -> None:
         """Store a page; bodies with the same sha256 are stored once."""
         ...
+
+
+__all__ = [
+    "PageStore",
+    "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "SourceRecord",
+    "StepKind",
+    "StepRecord",
+    "StoredPage",
+]
