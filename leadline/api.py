@@ -9,9 +9,9 @@ run carries what it gathered in ``run_data``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from leadline.agent.context import ProgressCallback
 from leadline.budgets.adaptive import AdaptiveBatch
@@ -35,6 +35,7 @@ from leadline.tools.base import PageStore, Reader, SearchBackend
 from leadline.wiring import make_llm, make_search, make_store, open_checkpointer
 
 MAX_QUESTION_CHARS = 4000
+T = TypeVar("T")
 
 
 def validate_question(question: object) -> str:
@@ -306,7 +307,7 @@ class Researcher:
                 await close()
         self._owns.clear()
 
-    def _sync(self, coro: Any) -> Any:
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
         _refuse_inside_event_loop(coro)
         if self._runner is None:
             self._runner = asyncio.Runner()
@@ -346,7 +347,7 @@ def _refuse_inside_event_loop(coro: Any) -> None:
     raise ConfigError("called from a running event loop: use the async API (aresearch / aresume)")
 
 
-def _run_sync(coro: Any) -> Any:
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     _refuse_inside_event_loop(coro)
     return asyncio.run(coro)
 

@@ -8,7 +8,7 @@ cited answer, so the LangGraph server and Studio can drive leadline as is.
 
 from __future__ import annotations
 
-from typing import Any, NotRequired
+from typing import Any, Literal, NotRequired
 
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
@@ -34,7 +34,7 @@ async def research_node(state: ServeState) -> dict[str, Any]:
     from leadline.budgets.ledger import Budget
 
     budget = Budget(tokens=state.get("budget_tokens", 1024), searches=state.get("budget_searches", 4))
-    mode = "report" if state.get("mode") == "report" else "answer"
+    mode: Literal["answer", "report"] = "report" if state.get("mode") == "report" else "answer"
     async with Researcher() as researcher:
         result = await researcher.aresearch(state["question"], budget=budget, mode=mode)
     data = result.to_dict()

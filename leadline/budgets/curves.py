@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -151,7 +151,7 @@ class SubstitutesCurve(ParametricCurve):
 
     @staticmethod
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
-        return p["q0"] + p["a"] * -np.expm1(-tokens / p["tau"] - searches / p["sigma"])
+        return cast(FloatArray, p["q0"] + p["a"] * -np.expm1(-tokens / p["tau"] - searches / p["sigma"]))
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -181,7 +181,10 @@ class ComplementsCurve(ParametricCurve):
 
     @staticmethod
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
-        return p["q0"] + p["a"] * _exp_saturation(tokens, p["tau"]) * _exp_saturation(searches, p["sigma"])
+        return cast(
+            FloatArray,
+            p["q0"] + p["a"] * _exp_saturation(tokens, p["tau"]) * _exp_saturation(searches, p["sigma"]),
+        )
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -211,7 +214,7 @@ class MixedCurve(ParametricCurve):
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
         gt = _exp_saturation(tokens, p["tau"])
         gs = _exp_saturation(searches, p["sigma"])
-        return p["q0"] + p["a_tokens"] * gt + p["a_searches"] * gs + p["a_both"] * gt * gs
+        return cast(FloatArray, p["q0"] + p["a_tokens"] * gt + p["a_searches"] * gs + p["a_both"] * gt * gs)
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -246,7 +249,7 @@ class SamplingCurve(ParametricCurve):
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
         k = tokens / p["attempt_tokens"]
         out = p["q0"] + p["a"] * -np.expm1(k * np.log1p(-np.minimum(p["p"], 1.0 - 1e-12)))
-        return out + 0.0 * searches
+        return cast(FloatArray, out + 0.0 * searches)
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -276,7 +279,7 @@ class BetaSamplingCurve(ParametricCurve):
         k = tokens / p["attempt_tokens"]
         alpha, beta = p["alpha"], p["beta"]
         miss = np.exp(betaln(alpha, beta + k) - betaln(alpha, beta))
-        return p["q0"] + p["a"] * (1.0 - miss) + 0.0 * searches
+        return cast(FloatArray, p["q0"] + p["a"] * (1.0 - miss) + 0.0 * searches)
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -304,7 +307,7 @@ class LogLinearCurve(ParametricCurve):
     @staticmethod
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
         raw = p["q0"] + p["b_tokens"] * np.log1p(tokens / p["t0"]) + p["b_searches"] * np.log1p(searches)
-        return np.minimum(p["cap"], raw)
+        return cast(FloatArray, np.minimum(p["cap"], raw))
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -343,7 +346,7 @@ class ConstantCurve(ParametricCurve):
 
     @staticmethod
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
-        return p["level"] + 0.0 * tokens + 0.0 * searches
+        return cast(FloatArray, p["level"] + 0.0 * tokens + 0.0 * searches)
 
 
 FAMILIES[ConstantCurve.FAMILY] = ConstantCurve

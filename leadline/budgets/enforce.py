@@ -15,9 +15,9 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, cast
 
-from leadline.budgets.ledger import Ledger, LedgerEntry
+from leadline.budgets.ledger import Ledger, LedgerEntry, SpendKind
 from leadline.errors import FetchError
 from leadline.llm.base import Choice, Completion, GenerationParams, LLMClient, Message, Usage
 from leadline.storage.base import RunStore, StepRecord
@@ -64,7 +64,7 @@ def entry_for_step(step: StepRecord) -> LedgerEntry:
     """The ledger entry a recorded step stands for (a resumed run rebuilds its ledger from these)."""
     kind = "llm" if step.kind == "llm" else "fetch" if step.kind == "fetch" else "search"
     return LedgerEntry(
-        kind=kind,
+        kind=cast(SpendKind, kind),
         node=step.node,
         prompt_tokens=step.prompt_tokens,
         completion_tokens=step.completion_tokens,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -68,7 +68,7 @@ def fit_family(
 
     def residual(x: FloatArray) -> FloatArray:
         curve = kind._from_vector(list(x), fixed)
-        return weights * (curve.value(means.tokens, means.searches) - means.mean)
+        return cast(FloatArray, weights * (curve.value(means.tokens, means.searches) - means.mean))
 
     best: tuple[float, ParametricCurve] | None = None
     for start in kind._starts(means.tokens, means.searches, means.mean):

@@ -25,6 +25,7 @@ import numpy as np
 
 from leadline.budgets.allocation import AllocationGrid, PreparedBatch, hull_profiles
 from leadline.budgets.cost import CostModel
+from leadline.budgets.curves import GainCurve
 from leadline.errors import ConfigError
 from leadline.evals.outcomes import OutcomeTable
 from leadline.evals.train_fit import (
@@ -138,6 +139,7 @@ def predict_quality(
     dev_first = first_rows(dev)
     dev_ids = dev.question_ids()
     d_dev = [row_difficulty(fit.estimator, dev_first[q]) for q in dev_ids]
+    fitted: Sequence[GainCurve]
     pred = np.zeros((len(dev_ids), len(points)))
     for shape in sorted({p[2] for p in points}):
         rows = [r for r in train if r.shape == shape]

@@ -147,7 +147,7 @@ class LlamaCppEngine:
             if params.json_schema is not None:
                 import json
 
-                from llama_cpp import LlamaGrammar
+                from llama_cpp.llama_grammar import LlamaGrammar
 
                 kwargs["grammar"] = LlamaGrammar.from_json_schema(
                     json.dumps(params.json_schema), verbose=False

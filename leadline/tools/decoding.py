@@ -56,7 +56,7 @@ class BrotliDecoder:
         self._obj = module.Decompressor()
 
     def decode(self, data: bytes, limit: int) -> bytes:
-        out = self._obj.process(data, output_buffer_limit=max(limit, 1))
+        out: bytes = self._obj.process(data, output_buffer_limit=max(limit, 1))
         while len(out) < limit and not self._obj.can_accept_more_data():
             more = self._obj.process(b"", output_buffer_limit=max(limit - len(out), 1))
             if not more:
@@ -71,7 +71,7 @@ class ZstdDecoder:
         self._obj = module.ZstdDecompressor()
 
     def decode(self, data: bytes, limit: int) -> bytes:
-        out = self._obj.decompress(data, max_length=limit)
+        out: bytes = self._obj.decompress(data, max_length=limit)
         # Concatenated frames: continue with a fresh decompressor on the rest.
         while self._obj.eof and self._obj.unused_data and len(out) < limit:
             rest = self._obj.unused_data
