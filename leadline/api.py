@@ -39,6 +39,9 @@ T = TypeVar("T")
 
 
 def validate_question(question: object) -> str:
+    """The question with whitespace collapsed; an InvalidQuestionError for a non-string, an empty or an
+    overlong one.
+    """
     if not isinstance(question, str):
         raise InvalidQuestionError(f"the question must be a string, got {type(question).__name__}")
     text = " ".join(question.split())
@@ -94,6 +97,7 @@ class Researcher:
     # -- dependencies, built lazily ----------------------------------------------------------------
     @property
     def llm(self) -> LLMClient:
+        """The LLM client, built from the settings on first use."""
         if self._llm is None:
             self._llm = make_llm(self.settings)
             self._owns.append(self._llm)
@@ -101,6 +105,7 @@ class Researcher:
 
     @property
     def search_backend(self) -> SearchBackend:
+        """The search backend (and its reader), built from the settings on first use."""
         if self._search is None:
             store = self.store
             page_store = store if isinstance(store, PageStore) else None
@@ -110,11 +115,15 @@ class Researcher:
 
     @property
     def store(self) -> RunStore:
+        """The run store, built from the settings on first use."""
         if self._store is None:
             self._store = make_store(self.settings)
         return self._store
 
     def controller(self) -> Controller:
+        """The controller for one run: the fixed policy by default, else the given one or a new one from
+        the factory.
+        """
         if self._controller is None:
             return FixedController()
         if isinstance(self._controller, Controller) and not isinstance(self._controller, type):
@@ -298,9 +307,11 @@ class Researcher:
         return self._sync(self.aresearch(question, **kwargs))
 
     def resume(self, run_id: str, **kwargs: Any) -> ResearchResult:
+        """Synchronous :meth:`aresume`."""
         return self._sync(self.aresume(run_id, **kwargs))
 
     async def aclose(self) -> None:
+        """Close the clients this Researcher built (injected ones stay open)."""
         for owned in reversed(self._owns):
             close = getattr(owned, "aclose", None)
             if close is not None:
@@ -314,6 +325,7 @@ class Researcher:
         return self._runner.run(coro)
 
     def close(self) -> None:
+        """Synchronous :meth:`aclose`; also ends the event loop of the synchronous API."""
         if self._runner is None:
             if self._owns:
                 _run_sync(self.aclose())

@@ -81,15 +81,21 @@ class RunObservation:
 
 @dataclass(frozen=True)
 class Decision:
+    """The controller's next action and why."""
+
     action: Action
     reason: str
 
 
 @runtime_checkable
 class Controller(Protocol):
-    def assess(self, question: str, budget: Budget) -> Allocation: ...
+    """What the loop asks about spending: an allocation before the run, then each next action."""
 
-    def decide(self, observation: RunObservation) -> Decision: ...
+    def assess(self, question: str, budget: Budget) -> Allocation:
+        """The query's allocation (tokens, searches, shape) before it starts."""
+
+    def decide(self, observation: RunObservation) -> Decision:
+        """The next action given what the run has seen."""
 
     def finish(self, *, tokens_unspent: int, searches_unspent: int) -> None:
         """Called once when a run ends; a batch controller returns the unspent budget to its pool."""
@@ -104,6 +110,7 @@ class FixedController:
         self.think_tokens = think_tokens
 
     def assess(self, question: str, budget: Budget) -> Allocation:
+        """The budget as given, sequential, with a think cap of at most a quarter of the tokens."""
         return Allocation(
             tokens=budget.tokens,
             searches=budget.searches,
@@ -112,6 +119,9 @@ class FixedController:
         )
 
     def decide(self, observation: RunObservation) -> Decision:
+        """Search while searches find new documents and queries are pending; think once with room; then
+        answer.
+        """
         o = observation
         if o.searches_done < self.min_searches and o.searches_left > 0:
             return Decision("search", "at least one search before an answer")
@@ -124,6 +134,7 @@ class FixedController:
         return Decision("answer", "evidence gathered")
 
     def finish(self, *, tokens_unspent: int, searches_unspent: int) -> None:
+        """Nothing to return: the fixed policy has no pool."""
         return None
 
 

@@ -34,9 +34,11 @@ class GainCurve(Protocol):
     """Expected quality in [0, 1] of a query given T generated tokens and S search calls."""
 
     @property
-    def family(self) -> str: ...
+    def family(self) -> str:
+        """The curve family's name."""
 
-    def value(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray: ...
+    def value(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
+        """Expected answer quality in [0, 1] at ``tokens`` and ``searches`` (broadcast)."""
 
     def marginal_tokens(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
         """Gain per extra generated token at (T, S)."""
@@ -46,7 +48,8 @@ class GainCurve(Protocol):
         """Gain of one more search call at (T, S)."""
         ...
 
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The curve as JSON-ready data (``curve_from_dict`` reads it back)."""
 
 
 def _exp_saturation(x: FloatArray, scale: FloatArray) -> FloatArray:
@@ -70,6 +73,7 @@ class ParametricCurve:
 
     @property
     def family(self) -> str:
+        """The family's name."""
         return self.FAMILY
 
     @staticmethod
@@ -80,19 +84,23 @@ class ParametricCurve:
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}
 
     def value(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
+        """Expected quality at (tokens, searches), clipped to [0, 1]; negative inputs count as 0."""
         t = np.maximum(np.asarray(tokens, dtype=np.float64), 0.0)
         s = np.maximum(np.asarray(searches, dtype=np.float64), 0.0)
         return np.clip(self._evaluate(self._params(), t, s), 0.0, 1.0)
 
     def marginal_tokens(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
+        """Quality gained per token at (tokens, searches), over one token step."""
         t = np.asarray(tokens, dtype=np.float64)
         return (self.value(t + self.TOKEN_STEP, searches) - self.value(t, searches)) / self.TOKEN_STEP
 
     def marginal_searches(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
+        """Quality gained by one more search at (tokens, searches)."""
         s = np.asarray(searches, dtype=np.float64)
         return self.value(tokens, s + 1.0) - self.value(tokens, s)
 
     def to_dict(self) -> dict[str, Any]:
+        """The family and its parameters as JSON-ready data."""
         return {"family": self.FAMILY, "params": asdict(self)}
 
     # -- fitting hooks ---------------------------------------------------------------------------

@@ -43,18 +43,23 @@ class OutcomeTable:
         return len(self.rows)
 
     def add(self, row: OutcomeRow) -> None:
+        """Append one row."""
         self.rows.append(row)
 
     def extend(self, rows: Iterable[OutcomeRow]) -> None:
+        """Append rows."""
         self.rows.extend(rows)
 
     def split(self, name: str) -> OutcomeTable:
+        """The rows of one split (``train`` or ``dev``)."""
         return OutcomeTable([r for r in self.rows if r.split == name])
 
     def question_ids(self) -> list[str]:
+        """The table's question ids, sorted."""
         return sorted({r.question_id for r in self.rows})
 
     def budget_points(self) -> list[tuple[int, int, str]]:
+        """The table's budget points (tokens, searches, shape), sorted."""
         return sorted({r.point for r in self.rows})
 
     def complete(self, points: Sequence[tuple[int, int, str]] | None = None) -> OutcomeTable:
@@ -68,12 +73,14 @@ class OutcomeTable:
 
     # -- JSONL ------------------------------------------------------------------------------------
     def write_jsonl(self, path: Path) -> None:
+        """Write the rows as JSONL (one row per line)."""
         with path.open("w", encoding="utf-8") as f:
             for row in self.rows:
                 f.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
 
     @classmethod
     def read_jsonl(cls, path: Path) -> OutcomeTable:
+        """Read a JSONL outcome table; a ConfigError naming the line for bad input."""
         if not path.exists():
             raise ConfigError(f"no outcome table at {path}")
         rows: list[OutcomeRow] = []

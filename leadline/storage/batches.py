@@ -32,6 +32,7 @@ class BatchMethods(StoreAccess):
         settings: dict[str, Any] | None = None,
         batch_id: str | None = None,
     ) -> str:
+        """Record a new batch and return its id."""
         batch_id = batch_id or uuid.uuid4().hex
         with self._write() as conn:
             inserted = conn.execute(
@@ -52,6 +53,7 @@ class BatchMethods(StoreAccess):
         return batch_id
 
     def get_batch(self, batch_id: str) -> BatchRecord:
+        """The batch's record; a ConfigError for an unknown id."""
         with self._read() as conn:
             row = conn.execute(select(Batch).where(Batch.id == batch_id)).first()
         if row is None:
@@ -67,6 +69,7 @@ class BatchMethods(StoreAccess):
         )
 
     def finish_batch(self, batch_id: str, *, status: str = "done") -> None:
+        """Mark a batch finished with ``status``."""
         with self._write() as conn:
             stmt = update(Batch).where(Batch.id == batch_id).values(status=status, finished_at=utc_now())
             if not conn.execute(stmt).rowcount:
@@ -118,6 +121,7 @@ class BatchMethods(StoreAccess):
     def finish_job(
         self, job_id: int, *, status: JobStatus = "done", run_id: str | None = None, error: str | None = None
     ) -> None:
+        """Record how a job ended, with the run that answered it."""
         values: dict[str, Any] = {"status": status, "updated_at": utc_now(), "error": error}
         if run_id is not None:
             values["run_id"] = run_id
@@ -136,6 +140,7 @@ class BatchMethods(StoreAccess):
             return int(conn.execute(stmt).rowcount)
 
     def list_jobs(self, batch_id: str, *, status: JobStatus | None = None) -> list[JobRecord]:
+        """The batch's jobs in order, optionally only those with ``status``."""
         stmt = select(Job).where(Job.batch_id == batch_id).order_by(Job.id)
         if status is not None:
             stmt = stmt.where(Job.status == status)
@@ -144,6 +149,7 @@ class BatchMethods(StoreAccess):
 
     # -- outcome tables -----------------------------------------------------------------------------
     def add_outcome_rows(self, rows: Iterable[OutcomeRecord]) -> int:
+        """Store outcome rows; returns how many."""
         values = [_outcome_values(r) for r in rows]
         if not values:
             return 0
@@ -152,6 +158,7 @@ class BatchMethods(StoreAccess):
         return len(values)
 
     def outcome_rows(self, *, batch_id: str | None = None) -> list[OutcomeRecord]:
+        """The stored outcome rows in order, optionally of one batch only."""
         stmt = select(OutcomeRow).order_by(OutcomeRow.id)
         if batch_id is not None:
             stmt = stmt.where(OutcomeRow.batch_id == batch_id)
