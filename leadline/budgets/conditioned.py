@@ -54,9 +54,11 @@ class ConditionedCurves:
         return [kind(**{k: float(v[i]) for k, v in arrays.items()}) for i in range(n)]
 
     def curve_for(self, features: Sequence[float]) -> ParametricCurve:
+        """The curve for one question's feature row."""
         return self.curves_for([list(features)])[0]
 
     def to_dict(self) -> dict[str, Any]:
+        """The family, base parameters and feature slopes as JSON-ready data."""
         return {
             "family": self.family,
             "base": list(self.base),
@@ -68,6 +70,7 @@ class ConditionedCurves:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConditionedCurves:
+        """Rebuild from :meth:`to_dict` data; a ConfigError for an unknown family."""
         if data.get("family") not in FAMILIES:
             raise ConfigError(f"unknown gain-curve family {data.get('family')!r}")
         return cls(

@@ -95,9 +95,11 @@ class BudgetedLLM:
 
     @property
     def model_name(self) -> str:
+        """The wrapped client's model."""
         return self.llm.model_name
 
     def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the wrapped client's tokenizer."""
         return self.llm.count_tokens(text)
 
     async def chat(
@@ -180,6 +182,9 @@ class BudgetedSearch:
         self.run_id = run_id
 
     async def search(self, call_id: str, node: str, query: str, *, k: int = 5) -> list[SearchResult]:
+        """One search under the budget: replayed when recorded, refused past the cap, else run and
+        recorded.
+        """
         request = {"query": query, "k": k, "backend": self.backend.name}
         recorded = self.store.get_step(self.run_id, call_id)
         if recorded is not None:

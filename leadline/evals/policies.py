@@ -55,12 +55,15 @@ class PointResult:
 
     @property
     def gap_closed(self) -> float:
+        """Share of the uniform-to-oracle quality gap the adaptive policy closes here (NaN with no gap)."""
         gap = self.oracle - self.uniform
         return (self.adaptive - self.uniform) / gap if gap > 1e-9 else float("nan")
 
 
 @dataclass(frozen=True)
 class TableReport:
+    """The three policies compared on one outcome table: per budget point and compute to match."""
+
     questions: int
     budget_points: int
     metric: str
@@ -73,18 +76,22 @@ class TableReport:
 
     @property
     def gap_closed(self) -> float:
+        """Mean share of the uniform-to-oracle gap closed over the points that have a gap."""
         values = [p.gap_closed for p in self.points if not math.isnan(p.gap_closed)]
         return float(np.mean(values)) if values else float("nan")
 
     @property
     def adaptive_efficiency(self) -> float:
+        """Compute of the best uniform point over what adaptive needs to match its quality."""
         return self.best_uniform_compute / self.adaptive_compute_to_match
 
     @property
     def oracle_efficiency(self) -> float:
+        """Compute of the best uniform point over what the oracle needs to match its quality."""
         return self.best_uniform_compute / self.oracle_compute_to_match
 
     def describe(self) -> str:
+        """The report as text, one line per budget point, then compute to match and notes."""
         lines = [
             f"outcome table: {self.questions} dev questions x {self.budget_points} budget points"
             f" ({self.metric})"

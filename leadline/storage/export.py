@@ -37,6 +37,7 @@ def run_document(store: SqlRunStore, run_id: str) -> dict[str, Any]:
 
 
 def export_run(store: SqlRunStore, run_id: str, fmt: str) -> str:
+    """The run as Markdown, JSON or HTML; a ConfigError for another format."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     doc = run_document(store, run_id)
@@ -62,6 +63,7 @@ def _cell(value: Any) -> str:
 
 
 def to_markdown(doc: dict[str, Any]) -> str:
+    """A run document (:func:`run_document`) as Markdown."""
     run, ledger = doc["run"], doc["ledger"]
     lines = [
         f"# Run {run['run_id']}",
@@ -133,6 +135,7 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 def to_html(doc: dict[str, Any]) -> str:
+    """A run document as a self-contained HTML page that loads nothing and escapes everything."""
     e = html.escape
     run, ledger = doc["run"], doc["ledger"]
     parts = [

@@ -38,6 +38,8 @@ class LedgerRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class LedgerTotals:
+    """A run's spend summed over its ledger rows."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     searches: int = 0
@@ -47,6 +49,7 @@ class LedgerTotals:
     money: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The totals as JSON-ready data, with ``tokens`` (generated tokens) added."""
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
@@ -61,6 +64,8 @@ class LedgerTotals:
 
 @dataclass(frozen=True, kw_only=True)
 class LLMCallRecord:
+    """One LLM call of a run: model, tokens and latency."""
+
     run_id: str
     step_key: str
     model: str
@@ -71,6 +76,8 @@ class LLMCallRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class SearchCallRecord:
+    """One search of a run: query, backend, results and latency."""
+
     run_id: str
     step_key: str
     query: str
@@ -82,6 +89,8 @@ class SearchCallRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class BatchRecord:
+    """A batch as stored: name, status, budget and settings."""
+
     batch_id: str
     name: str
     status: str
@@ -93,6 +102,8 @@ class BatchRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class JobRecord:
+    """One question of a batch: its status, the run that answered it, attempts and error."""
+
     job_id: int
     batch_id: str
     question_id: str

@@ -48,18 +48,22 @@ class SearchBackend(Protocol):
 
     name: str
 
-    async def search(self, query: str, *, k: int = 5) -> list[SearchResult]: ...
+    async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """The top ``k`` results for ``query``, normalized."""
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release connections."""
 
 
 @runtime_checkable
 class Reader(Protocol):
     """Turns a search result into a document (a corpus lookup, or fetch and extract for the web)."""
 
-    async def read(self, result: SearchResult) -> Document: ...
+    async def read(self, result: SearchResult) -> Document:
+        """The document a result points to."""
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release connections."""
 
 
 __all__ = ["Document", "PageStore", "Reader", "SearchBackend", "SearchResult", "StoredPage"]

@@ -24,15 +24,18 @@ def searches_left(state: ResearchState, ctx: RunContext) -> int:
 
 
 def tokens_left(state: ResearchState, ctx: RunContext) -> int:
+    """Generated tokens still allowed: the hard budget and the controller's allocation, whichever is lower."""
     alloc = allocation(state, ctx).tokens
     return max(0, min(ctx.ledger.tokens_left, alloc - ctx.ledger.spend.tokens))
 
 
 def budget_line(state: ResearchState, ctx: RunContext) -> str:
+    """The budget-awareness line shown to the model."""
     return f"Budget left: {tokens_left(state, ctx)} tokens, {searches_left(state, ctx)} searches."
 
 
 def trace(state: ResearchState, node: str, action: str, detail: str = "") -> list[TraceEvent]:
+    """One trace event of this step, as the state's reducer appends it."""
     return [TraceEvent(step=state["step"], node=node, action=action, detail=detail)]
 
 
