@@ -457,6 +457,7 @@ app.add_typer(db_app, name="db", help="Database operations (migrations).")
 
 
 def main() -> None:
+    """The ``leadline`` console script."""
     app()
 
 

@@ -19,6 +19,9 @@ from leadline.tools.base import PageStore, Reader, SearchBackend
 
 
 def make_llm(settings: Settings) -> LLMClient:
+    """The LLM client the settings ask for: an OpenAI-compatible server when a base URL is set, else the
+    embedded llama.cpp engine.
+    """
     if settings.base_url:
         from leadline.llm.openai_client import OpenAICompatibleClient
 
@@ -80,6 +83,7 @@ def make_search(
 
 
 def make_store(settings: Settings) -> RunStore:
+    """The SQL run store on the settings' database."""
     from leadline.storage.store import SqlRunStore
 
     return SqlRunStore.from_url(settings.database_url)

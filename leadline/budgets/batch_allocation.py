@@ -55,10 +55,12 @@ class Plan:
 
     @property
     def spent(self) -> float:
+        """Total cost of the planned queries."""
         return float(sum(q.cost for q in self.queries))
 
     @property
     def unspent(self) -> float:
+        """What the plan leaves of the budget."""
         return max(0.0, self.budget - self.spent)
 
     @property

@@ -58,6 +58,7 @@ class AllocationGrid:
             raise InvalidBudgetError(f"grid max_searches must be non-negative, got {self.max_searches!r}")
 
     def axes(self, cost: CostModel) -> tuple[FloatArray, FloatArray]:
+        """The token and search values of the grid, tokens stepped so that λ is a whole number of steps."""
         lam = cost.search_cost_tokens
         step = self.token_step
         if lam > 0:

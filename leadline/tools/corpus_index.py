@@ -256,6 +256,7 @@ class CorpusSearch:
         self.name = index.backend
 
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """Search the index in a thread (tantivy is synchronous)."""
         return await asyncio.to_thread(self.index.search, query, k)
 
     async def read(self, result: SearchResult) -> Document:

@@ -217,6 +217,7 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the HTTP client."""
         await self._client.aclose()
 
     # -- public API -------------------------------------------------------------------------------

@@ -51,6 +51,9 @@ def _citation_dict(e: Evidence) -> dict[str, Any]:
 
 
 async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The answer node: a cited few-word answer from the shown sources (n samples vote in the parallel
+    shape).
+    """
     ctx = runtime.context
     alloc = allocation(state, ctx)
     shown = select_evidence(state["evidence"], ctx.max_evidence)
@@ -110,4 +113,5 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
 
 
 def route_after_answer(state: ResearchState) -> str:
+    """The edge after answer: the report node in report mode, else the end."""
     return "report" if state["mode"] == "report" else "end"

@@ -12,6 +12,7 @@ from leadline.agent.state import ResearchState
 
 
 async def assess(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The assess node: the controller's allocation for the query, and the question as the first query."""
     ctx = runtime.context
     alloc = ctx.controller.assess(state["question"], ctx.budget)
     detail = (

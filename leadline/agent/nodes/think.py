@@ -16,6 +16,9 @@ from leadline.llm.base import GenerationParams
 
 
 async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The think node: reason over the shown sources for bridge facts, an intermediate answer and a
+    follow-up query.
+    """
     ctx = runtime.context
     update: dict[str, Any] = {
         "step": state["step"] + 1,
