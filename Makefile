@@ -29,6 +29,7 @@ demo: install
 
 test: install
 	$(VENV)/bin/ruff check leadline tests benchmarks examples
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 test-fast: install

@@ -9,20 +9,16 @@ run carries what it gathered in ``run_data``.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, TypeVar
 
-from leadline.agent.context import ProgressCallback, RunContext
-from leadline.agent.graph import compile_graph
-from leadline.agent.state import initial_state
+from leadline.agent.context import ProgressCallback
 from leadline.budgets.adaptive import AdaptiveBatch
 from leadline.budgets.controller import Controller, FixedController
 from leadline.budgets.cost import CostModel
-from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step
-from leadline.budgets.ledger import Budget, Ledger
-from leadline.budgets.timings import EngineTimings, SearchPrice
+from leadline.budgets.ledger import Budget
+from leadline.budgets.timings import EngineTimings, SearchPrice, engine_key, seed_from_store
 from leadline.budgets.tuned import TunedModel
 from leadline.config import Settings
 from leadline.errors import (
@@ -31,25 +27,21 @@ from leadline.errors import (
     InvalidQuestionError,
     LeadlineError,
 )
+from leadline.lifecycle import Mode, RunSetup, finished_result, run_graph
 from leadline.llm.base import LLMClient
-from leadline.result import Citation, ResearchResult
+from leadline.result import ResearchResult
 from leadline.storage.base import RunStore
 from leadline.tools.base import PageStore, Reader, SearchBackend
 from leadline.wiring import make_llm, make_search, make_store, open_checkpointer
 
-Mode = Literal["answer", "report"]
 MAX_QUESTION_CHARS = 4000
-SEED_RUNS = 20
-"""Earlier runs on the same engine whose timings seed λ's measurement in a new Researcher."""
-logger = logging.getLogger(__name__)
-
-
-def _engine_key(model: str, settings: dict[str, Any]) -> tuple[Any, ...]:
-    """What makes two runs' timings comparable: the model, the server, the search backend, the corpus."""
-    return (model, *(settings.get(k) for k in ("base_url", "search", "searxng_url", "corpus")))
+T = TypeVar("T")
 
 
 def validate_question(question: object) -> str:
+    """The question with whitespace collapsed; an InvalidQuestionError for a non-string, an empty or an
+    overlong one.
+    """
     if not isinstance(question, str):
         raise InvalidQuestionError(f"the question must be a string, got {type(question).__name__}")
     text = " ".join(question.split())
@@ -105,6 +97,7 @@ class Researcher:
     # -- dependencies, built lazily ----------------------------------------------------------------
     @property
     def llm(self) -> LLMClient:
+        """The LLM client, built from the settings on first use."""
         if self._llm is None:
             self._llm = make_llm(self.settings)
             self._owns.append(self._llm)
@@ -112,6 +105,7 @@ class Researcher:
 
     @property
     def search_backend(self) -> SearchBackend:
+        """The search backend (and its reader), built from the settings on first use."""
         if self._search is None:
             store = self.store
             page_store = store if isinstance(store, PageStore) else None
@@ -121,11 +115,15 @@ class Researcher:
 
     @property
     def store(self) -> RunStore:
+        """The run store, built from the settings on first use."""
         if self._store is None:
             self._store = make_store(self.settings)
         return self._store
 
     def controller(self) -> Controller:
+        """The controller for one run: the fixed policy by default, else the given one or a new one from
+        the factory.
+        """
         if self._controller is None:
             return FixedController()
         if isinstance(self._controller, Controller) and not isinstance(self._controller, type):
@@ -186,19 +184,7 @@ class Researcher:
         record = store.get_run(run_id)
         budget = Budget.from_dict(record.budget)
         if record.status == "done":  # nothing to do: hand back what was recorded
-            ledger = Ledger(budget)
-            ledger.restore([entry_for_step(s) for s in store.list_steps(run_id)])
-            spend = ledger.spend
-            spend.seconds = float(record.spend.get("seconds", spend.seconds))
-            return ResearchResult(
-                run_id=run_id,
-                question=record.question,
-                answer=record.answer or "",
-                citations=[Citation(**c) for c in record.citations],
-                spend=spend,
-                report=record.report,
-                status="done",
-            )
+            return finished_result(store, record)
         mode: Mode = "report" if record.mode == "report" else "answer"
         return await self._run(
             run_id, record.question, mode, budget, self.llm, self.search_backend, store, progress, resume=True
@@ -217,96 +203,28 @@ class Researcher:
         *,
         resume: bool,
     ) -> ResearchResult:
-        self._seed_timings(store, llm)
+        """Resolve the run's controller, λ and checkpointer; :func:`leadline.lifecycle.run_graph` runs it."""
+        if not self._timings_seeded:  # once, before this Researcher's first run (see seed_from_store)
+            self._timings_seeded = True
+            seed_from_store(self._timings, store, engine_key(llm.model_name, self._run_settings()))
         measured = self._timings.search_cost()
         if budget.search_cost_tokens is None and measured is not None:  # λ from the engine in use
             budget = replace(budget, search_cost_tokens=round(measured, 3))
-        ledger = Ledger(budget)
-        if resume:
-            ledger.restore([entry_for_step(s) for s in store.list_steps(run_id)])
-        controller = self.controller()
-        ctx = RunContext(
+        setup = RunSetup(
             run_id=run_id,
-            llm=BudgetedLLM(llm, ledger, store, run_id),
-            search=BudgetedSearch(search, self._reader, ledger, store, run_id),
-            controller=controller,
-            ledger=ledger,
+            question=question,
+            mode=mode,
             budget=budget,
+            llm=llm,
+            search=search,
+            reader=self._reader,
             store=store,
+            controller=self.controller(),
+            checkpointer=open_checkpointer(store, self.settings),
             progress=progress,
             search_k=self.search_k,
         )
-        config: dict[str, Any] = {"configurable": {"thread_id": run_id}, "recursion_limit": budget.steps + 10}
-        state: dict[str, Any] | None = None
-        async with open_checkpointer(store, self.settings) as saver:
-            graph = compile_graph(saver)
-            try:
-                start: dict[str, Any] | None = dict(initial_state(question, mode))
-                if resume:
-                    snapshot = await graph.aget_state(config)
-                    if snapshot.values:
-                        start = None  # continue from the last checkpoint
-                        if not snapshot.next and not snapshot.tasks:  # it had finished
-                            state = dict(snapshot.values)
-                if state is None:
-                    state = await graph.ainvoke(start, config, context=ctx, durability="sync")
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                store.finish_run(
-                    run_id, status="interrupted", spend=ledger.spend.to_dict(), error="interrupted"
-                )
-                raise
-            except LeadlineError as exc:
-                snapshot = await graph.aget_state(config)
-                values = snapshot.values or {}
-                exc.run_data.setdefault("evidence", list(values.get("evidence") or []))
-                exc.run_data.setdefault("partial_answer", (values.get("candidate") or {}).get("answer"))
-                self._fail(store, run_id, ledger, exc)
-                raise
-            except Exception as exc:  # an unexpected bug: record it, keep the run resumable, re-raise
-                store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=repr(exc))
-                raise
-        assert state is not None
-        self._timings.add(ledger.entries)
-        result = ResearchResult.from_state(run_id, state, ledger.spend)
-        store.finish_run(
-            run_id,
-            status="done",
-            answer=result.answer,
-            citations=[c for c in state.get("citations") or []],
-            report=result.report,
-            spend=result.spend.to_dict(),
-        )
-        controller.finish(tokens_unspent=ledger.tokens_left, searches_unspent=ledger.searches_left)
-        return result
-
-    def _fail(self, store: RunStore, run_id: str, ledger: Ledger, exc: LeadlineError) -> None:
-        steps = store.list_steps(run_id)
-        exc.run_data.setdefault("run_id", run_id)
-        exc.run_data.setdefault("spend", ledger.spend.to_dict())
-        if not steps:  # nothing happened: leave no half-written run behind
-            store.delete_run(run_id)
-            exc.run_data["run_id"] = None
-            return
-        store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=exc.message)
-
-    def _seed_timings(self, store: RunStore, llm: LLMClient) -> None:
-        """Once, before this Researcher's first run: timings of recent finished runs on the same engine.
-
-        λ is measured from earlier runs; a CLI call makes one run per process, so without this the
-        measurement would never reach it. Runs count when they used the same model, server, search
-        backend and corpus; the newest :data:`SEED_RUNS` of them are taken.
-        """
-        if self._timings_seeded:
-            return
-        self._timings_seeded = True
-        mine = _engine_key(llm.model_name, self._run_settings())
-        try:
-            runs = store.list_runs(limit=10 * SEED_RUNS)
-            same = [r for r in runs if r.status == "done" and _engine_key(r.model, r.settings) == mine]
-            for run in same[:SEED_RUNS]:
-                self._timings.add([entry_for_step(s) for s in store.list_steps(run.run_id)])
-        except LeadlineError as exc:  # an unreadable history only costs the measurement
-            logger.warning("could not read earlier runs to measure λ: %s", exc)
+        return await run_graph(setup, resume=resume, timings=self._timings)
 
     def _run_settings(self) -> dict[str, Any]:
         s = self.settings
@@ -389,22 +307,25 @@ class Researcher:
         return self._sync(self.aresearch(question, **kwargs))
 
     def resume(self, run_id: str, **kwargs: Any) -> ResearchResult:
+        """Synchronous :meth:`aresume`."""
         return self._sync(self.aresume(run_id, **kwargs))
 
     async def aclose(self) -> None:
+        """Close the clients this Researcher built (injected ones stay open)."""
         for owned in reversed(self._owns):
             close = getattr(owned, "aclose", None)
             if close is not None:
                 await close()
         self._owns.clear()
 
-    def _sync(self, coro: Any) -> Any:
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
         _refuse_inside_event_loop(coro)
         if self._runner is None:
             self._runner = asyncio.Runner()
         return self._runner.run(coro)
 
     def close(self) -> None:
+        """Synchronous :meth:`aclose`; also ends the event loop of the synchronous API."""
         if self._runner is None:
             if self._owns:
                 _run_sync(self.aclose())
@@ -438,7 +359,7 @@ def _refuse_inside_event_loop(coro: Any) -> None:
     raise ConfigError("called from a running event loop: use the async API (aresearch / aresume)")
 
 
-def _run_sync(coro: Any) -> Any:
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     _refuse_inside_event_loop(coro)
     return asyncio.run(coro)
 

@@ -1,22 +1,31 @@
 """The ``leadline`` command line: ask, index, models, runs, resume, db, serve-site.
 
-Library errors become one line on stderr and a non-zero exit code here, at the edge; ``-v`` shows the
-traceback. Live progress goes to stderr, so ``--json`` leaves nothing but the result on stdout.
+Library errors become one line on stderr and a non-zero exit code at the one edge (``cli_shared``);
+``-v`` shows the traceback. Live progress goes to stderr, so ``--json`` leaves nothing but the result on
+stdout.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from leadline.cli_runs import db_app, runs_app
+from leadline.cli_shared import (
+    BaseUrlOption,
+    CorpusOption,
+    DbOption,
+    ModelOption,
+    SearchOption,
+    guard,
+    set_verbose,
+)
 from leadline.config import Settings
 from leadline.errors import LeadlineError
 
@@ -30,35 +39,15 @@ app = typer.Typer(
 err = Console(stderr=True)
 out = Console()
 
-T = TypeVar("T")
-
-
-class _State:
-    verbose = False
-
 
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
 ) -> None:
-    _State.verbose = verbose
+    set_verbose(verbose)
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    """Run ``fn``; turn leadline errors into one line on stderr and exit code 1."""
-    try:
-        return fn()
-    except LeadlineError as exc:
-        if _State.verbose:
-            err.print_exception()
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)  # one line
-        run_id = exc.run_data.get("run_id")
-        if run_id:
-            err.print(f"run {run_id} kept its record; continue it with: leadline resume {run_id}")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        raise typer.Exit(130) from None
+_guard = guard  # the one error edge (leadline.cli_shared); the commands below call it by this name
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -131,24 +120,14 @@ def ask(
     budget_tokens: Annotated[int, typer.Option(help="Generated tokens the run may spend.")] = 1024,
     budget_searches: Annotated[int, typer.Option(help="Search calls the run may make.")] = 4,
     budget_seconds: Annotated[float | None, typer.Option(help="Wall-clock limit in seconds.")] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Packaged model name, .gguf path, or server model.")
-    ] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="OpenAI-compatible server (vLLM, llama.cpp), e.g. http://127.0.0.1:8000/v1"),
-    ] = None,
-    corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
-    search: Annotated[
-        str | None,
-        typer.Option(
-            help="local, searxng, tavily, brave, exa, duckduckgo, or a comma list (fallback chain)."
-        ),
-    ] = None,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    corpus: CorpusOption = None,
+    search: SearchOption = None,
     searxng_url: Annotated[str | None, typer.Option(help="SearxNG base URL (with --search searxng).")] = None,
     report: Annotated[bool, typer.Option("--report", help="Write a long-form cited report.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout only.")] = False,
-    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in the data dir).")] = None,
+    db: DbOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
     controller: Annotated[
         str, typer.Option(help="fixed (spend the budget as given) or adaptive (the two-axis controller).")
@@ -238,10 +217,10 @@ def batch(
     ] = True,
     concurrency: Annotated[int, typer.Option(help="Runs at once (useful against a vLLM server).")] = 1,
     report: Annotated[bool, typer.Option("--report", help="Write a report per question.")] = False,
-    model: Annotated[str | None, typer.Option(help="Packaged model, .gguf path, or server model.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
-    corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
-    db: Annotated[str | None, typer.Option(help="Database URL.")] = None,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    corpus: CorpusOption = None,
+    db: DbOption = None,
     tuned: Annotated[
         Path | None, typer.Option(help="A tuned controller from `leadline tune --save` (adaptive only).")
     ] = None,
@@ -315,9 +294,9 @@ def tune(
         str, typer.Option(help="Split name for these rows (train rows fit, dev rows evaluate).")
     ] = ("dev"),
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
-    model: Annotated[str | None, typer.Option(help="Packaged model, .gguf path, or server model.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
-    corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    corpus: CorpusOption = None,
     save: Annotated[
         Path | None,
         typer.Option(help="Fit a controller on the table's train rows and save it here (for --tuned)."),
@@ -395,7 +374,7 @@ def tune(
 @app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="The id of an interrupted run.")],
-    db: Annotated[str | None, typer.Option(help="Database URL.")] = None,
+    db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
@@ -478,6 +457,7 @@ app.add_typer(db_app, name="db", help="Database operations (migrations).")
 
 
 def main() -> None:
+    """The ``leadline`` console script."""
     app()
 
 

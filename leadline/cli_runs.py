@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from leadline.cli_shared import DbOption, cli_errors
 from leadline.config import Settings
-from leadline.errors import LeadlineError
 from leadline.storage import migrate
 from leadline.storage.engine import display_url, make_engine, storage_errors
 from leadline.storage.export import FORMATS, export_run
@@ -28,31 +28,15 @@ from leadline.storage.store import SqlRunStore
 runs_app = typer.Typer(help="Browse the record of research runs.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the run database (schema upgrades).", no_args_is_help=True)
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db", envvar="LEADLINE_DB_URL", help="Database URL (sqlite:///... or postgresql+psycopg://...)."
-    ),
-]
-
 
 def _url(db: str | None) -> str:
-    with _cli_errors():  # a malformed setting in the environment is a one-line error too
+    with cli_errors():  # a malformed setting in the environment is a one-line error too
         return db or Settings.from_env().database_url
 
 
 @contextmanager
-def _cli_errors() -> Iterator[None]:
-    try:
-        yield
-    except LeadlineError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-@contextmanager
 def _open_store(db: str | None) -> Iterator[SqlRunStore]:
-    with _cli_errors():
+    with cli_errors():
         store = SqlRunStore.from_url(_url(db))
         try:
             yield store
@@ -178,7 +162,7 @@ def gc(
 def upgrade(db: DbOption = None) -> None:
     """Bring the database schema to this leadline's version (runs do this on first use too)."""
     url = _url(db)
-    with _cli_errors():
+    with cli_errors():
         engine = make_engine(url)
         try:
             with storage_errors(url):
@@ -192,7 +176,7 @@ def upgrade(db: DbOption = None) -> None:
 def current(db: DbOption = None) -> None:
     """Print the database's schema version and the newest this leadline knows."""
     url = _url(db)
-    with _cli_errors():
+    with cli_errors():
         engine = make_engine(url)
         try:
             with storage_errors(url):

@@ -91,6 +91,7 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     def with_(self, **changes: object) -> Settings:
+        """A copy with the given fields changed (None values leave a field as it is)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
 
     @property
@@ -102,10 +103,12 @@ class Settings:
 
     @property
     def models_dir(self) -> Path:
+        """Where downloaded or joined model files are cached."""
         return self.home / "models"
 
     @property
     def indexes_dir(self) -> Path:
+        """Where corpus indexes are kept."""
         return self.home / "indexes"
 
 

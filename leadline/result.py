@@ -20,11 +20,14 @@ class Citation:
 
     @property
     def source(self) -> str:
+        """Where the passage came from: the URL, else the corpus id."""
         return self.url or self.doc_id
 
 
 @dataclass(frozen=True, kw_only=True)
 class ResearchResult:
+    """What a research run returns: the answer, its citations, the spend, and the report in report mode."""
+
     run_id: str
     question: str
     answer: str
@@ -39,12 +42,14 @@ class ResearchResult:
     trace: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data (what ``--json`` prints)."""
         data = asdict(self)
         data["spend"] = self.spend.to_dict()
         return data
 
     @classmethod
     def from_state(cls, run_id: str, state: dict[str, Any], spend: Spend) -> ResearchResult:
+        """The result of a finished run from the loop's final state and the ledger's spend."""
         return cls(
             run_id=run_id,
             question=state["question"],

@@ -21,6 +21,9 @@ from leadline.tools.fetch_policy import FetchPolicy
 
 
 def make_llm(settings: Settings) -> LLMClient:
+    """The LLM client the settings ask for: an OpenAI-compatible server when a base URL is set, else the
+    embedded llama.cpp engine.
+    """
     if settings.base_url:
         from leadline.llm.openai_client import OpenAICompatibleClient
 
@@ -101,6 +104,7 @@ def make_search(
 
 
 def make_store(settings: Settings) -> RunStore:
+    """The SQL run store on the settings' database."""
     from leadline.storage.store import SqlRunStore
 
     return SqlRunStore.from_url(settings.database_url)

@@ -20,6 +20,10 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 
 @dataclass
 class RunContext:
+    """A run's dependencies (budgeted LLM and search, controller, ledger, store): LangGraph's context,
+    never checkpointed.
+    """
+
     run_id: str
     llm: BudgetedLLM
     search: BudgetedSearch
@@ -38,6 +42,7 @@ class RunContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def emit(self, node: str, action: str, detail: str = "", step: int = 0) -> None:
+        """Report progress (node, action, detail and budget left) to the caller's callback, if any."""
         if self.progress is None:
             return
         spend = self.ledger.spend

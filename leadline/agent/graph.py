@@ -26,6 +26,9 @@ from leadline.agent.state import ResearchState
 
 
 def build_graph() -> StateGraph[ResearchState, RunContext, ResearchState, ResearchState]:
+    """The research loop's topology, in one place: assess, plan, then decide between search/read, think and
+    answer (and report).
+    """
     graph = StateGraph(ResearchState, context_schema=RunContext)
     graph.add_node("assess", assess)
     graph.add_node("plan", plan)

@@ -35,6 +35,7 @@ def parse_json_object(text: str) -> dict[str, Any] | None:
 
 
 def as_text(value: Any) -> str:
+    """A model's JSON value as stripped text (None becomes empty, other values their string)."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -45,6 +46,7 @@ def as_text(value: Any) -> str:
 
 
 def as_int_list(value: Any) -> list[int]:
+    """A model's JSON value as a list of integers (source numbers); what is not a number is dropped."""
     if not isinstance(value, list):
         value = [value]
     out = []

@@ -53,6 +53,7 @@ def clean_source_text(text: str) -> str:
 
 
 def format_sources(evidence: Sequence[Evidence], *, max_chars: int) -> str:
+    """The numbered sources block of a prompt: each source's text cleaned and cut to ``max_chars``."""
     blocks = []
     for e in evidence:
         text = clean_source_text(e["text"])
@@ -68,6 +69,7 @@ def _notes(notes: Sequence[str]) -> str:
 
 
 def plan_messages(question: str, *, max_queries: int, budget_line: str) -> list[Message]:
+    """The plan prompt: up to ``max_queries`` short search queries for the question (JSON)."""
     user = (
         f"Question: {question}\n\n"
         f"Write up to {max_queries} short search queries (names, titles, key words) that would find "
@@ -82,6 +84,7 @@ def plan_messages(question: str, *, max_queries: int, budget_line: str) -> list[
 def think_messages(
     question: str, evidence: Sequence[Evidence], notes: Sequence[str], *, max_chars: int, budget_line: str
 ) -> list[Message]:
+    """The think prompt: what the sources establish, an intermediate answer and one follow-up query (JSON)."""
     user = (
         f"Sources:\n{format_sources(evidence, max_chars=max_chars)}\n\n"
         f"Notes so far:\n{_notes(notes)}\n\n"
@@ -98,6 +101,7 @@ def think_messages(
 def answer_messages(
     question: str, evidence: Sequence[Evidence], notes: Sequence[str], *, max_chars: int, budget_line: str
 ) -> list[Message]:
+    """The answer prompt: a few-word answer with the numbers of the sources it rests on (JSON)."""
     user = (
         f"Sources:\n{format_sources(evidence, max_chars=max_chars)}\n\n"
         f"Notes:\n{_notes(notes)}\n\n"
@@ -111,6 +115,7 @@ def answer_messages(
 
 
 def closed_book_messages(question: str) -> list[Message]:
+    """The closed-book baseline prompt: the question alone, no sources."""
     user = (
         f"Question: {question}\n\n"
         "Answer with a few words only (a name, a date, a number, or yes/no), not a sentence.\n"
@@ -128,6 +133,7 @@ def report_messages(
     max_chars: int,
     budget_line: str,
 ) -> list[Message]:
+    """The report prompt: a long-form Markdown report with numbered citations to the sources."""
     user = (
         f"Sources:\n{format_sources(evidence, max_chars=max_chars)}\n\n"
         f"Notes:\n{_notes(notes)}\n\n"

@@ -25,6 +25,8 @@ class Evidence(TypedDict):
 
 
 class TraceEvent(TypedDict):
+    """One line of a run's trace: step, node, action and detail."""
+
     step: int
     node: str
     action: str
@@ -43,10 +45,13 @@ def merge_evidence(left: list[Evidence], right: list[Evidence]) -> list[Evidence
 
 
 class ResearchState(TypedDict):
+    """The loop's checkpointed state; lists with reducers are appended to by the nodes."""
+
     question: str
     mode: Literal["answer", "report"]
     step: int
     allocation: NotRequired[dict[str, Any]]
+    """``Allocation.to_state()``; nodes read it typed with ``Allocation.from_state`` (defaults there)."""
     pending_queries: NotRequired[list[str]]
     queries_done: Annotated[list[str], operator.add]
     results: NotRequired[list[dict[str, Any]]]
@@ -71,6 +76,7 @@ class ResearchState(TypedDict):
 
 
 def initial_state(question: str, mode: Literal["answer", "report"]) -> ResearchState:
+    """The state a new run starts from."""
     return ResearchState(
         question=question,
         mode=mode,

@@ -12,7 +12,6 @@ from leadline.budgets.allocation import (
     QueryPlan,
     allocate,
     allocate_batch,
-    allocate_batch_lagrangian,
 )
 from leadline.budgets.bounds import dual_upper_bound
 from leadline.budgets.controller import Allocation, Controller, Decision, FixedController, RunObservation
@@ -61,7 +60,6 @@ __all__ = [
     "TunedModel",
     "allocate",
     "allocate_batch",
-    "allocate_batch_lagrangian",
     "choose_shape",
     "dual_upper_bound",
     "measure_search_cost",

@@ -39,7 +39,10 @@ log = logging.getLogger(__name__)
 
 
 class CurveModel(Protocol):
-    def curve_for(self, difficulty: Difficulty) -> GainCurve: ...
+    """Maps a question's difficulty to the gain curve the allocator plans with."""
+
+    def curve_for(self, difficulty: Difficulty) -> GainCurve:
+        """The gain curve for a question of this difficulty."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class PriorCurves:
     """
 
     def curve_for(self, difficulty: Difficulty) -> GainCurve:
+        """A prior mixed curve whose ceiling falls and scales grow with difficulty."""
         d = difficulty.score
         multi = difficulty.qtype == "compositional"
         ceiling = 0.9 - 0.5 * d
@@ -71,9 +75,11 @@ class DifficultyCurves:
     curves: BucketedCurves
 
     def key(self, difficulty: Difficulty) -> Hashable:
+        """The bucket of a difficulty: its question type and score bin."""
         return (difficulty.qtype, int(np.searchsorted(np.asarray(self.edges), difficulty.score)))
 
     def curve_for(self, difficulty: Difficulty) -> GainCurve:
+        """The fitted curve of the difficulty's bucket (or the default)."""
         return self.curves.curve_for(self.key(difficulty))
 
     @classmethod
@@ -104,10 +110,12 @@ class DifficultyCurves:
         return cls(edges=edges, curves=fitted)
 
     def to_dict(self) -> dict[str, Any]:
+        """The bucket edges and fitted curves as JSON-ready data."""
         return {"edges": list(self.edges), "curves": self.curves.to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DifficultyCurves:
+        """Rebuild fitted curves from :meth:`to_dict` data."""
         return cls(edges=tuple(data["edges"]), curves=BucketedCurves.from_dict(data["curves"]))
 
 
@@ -149,6 +157,7 @@ class AdaptiveController:
 
     # -- assess -----------------------------------------------------------------------------------
     def assess(self, question: str, budget: Budget) -> Allocation:
+        """Estimate the question's difficulty and allocate tokens, searches and shape from its curve."""
         cost = self.cost or CostModel.for_budget(budget)
         self.cost = cost
         self.budget = budget
@@ -236,6 +245,9 @@ class AdaptiveController:
             b.search_factor = min(1.5, b.search_factor * 1.2)
 
     def decide(self, observation: RunObservation) -> Decision:
+        """The next action from the updated belief: search, think or answer, stopping when the expected
+        gain per cost falls below the price.
+        """
         o = observation
         alloc = self.allocation
         if alloc is None:
@@ -281,6 +293,7 @@ class AdaptiveController:
 
     # -- finish -----------------------------------------------------------------------------------
     def finish(self, *, tokens_unspent: int, searches_unspent: int) -> None:
+        """Return what the run did not spend to the batch pool (once, even when called again)."""
         if self._finished:
             return  # a resumed or retried run must not return its budget twice
         self._finished = True
@@ -346,6 +359,7 @@ class AdaptiveBatch:
         )
 
     def controller(self, **overrides: Any) -> AdaptiveController:
+        """A controller for one run of this batch: the batch's curves and cost, drawing on its pool."""
         base = AdaptiveController(
             estimator=self.estimator,
             curves=self.curves,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +43,7 @@ class ConditionedCurves:
         z = (np.atleast_2d(np.asarray(x, dtype=np.float64)) - np.asarray(self.mean)) / np.asarray(self.scale)
         theta = np.asarray(self.base)[None, :] + z @ np.asarray(self.slopes).T
         lower, upper = FAMILIES[self.family]._bounds()
-        return np.clip(theta, lower, upper)
+        return cast(FloatArray, np.clip(theta, lower, upper))
 
     def curves_for(self, features: Any) -> list[ParametricCurve]:
         """One curve per row of ``features`` (n, k)."""
@@ -54,9 +54,11 @@ class ConditionedCurves:
         return [kind(**{k: float(v[i]) for k, v in arrays.items()}) for i in range(n)]
 
     def curve_for(self, features: Sequence[float]) -> ParametricCurve:
+        """The curve for one question's feature row."""
         return self.curves_for([list(features)])[0]
 
     def to_dict(self) -> dict[str, Any]:
+        """The family, base parameters and feature slopes as JSON-ready data."""
         return {
             "family": self.family,
             "base": list(self.base),
@@ -68,6 +70,7 @@ class ConditionedCurves:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConditionedCurves:
+        """Rebuild from :meth:`to_dict` data; a ConfigError for an unknown family."""
         if data.get("family") not in FAMILIES:
             raise ConfigError(f"unknown gain-curve family {data.get('family')!r}")
         return cls(
@@ -111,7 +114,7 @@ def _fit_once(
         theta[:, cond] += z @ slopes.T
         theta = np.clip(theta, lower, upper)
         q = np.clip(kind._evaluate(kind._params_from(theta, fixed), t, s), 0.0, 1.0)
-        return np.concatenate([q - y, ridge * v[p:]]) / np.sqrt(len(y))
+        return cast(FloatArray, np.concatenate([q - y, ridge * v[p:]]) / np.sqrt(len(y)))
 
     result = least_squares(residual, x0, bounds=(lo, hi), method="trf", max_nfev=200)
     slopes_full = np.zeros((p, k))
@@ -149,7 +152,11 @@ def fit_conditioned(
     if not np.all(np.isfinite(x)):
         raise ConfigError("features must be finite numbers")
     fixed = dict(fixed or {})
-    pooled = select_curve(t, s, y, g, **({"families": tuple(families)} if families else {}), fixed=fixed)
+    pooled = (
+        select_curve(t, s, y, g, families=tuple(families), fixed=fixed)
+        if families
+        else select_curve(t, s, y, g, fixed=fixed)
+    )
     family = pooled.family
     mean = x.mean(axis=0)
     scale = np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)

@@ -12,8 +12,9 @@ and implements the same protocol.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from leadline.budgets.ledger import Budget
 
@@ -35,6 +36,25 @@ class Allocation:
     think_tokens: int = 128
     """Cap of one think step."""
     reason: str = ""
+
+    def to_state(self) -> dict[str, Any]:
+        """The allocation as the loop's checkpointed state holds it (plain JSON)."""
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, data: Mapping[str, Any] | None, budget: Budget) -> Allocation:
+        """Read the allocation back from the loop's state; before ``assess`` set one, the budget itself.
+
+        The one place the defaults live: keys an older checkpoint lacks take the field defaults, and
+        keys this version does not know are ignored.
+        """
+        if not data:
+            return cls(tokens=budget.tokens, searches=budget.searches)
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("tokens", budget.tokens)
+        values.setdefault("searches", budget.searches)
+        return cls(**values)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,15 +81,21 @@ class RunObservation:
 
 @dataclass(frozen=True)
 class Decision:
+    """The controller's next action and why."""
+
     action: Action
     reason: str
 
 
 @runtime_checkable
 class Controller(Protocol):
-    def assess(self, question: str, budget: Budget) -> Allocation: ...
+    """What the loop asks about spending: an allocation before the run, then each next action."""
 
-    def decide(self, observation: RunObservation) -> Decision: ...
+    def assess(self, question: str, budget: Budget) -> Allocation:
+        """The query's allocation (tokens, searches, shape) before it starts."""
+
+    def decide(self, observation: RunObservation) -> Decision:
+        """The next action given what the run has seen."""
 
     def finish(self, *, tokens_unspent: int, searches_unspent: int) -> None:
         """Called once when a run ends; a batch controller returns the unspent budget to its pool."""
@@ -84,6 +110,7 @@ class FixedController:
         self.think_tokens = think_tokens
 
     def assess(self, question: str, budget: Budget) -> Allocation:
+        """The budget as given, sequential, with a think cap of at most a quarter of the tokens."""
         return Allocation(
             tokens=budget.tokens,
             searches=budget.searches,
@@ -92,6 +119,9 @@ class FixedController:
         )
 
     def decide(self, observation: RunObservation) -> Decision:
+        """Search while searches find new documents and queries are pending; think once with room; then
+        answer.
+        """
         o = observation
         if o.searches_done < self.min_searches and o.searches_left > 0:
             return Decision("search", "at least one search before an answer")
@@ -104,4 +134,8 @@ class FixedController:
         return Decision("answer", "evidence gathered")
 
     def finish(self, *, tokens_unspent: int, searches_unspent: int) -> None:
+        """Nothing to return: the fixed policy has no pool."""
         return None
+
+
+__all__ = ["Action", "Allocation", "Controller", "Decision", "FixedController", "RunObservation", "Shape"]

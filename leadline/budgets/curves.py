@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -34,9 +34,11 @@ class GainCurve(Protocol):
     """Expected quality in [0, 1] of a query given T generated tokens and S search calls."""
 
     @property
-    def family(self) -> str: ...
+    def family(self) -> str:
+        """The curve family's name."""
 
-    def value(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray: ...
+    def value(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
+        """Expected answer quality in [0, 1] at ``tokens`` and ``searches`` (broadcast)."""
 
     def marginal_tokens(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
         """Gain per extra generated token at (T, S)."""
@@ -46,7 +48,8 @@ class GainCurve(Protocol):
         """Gain of one more search call at (T, S)."""
         ...
 
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The curve as JSON-ready data (``curve_from_dict`` reads it back)."""
 
 
 def _exp_saturation(x: FloatArray, scale: FloatArray) -> FloatArray:
@@ -70,6 +73,7 @@ class ParametricCurve:
 
     @property
     def family(self) -> str:
+        """The family's name."""
         return self.FAMILY
 
     @staticmethod
@@ -80,19 +84,23 @@ class ParametricCurve:
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}
 
     def value(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
+        """Expected quality at (tokens, searches), clipped to [0, 1]; negative inputs count as 0."""
         t = np.maximum(np.asarray(tokens, dtype=np.float64), 0.0)
         s = np.maximum(np.asarray(searches, dtype=np.float64), 0.0)
         return np.clip(self._evaluate(self._params(), t, s), 0.0, 1.0)
 
     def marginal_tokens(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
+        """Quality gained per token at (tokens, searches), over one token step."""
         t = np.asarray(tokens, dtype=np.float64)
         return (self.value(t + self.TOKEN_STEP, searches) - self.value(t, searches)) / self.TOKEN_STEP
 
     def marginal_searches(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
+        """Quality gained by one more search at (tokens, searches)."""
         s = np.asarray(searches, dtype=np.float64)
         return self.value(tokens, s + 1.0) - self.value(tokens, s)
 
     def to_dict(self) -> dict[str, Any]:
+        """The family and its parameters as JSON-ready data."""
         return {"family": self.FAMILY, "params": asdict(self)}
 
     # -- fitting hooks ---------------------------------------------------------------------------
@@ -151,7 +159,7 @@ class SubstitutesCurve(ParametricCurve):
 
     @staticmethod
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
-        return p["q0"] + p["a"] * -np.expm1(-tokens / p["tau"] - searches / p["sigma"])
+        return cast(FloatArray, p["q0"] + p["a"] * -np.expm1(-tokens / p["tau"] - searches / p["sigma"]))
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -181,7 +189,10 @@ class ComplementsCurve(ParametricCurve):
 
     @staticmethod
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
-        return p["q0"] + p["a"] * _exp_saturation(tokens, p["tau"]) * _exp_saturation(searches, p["sigma"])
+        return cast(
+            FloatArray,
+            p["q0"] + p["a"] * _exp_saturation(tokens, p["tau"]) * _exp_saturation(searches, p["sigma"]),
+        )
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -211,7 +222,7 @@ class MixedCurve(ParametricCurve):
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
         gt = _exp_saturation(tokens, p["tau"])
         gs = _exp_saturation(searches, p["sigma"])
-        return p["q0"] + p["a_tokens"] * gt + p["a_searches"] * gs + p["a_both"] * gt * gs
+        return cast(FloatArray, p["q0"] + p["a_tokens"] * gt + p["a_searches"] * gs + p["a_both"] * gt * gs)
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -246,7 +257,7 @@ class SamplingCurve(ParametricCurve):
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
         k = tokens / p["attempt_tokens"]
         out = p["q0"] + p["a"] * -np.expm1(k * np.log1p(-np.minimum(p["p"], 1.0 - 1e-12)))
-        return out + 0.0 * searches
+        return cast(FloatArray, out + 0.0 * searches)
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -276,7 +287,7 @@ class BetaSamplingCurve(ParametricCurve):
         k = tokens / p["attempt_tokens"]
         alpha, beta = p["alpha"], p["beta"]
         miss = np.exp(betaln(alpha, beta + k) - betaln(alpha, beta))
-        return p["q0"] + p["a"] * (1.0 - miss) + 0.0 * searches
+        return cast(FloatArray, p["q0"] + p["a"] * (1.0 - miss) + 0.0 * searches)
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -304,7 +315,7 @@ class LogLinearCurve(ParametricCurve):
     @staticmethod
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
         raw = p["q0"] + p["b_tokens"] * np.log1p(tokens / p["t0"]) + p["b_searches"] * np.log1p(searches)
-        return np.minimum(p["cap"], raw)
+        return cast(FloatArray, np.minimum(p["cap"], raw))
 
     @classmethod
     def _bounds(cls) -> tuple[list[float], list[float]]:
@@ -343,7 +354,7 @@ class ConstantCurve(ParametricCurve):
 
     @staticmethod
     def _evaluate(p: Mapping[str, Any], tokens: FloatArray, searches: FloatArray) -> FloatArray:
-        return p["level"] + 0.0 * tokens + 0.0 * searches
+        return cast(FloatArray, p["level"] + 0.0 * tokens + 0.0 * searches)
 
 
 FAMILIES[ConstantCurve.FAMILY] = ConstantCurve

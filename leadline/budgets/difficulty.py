@@ -53,7 +53,10 @@ class Difficulty:
 
 @runtime_checkable
 class DifficultyEstimator(Protocol):
-    def estimate(self, question: str) -> Difficulty: ...
+    """Anything that scores how hard a question is before any compute is spent on it."""
+
+    def estimate(self, question: str) -> Difficulty:
+        """The question's difficulty in [0, 1] with its uncertainty, question type and features."""
 
 
 # -- text features ----------------------------------------------------------------------------------
@@ -144,6 +147,7 @@ class TextFeatureEstimator:
     bias: float = _PRIOR_BIAS
 
     def estimate(self, question: str) -> Difficulty:
+        """Score the question from its text features with the fixed prior weights (wide uncertainty)."""
         features = text_features(question)
         z = self.bias + sum(self.weights.get(k, 0.0) * v for k, v in features.items())
         score = float(expit(z))
@@ -211,6 +215,9 @@ class ProbeEstimator:
         samples: Sequence[str] = (),
         answer_logprob: float | None = None,
     ) -> Difficulty:
+        """Difficulty from the text features plus what cheap probes saw: retrieval score spread, agreement
+        of short samples, answer log-probability.
+        """
         probes = probe_features(
             retrieval_scores=retrieval_scores, samples=samples, answer_logprob=answer_logprob
         )
@@ -267,6 +274,9 @@ class LearnedEstimator:
     def fit(
         self, features: Sequence[Mapping[str, float]], failed: Sequence[bool | int | float]
     ) -> LearnedEstimator:
+        """Fit the logistic model of "fails at a small budget" on feature rows and their outcomes; returns
+        self.
+        """
         x = self._matrix(features)
         y = np.asarray(failed, dtype=np.float64)
         if len(x) != len(y):
@@ -311,17 +321,22 @@ class LearnedEstimator:
         return p, np.clip(p * (1 - p) * np.sqrt(np.maximum(var, 0.0)), 0.0, 0.5)
 
     def estimate_features(self, features: Mapping[str, float], qtype: QuestionType = "single") -> Difficulty:
+        """Difficulty from a feature row (the fitted failure probability, its uncertainty from the
+        coefficient covariance).
+        """
         p, u = self.predict([features])
         return Difficulty(
             score=float(p[0]), uncertainty=float(min(1.0, 2 * u[0])), qtype=qtype, features=dict(features)
         )
 
     def estimate(self, question: str) -> Difficulty:
+        """Difficulty of a question from its text features."""
         features = text_features(question)
         return self.estimate_features(features, question_type(features))
 
     # -- persistence ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The fitted model as JSON-ready data (raises ConfigError when not fitted)."""
         if self.coef is None or self.mean is None or self.scale is None or self.covariance is None:
             raise ConfigError("the learned estimator is not fitted")
         return {
@@ -337,6 +352,7 @@ class LearnedEstimator:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LearnedEstimator:
+        """Rebuild a fitted estimator from :meth:`to_dict` data."""
         if data.get("kind") != "logistic":
             raise ConfigError(f"not a logistic difficulty estimator: {data.get('kind')!r}")
         return cls(
@@ -350,10 +366,12 @@ class LearnedEstimator:
         )
 
     def save(self, path: Path) -> None:
+        """Write the fitted model as JSON to ``path``."""
         path.write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> LearnedEstimator:
+        """Read a fitted model written by :meth:`save` (a ConfigError when unreadable)."""
         try:
             return cls.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError) as exc:
@@ -368,6 +386,7 @@ class IsotonicCalibrator:
     values: FloatArray | None = None
 
     def fit(self, scores: Sequence[float], failed: Sequence[bool | int | float]) -> IsotonicCalibrator:
+        """Fit a monotone map from scores to failure rates (pool-adjacent-violators); returns self."""
         x = np.asarray(scores, dtype=np.float64)
         y = np.asarray(failed, dtype=np.float64)
         if len(x) != len(y) or len(x) < 2:
@@ -387,6 +406,7 @@ class IsotonicCalibrator:
         return self
 
     def predict(self, scores: Sequence[float] | FloatArray) -> FloatArray:
+        """The calibrated failure probability of each score."""
         if self.thresholds is None or self.values is None:
             raise ConfigError("the calibrator is not fitted")
         idx = np.searchsorted(self.thresholds, np.asarray(scores, dtype=np.float64), side="left")

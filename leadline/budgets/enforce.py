@@ -15,9 +15,9 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, cast
 
-from leadline.budgets.ledger import Ledger, LedgerEntry
+from leadline.budgets.ledger import Ledger, LedgerEntry, SpendKind
 from leadline.errors import FetchError
 from leadline.llm.base import Choice, Completion, GenerationParams, LLMClient, Message, Usage
 from leadline.storage.base import RunStore, StepRecord
@@ -64,7 +64,7 @@ def entry_for_step(step: StepRecord) -> LedgerEntry:
     """The ledger entry a recorded step stands for (a resumed run rebuilds its ledger from these)."""
     kind = "llm" if step.kind == "llm" else "fetch" if step.kind == "fetch" else "search"
     return LedgerEntry(
-        kind=kind,
+        kind=cast(SpendKind, kind),
         node=step.node,
         prompt_tokens=step.prompt_tokens,
         completion_tokens=step.completion_tokens,
@@ -95,9 +95,11 @@ class BudgetedLLM:
 
     @property
     def model_name(self) -> str:
+        """The wrapped client's model."""
         return self.llm.model_name
 
     def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the wrapped client's tokenizer."""
         return self.llm.count_tokens(text)
 
     async def chat(
@@ -180,6 +182,9 @@ class BudgetedSearch:
         self.run_id = run_id
 
     async def search(self, call_id: str, node: str, query: str, *, k: int = 5) -> list[SearchResult]:
+        """One search under the budget: replayed when recorded, refused past the cap, else run and
+        recorded.
+        """
         request = {"query": query, "k": k, "backend": self.backend.name}
         recorded = self.store.get_step(self.run_id, call_id)
         if recorded is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -31,6 +31,7 @@ class GridMeans:
 
     @classmethod
     def of(cls, tokens: Any, searches: Any, quality: Any) -> GridMeans:
+        """Mean quality per distinct (tokens, searches) point, with the count behind each mean."""
         t = np.asarray(tokens, dtype=np.float64)
         s = np.asarray(searches, dtype=np.float64)
         y = np.asarray(quality, dtype=np.float64)
@@ -46,6 +47,7 @@ class GridMeans:
 
     @property
     def points(self) -> int:
+        """How many distinct budget points there are."""
         return len(self.mean)
 
 
@@ -68,7 +70,7 @@ def fit_family(
 
     def residual(x: FloatArray) -> FloatArray:
         curve = kind._from_vector(list(x), fixed)
-        return weights * (curve.value(means.tokens, means.searches) - means.mean)
+        return cast(FloatArray, weights * (curve.value(means.tokens, means.searches) - means.mean))
 
     best: tuple[float, ParametricCurve] | None = None
     for start in kind._starts(means.tokens, means.searches, means.mean):
@@ -91,6 +93,7 @@ class CurveFit:
 
     @property
     def family(self) -> str:
+        """The fitted curve's family."""
         return self.curve.FAMILY
 
 
@@ -158,6 +161,7 @@ class BucketedCurves:
     families: Mapping[Hashable, str] = field(default_factory=dict)
 
     def curve_for(self, key: Hashable) -> ParametricCurve:
+        """The curve of bucket ``key``, or the pooled default."""
         return self.curves.get(key, self.default)
 
     @classmethod
@@ -202,6 +206,7 @@ class BucketedCurves:
         return cls(curves=curves, default=default, families=chosen)
 
     def to_dict(self) -> dict[str, Any]:
+        """The default and per-bucket curves as JSON-ready data."""
         return {
             "default": self.default.to_dict(),
             "buckets": [[_key_to_json(k), c.to_dict()] for k, c in self.curves.items()],
@@ -209,6 +214,7 @@ class BucketedCurves:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BucketedCurves:
+        """Rebuild bucketed curves from :meth:`to_dict` data."""
         curves = {_key_from_json(k): curve_from_dict(c) for k, c in data.get("buckets", [])}
         return cls(curves=curves, default=curve_from_dict(data["default"]))
 

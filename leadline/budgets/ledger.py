@@ -62,15 +62,19 @@ class Budget:
         _check_limit("search_cost_tokens", self.search_cost_tokens, allow_zero=True)
 
     def to_dict(self) -> dict[str, Any]:
+        """The budget as JSON-ready data (stored with each run)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Budget:
+        """A budget from :meth:`to_dict` data; keys this version does not know are ignored."""
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """One spend: an LLM call, a search or a fetch, with the node that made it."""
+
     kind: SpendKind
     node: str
     prompt_tokens: int = 0
@@ -100,6 +104,7 @@ class Spend:
         return self.completion_tokens
 
     def to_dict(self) -> dict[str, Any]:
+        """The spend as JSON-ready data, with ``tokens`` (generated tokens) added."""
         data = asdict(self)
         data["tokens"] = self.tokens
         return data
@@ -117,6 +122,7 @@ class Ledger:
 
     # -- recording ---------------------------------------------------------------------------------
     def record(self, entry: LedgerEntry) -> None:
+        """Add one spend to the totals (thread-safe)."""
         with self._lock:
             self.entries.append(entry)
             t = self._totals
@@ -136,6 +142,7 @@ class Ledger:
     # -- reading -----------------------------------------------------------------------------------
     @property
     def spend(self) -> Spend:
+        """What the run has spent so far, wall time included."""
         with self._lock:
             s = Spend(**asdict(self._totals))
         s.seconds = self.elapsed
@@ -143,18 +150,22 @@ class Ledger:
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the ledger started."""
         return time.monotonic() - self.started_at
 
     @property
     def tokens_left(self) -> int:
+        """Generated tokens the budget still allows."""
         return max(0, self.budget.tokens - self._totals.completion_tokens)
 
     @property
     def searches_left(self) -> int:
+        """Search calls the budget still allows."""
         return max(0, self.budget.searches - self._totals.searches)
 
     @property
     def fetches_left(self) -> int | None:
+        """Fetches the budget still allows, or None when fetches are not capped."""
         if self.budget.fetches is None:
             return None
         return max(0, self.budget.fetches - self._totals.fetches)
@@ -183,12 +194,14 @@ class Ledger:
         return max(1, min(requested, left))
 
     def check_search(self) -> None:
+        """Raise BudgetExceededError when no search (or no time) is left."""
         if self.searches_left <= 0:
             raise BudgetExceededError("search budget used up")
         if self.budget.seconds is not None and self.elapsed >= self.budget.seconds:
             raise BudgetExceededError("time budget used up")
 
     def check_fetch(self) -> None:
+        """Raise BudgetExceededError when the fetch cap (or the time) is used up."""
         left = self.fetches_left
         if left is not None and left <= 0:
             raise BudgetExceededError("fetch budget used up")
@@ -199,3 +212,6 @@ class Ledger:
         if self.budget.seconds is not None:
             parts.append(f"{max(0.0, self.budget.seconds - self.elapsed):.0f} s")
         return "Budget left: " + ", ".join(parts) + "."
+
+
+__all__ = ["Budget", "Ledger", "LedgerEntry", "Spend", "SpendKind"]

@@ -23,6 +23,8 @@ def _amount(name: str, value: int) -> int:
 
 @dataclass(frozen=True)
 class PoolSnapshot:
+    """The pool's balance and what has flowed in and out of it, at one moment."""
+
     tokens: int
     searches: int
     deposited_tokens: int
@@ -69,12 +71,15 @@ class BatchPool:
         return got_tokens, got_searches
 
     async def adeposit(self, tokens: int = 0, searches: int = 0) -> None:
+        """Async :meth:`deposit`."""
         self.deposit(tokens, searches)
 
     async def awithdraw(self, tokens: int = 0, searches: int = 0) -> tuple[int, int]:
+        """Async :meth:`withdraw`."""
         return self.withdraw(tokens, searches)
 
     def snapshot(self) -> PoolSnapshot:
+        """The pool's balance and flows now."""
         with self._lock:
             return PoolSnapshot(
                 tokens=self.tokens,

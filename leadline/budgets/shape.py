@@ -18,6 +18,8 @@ from leadline.budgets.difficulty import QuestionType
 
 @dataclass(frozen=True, kw_only=True)
 class ShapeChoice:
+    """The answer shape chosen for a query: parallel samples with voting, or one sequential chain."""
+
     shape: Shape
     samples: int
     think_tokens: int

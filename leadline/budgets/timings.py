@@ -13,24 +13,36 @@ searches look free. From the ledgers of earlier runs this module fits
 and prices a search as the tokens the engine decodes in ``search + read + a·(prompt tokens it adds)``
 seconds. With too little data for a fit it falls back to the blended rate (generated tokens over all LLM
 seconds) times the search and read wall time.
+
+A CLI call makes one run per process, so a new ``Researcher`` seeds its timings from the store's recent
+finished runs on the same engine (:func:`seed_from_store`) before its first run.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import nnls
 
 from leadline.budgets.cost import measure_search_cost
+from leadline.budgets.enforce import entry_for_step
 from leadline.budgets.ledger import LedgerEntry
+from leadline.errors import LeadlineError
+from leadline.storage.base import RunStore
 
 MAX_CALLS = 2048
 """LLM calls kept for the rate fit (the most recent)."""
 MAX_RUNS = 512
 """Runs kept for the prompt-tokens-per-search fit (the most recent)."""
+SEED_RUNS = 20
+"""Earlier runs on the same engine whose timings seed λ's measurement in a new Researcher."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,8 +135,32 @@ class EngineTimings:
         return SearchPrice(tokens, rate, search_s, read_s, prefill_s, per_search, prefill_rate, call_only)
 
     def search_cost(self) -> float | None:
+        """λ in tokens per search call, or None before any run with an LLM call and a search."""
         price = self.price()
         return None if price is None else price.tokens
 
 
-__all__ = ["EngineTimings", "SearchPrice"]
+def engine_key(model: str, settings: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What makes two runs' timings comparable: the model, the server, the search backend, the corpus."""
+    return (model, *(settings.get(k) for k in ("base_url", "search", "searxng_url", "corpus")))
+
+
+def seed_from_store(
+    timings: EngineTimings, store: RunStore, key: tuple[Any, ...], *, limit: int = SEED_RUNS
+) -> None:
+    """Add the timings of the store's newest ``limit`` finished runs made on the engine ``key``.
+
+    Runs count when they used the same model, server, search backend and corpus (:func:`engine_key`
+    of the run's model and recorded settings). An unreadable history costs only the measurement: it is
+    logged, not raised.
+    """
+    try:
+        runs = store.list_runs(limit=10 * limit)
+        same = [r for r in runs if r.status == "done" and engine_key(r.model, r.settings) == key]
+        for run in same[:limit]:
+            timings.add([entry_for_step(s) for s in store.list_steps(run.run_id)])
+    except LeadlineError as exc:
+        logger.warning("could not read earlier runs to measure λ: %s", exc)
+
+
+__all__ = ["SEED_RUNS", "EngineTimings", "SearchPrice", "engine_key", "seed_from_store"]

@@ -52,12 +52,14 @@ class TunedModel:
         return AdaptiveController(estimator=self.difficulty(), curves=self.curves, **kwargs)
 
     def batch(self, questions: Sequence[str], total_budget: float, cost: CostModel) -> AdaptiveBatch:
+        """A batch planner over ``questions`` with these curves and estimator."""
         return AdaptiveBatch(
             questions, total_budget=total_budget, estimator=self.difficulty(), curves=self.curves, cost=cost
         )
 
     # -- JSON ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The tuned controller as JSON-ready data (versioned)."""
         return {
             "format": FORMAT_VERSION,
             "kind": self.kind,
@@ -70,6 +72,7 @@ class TunedModel:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TunedModel:
+        """Rebuild from :meth:`to_dict` data; a ConfigError for another format or kind."""
         if data.get("format") != FORMAT_VERSION:
             raise ConfigError(f"not a tuned controller of format {FORMAT_VERSION}: {data.get('format')!r}")
         kind = data.get("kind")
@@ -86,6 +89,7 @@ class TunedModel:
         )
 
     def save(self, path: Path) -> None:
+        """Write the tuned controller as JSON; a ConfigError when the path is not writable."""
         try:
             Path(path).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
         except OSError as exc:
@@ -93,6 +97,7 @@ class TunedModel:
 
     @classmethod
     def load(cls, path: Path) -> TunedModel:
+        """Read a tuned controller; a ConfigError for a missing, unreadable or invalid file."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:

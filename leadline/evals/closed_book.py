@@ -11,11 +11,14 @@ from leadline.llm.base import GenerationParams, LLMClient, Usage
 
 @dataclass(frozen=True)
 class ClosedBookAnswer:
+    """The closed-book baseline's answer and its token usage."""
+
     answer: str
     usage: Usage
 
 
 async def closed_book_answer(llm: LLMClient, question: str, *, max_tokens: int = 48) -> ClosedBookAnswer:
+    """Answer from the model's own knowledge, no search (the baseline research is compared with)."""
     completion = await llm.chat(
         closed_book_messages(question), GenerationParams(max_tokens=max_tokens, json_schema=ANSWER_SCHEMA)
     )

@@ -13,6 +13,8 @@ from leadline.errors import ConfigError
 
 @dataclass(frozen=True, kw_only=True)
 class QAItem:
+    """One question with its gold answers (and supporting documents, when the dataset has them)."""
+
     id: str
     question: str
     answers: tuple[str, ...]

@@ -18,6 +18,7 @@ def normalize_answer(text: str) -> str:
 
 
 def exact_match(prediction: str, answers: Iterable[str]) -> float:
+    """1.0 when the normalized prediction equals a normalized gold answer, else 0.0."""
     pred = normalize_answer(prediction)
     return float(any(pred == normalize_answer(a) for a in answers))
 

@@ -9,89 +9,25 @@ train rows; allocation policies are compared counterfactually on the dev rows of
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from leadline.budgets.difficulty import text_features
 from leadline.errors import ConfigError
+from leadline.storage.records import OUTCOME_METRICS, OutcomeRecord
 
-METRICS = ("em", "f1", "recall")
+METRICS = OUTCOME_METRICS
+
+OutcomeRow = OutcomeRecord
+"""One question at one budget point: the storage layer's :class:`~leadline.storage.records.OutcomeRecord`
+(one type for the sweep's JSONL, the store's ``outcome_rows`` and the fitting code)."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class OutcomeRow:
-    """One question at one budget point."""
-
-    question_id: str
-    split: str
-    question: str
-    tokens: int
-    searches: int
-    shape: str = "sequential"
-    answer: str = ""
-    em: float = 0.0
-    f1: float = 0.0
-    recall: float = 0.0
-    spent_tokens: int = 0
-    spent_searches: int = 0
-    features: Mapping[str, float] = field(default_factory=dict)
-    """The question's text features (and probe features, when the sweep ran probes)."""
-
-    def __post_init__(self) -> None:
-        if self.tokens < 0 or self.searches < 0:
-            raise ConfigError(f"budget point of {self.question_id} must be non-negative")
-        for metric in METRICS:
-            value = getattr(self, metric)
-            if not (isinstance(value, int | float) and math.isfinite(value)):
-                raise ConfigError(f"{metric} of {self.question_id} must be a finite number, got {value!r}")
-
-    @property
-    def point(self) -> tuple[int, int, str]:
-        return (self.tokens, self.searches, self.shape)
-
-    def score(self, metric: str = "f1") -> float:
-        if metric not in METRICS:
-            raise ConfigError(f"unknown metric {metric!r}; known: {METRICS}")
-        return float(getattr(self, metric))
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["features"] = dict(self.features)
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> OutcomeRow:
-        known = set(cls.__dataclass_fields__)
-        features = dict(data.get("features") or {})
-        # Flat tables carry the features as top-level columns.
-        for key, value in data.items():
-            if key not in known and isinstance(value, int | float) and not isinstance(value, bool):
-                features[key] = float(value)
-        if data.get("question"):
-            # Every row carries the text features, so estimators see one set of columns.
-            for key, value in text_features(str(data["question"])).items():
-                features.setdefault(key, value)
-        try:
-            return cls(
-                question_id=str(data["question_id"]),
-                split=str(data.get("split", "dev")),
-                question=str(data.get("question", "")),
-                tokens=int(data["tokens"]),
-                searches=int(data["searches"]),
-                shape=str(data.get("shape", "sequential")),
-                answer=str(data.get("answer", "")),
-                em=float(data.get("em", 0.0)),
-                f1=float(data.get("f1", 0.0)),
-                recall=float(data.get("recall", 0.0)),
-                spent_tokens=int(data.get("spent_tokens", 0)),
-                spent_searches=int(data.get("spent_searches", 0)),
-                features=features,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"bad outcome row: {exc}") from exc
+def row_from_json(data: Mapping[str, Any]) -> OutcomeRow:
+    """Parse one outcome row; every row carries the question's text features (explicit columns win)."""
+    return OutcomeRecord.from_json(data, features_of=text_features)
 
 
 @dataclass
@@ -107,18 +43,23 @@ class OutcomeTable:
         return len(self.rows)
 
     def add(self, row: OutcomeRow) -> None:
+        """Append one row."""
         self.rows.append(row)
 
     def extend(self, rows: Iterable[OutcomeRow]) -> None:
+        """Append rows."""
         self.rows.extend(rows)
 
     def split(self, name: str) -> OutcomeTable:
+        """The rows of one split (``train`` or ``dev``)."""
         return OutcomeTable([r for r in self.rows if r.split == name])
 
     def question_ids(self) -> list[str]:
+        """The table's question ids, sorted."""
         return sorted({r.question_id for r in self.rows})
 
     def budget_points(self) -> list[tuple[int, int, str]]:
+        """The table's budget points (tokens, searches, shape), sorted."""
         return sorted({r.point for r in self.rows})
 
     def complete(self, points: Sequence[tuple[int, int, str]] | None = None) -> OutcomeTable:
@@ -132,12 +73,14 @@ class OutcomeTable:
 
     # -- JSONL ------------------------------------------------------------------------------------
     def write_jsonl(self, path: Path) -> None:
+        """Write the rows as JSONL (one row per line)."""
         with path.open("w", encoding="utf-8") as f:
             for row in self.rows:
                 f.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
 
     @classmethod
     def read_jsonl(cls, path: Path) -> OutcomeTable:
+        """Read a JSONL outcome table; a ConfigError naming the line for bad input."""
         if not path.exists():
             raise ConfigError(f"no outcome table at {path}")
         rows: list[OutcomeRow] = []
@@ -149,8 +92,8 @@ class OutcomeTable:
                     data = json.loads(line)
                 except ValueError as exc:
                     raise ConfigError(f"{path}:{number}: not JSON: {exc}") from exc
-                rows.append(OutcomeRow.from_json(data))
+                rows.append(row_from_json(data))
         return cls(rows)
 
 
-__all__ = ["METRICS", "OutcomeRow", "OutcomeTable"]
+__all__ = ["METRICS", "OutcomeRow", "OutcomeTable", "row_from_json"]

@@ -17,25 +17,28 @@ Figures: quality at equal mean compute, the compute each policy needs to match t
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 
-from leadline.budgets.adaptive import DifficultyCurves
 from leadline.budgets.allocation import AllocationGrid, PreparedBatch, hull_profiles
-from leadline.budgets.conditioned import fit_conditioned
 from leadline.budgets.cost import CostModel
-from leadline.budgets.difficulty import Difficulty, LearnedEstimator, question_type
+from leadline.budgets.curves import GainCurve
 from leadline.errors import ConfigError
-from leadline.evals.outcomes import OutcomeRow, OutcomeTable
-
-log = logging.getLogger(__name__)
-FloatArray = npt.NDArray[np.float64]
-Point = tuple[int, int, str]
+from leadline.evals.outcomes import OutcomeTable
+from leadline.evals.train_fit import (
+    FloatArray,
+    Point,
+    cheapest_point,
+    first_rows,
+    fit_estimator,
+    fit_train,
+    point_costs,
+    row_difficulty,
+    train_difficulties,
+)
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,15 @@ class PointResult:
 
     @property
     def gap_closed(self) -> float:
+        """Share of the uniform-to-oracle quality gap the adaptive policy closes here (NaN with no gap)."""
         gap = self.oracle - self.uniform
         return (self.adaptive - self.uniform) / gap if gap > 1e-9 else float("nan")
 
 
 @dataclass(frozen=True)
 class TableReport:
+    """The three policies compared on one outcome table: per budget point and compute to match."""
+
     questions: int
     budget_points: int
     metric: str
@@ -70,18 +76,22 @@ class TableReport:
 
     @property
     def gap_closed(self) -> float:
+        """Mean share of the uniform-to-oracle gap closed over the points that have a gap."""
         values = [p.gap_closed for p in self.points if not math.isnan(p.gap_closed)]
         return float(np.mean(values)) if values else float("nan")
 
     @property
     def adaptive_efficiency(self) -> float:
+        """Compute of the best uniform point over what adaptive needs to match its quality."""
         return self.best_uniform_compute / self.adaptive_compute_to_match
 
     @property
     def oracle_efficiency(self) -> float:
+        """Compute of the best uniform point over what the oracle needs to match its quality."""
         return self.best_uniform_compute / self.oracle_compute_to_match
 
     def describe(self) -> str:
+        """The report as text, one line per budget point, then compute to match and notes."""
         lines = [
             f"outcome table: {self.questions} dev questions x {self.budget_points} budget points"
             f" ({self.metric})"
@@ -113,50 +123,6 @@ def _matrix(table: OutcomeTable, points: Sequence[Point], metric: str) -> tuple[
     return ids, out
 
 
-def cheapest_point(points: Sequence[Point]) -> Point:
-    """The smallest budget point: "fails at a small budget" is measured there."""
-    return min(points, key=lambda p: (p[0] + p[1], p))
-
-
-def point_costs(points: Sequence[Point], cost: CostModel) -> FloatArray:
-    """Token-equivalent cost of each budget point."""
-    return np.array([cost.cost(float(p[0]), float(p[1])) for p in points])
-
-
-def _first_rows(table: OutcomeTable) -> dict[str, OutcomeRow]:
-    first: dict[str, OutcomeRow] = {}
-    for r in table:
-        first.setdefault(r.question_id, r)
-    return first
-
-
-def fit_estimator(train: OutcomeTable, metric: str, small: Point) -> LearnedEstimator | None:
-    """Logistic "fails at the small budget point" on the train questions' features."""
-    rows = [r for r in train if r.point == small]
-    if not rows:
-        return None
-    names = tuple(sorted({k for r in rows for k in r.features}))
-    failed = [r.score(metric) < 0.5 for r in rows]
-    try:
-        return LearnedEstimator(feature_names=names).fit([dict(r.features) for r in rows], failed)
-    except ConfigError as exc:
-        log.warning("difficulty estimator not fitted: %s", exc)
-        return None
-
-
-def _difficulty(estimator: LearnedEstimator | None, row: OutcomeRow) -> Difficulty:
-    features = dict(row.features)
-    qtype = question_type(features)
-    if estimator is None:
-        return Difficulty(score=0.5, uncertainty=1.0, qtype=qtype, features=features)
-    return estimator.estimate_features(features, qtype)
-
-
-def train_difficulties(estimator: LearnedEstimator | None, table: OutcomeTable) -> dict[str, Difficulty]:
-    """Each question's estimated difficulty (from its first row's features)."""
-    return {q: _difficulty(estimator, r) for q, r in _first_rows(table).items()}
-
-
 def predict_quality(
     train: OutcomeTable,
     dev: OutcomeTable,
@@ -174,13 +140,13 @@ def predict_quality(
     """
     if curves == "means":
         return np.tile(_point_means(train, points, metric), (len(dev.question_ids()), 1))
-    estimator = fit_estimator(train, metric, cheapest_point(points))
-    if estimator is None:
+    fit = fit_train(train, points, metric)
+    if fit.estimator is None:
         notes.append("difficulty estimator could not be fitted; every question looks alike")
-    dev_first = _first_rows(dev)
+    dev_first = first_rows(dev)
     dev_ids = dev.question_ids()
-    d_train = train_difficulties(estimator, train)
-    d_dev = [_difficulty(estimator, dev_first[q]) for q in dev_ids]
+    d_dev = [row_difficulty(fit.estimator, dev_first[q]) for q in dev_ids]
+    fitted: Sequence[GainCurve]
     pred = np.zeros((len(dev_ids), len(points)))
     for shape in sorted({p[2] for p in points}):
         rows = [r for r in train if r.shape == shape]
@@ -188,22 +154,9 @@ def predict_quality(
         try:
             if curves == "conditioned":
                 # One family for all questions, its scales moving with the difficulty score.
-                model = fit_conditioned(
-                    [[d_train[r.question_id].score] for r in rows],
-                    [r.tokens for r in rows],
-                    [r.searches for r in rows],
-                    [r.score(metric) for r in rows],
-                    [r.question_id for r in rows],
-                )
-                fitted = model.curves_for([[d.score] for d in d_dev])
+                fitted = fit.conditioned_curves(rows).curves_for([[d.score] for d in d_dev])
             else:
-                buckets = DifficultyCurves.fit(
-                    [d_train[r.question_id] for r in rows],
-                    [r.tokens for r in rows],
-                    [r.searches for r in rows],
-                    [r.score(metric) for r in rows],
-                    [r.question_id for r in rows],
-                )
+                buckets = fit.bucket_curves(rows)
                 fitted = [buckets.curve_for(d) for d in d_dev]
             for i, curve in enumerate(fitted):
                 for j in cols:

@@ -16,7 +16,7 @@ from leadline.budgets.ledger import Budget
 from leadline.errors import ConfigError
 from leadline.evals.datasets import QAItem
 from leadline.evals.metrics import exact_match, passage_recall, token_f1
-from leadline.evals.outcomes import OutcomeRow
+from leadline.evals.outcomes import OutcomeRow, row_from_json
 
 BudgetPoint = tuple[int, int]
 
@@ -42,7 +42,7 @@ def done_rows(path: Path) -> dict[tuple[str, int, int], OutcomeRow]:
         return rows
     for line in path.read_text().splitlines():
         if line.strip():
-            row = OutcomeRow.from_json(json.loads(line))
+            row = row_from_json(json.loads(line))
             rows[(row.question_id, row.tokens, row.searches)] = row
     return rows
 

@@ -16,10 +16,13 @@ Role = Literal["system", "user", "assistant"]
 
 @dataclass(frozen=True)
 class Message:
+    """One chat message."""
+
     role: Role
     content: str
 
     def to_dict(self) -> dict[str, str]:
+        """The message in the OpenAI wire format."""
         return {"role": self.role, "content": self.content}
 
 
@@ -40,11 +43,14 @@ class GenerationParams:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens a call read (prompt) and generated (completion)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: Usage) -> Usage:
@@ -65,6 +71,7 @@ class Choice:
 
     @property
     def mean_logprob(self) -> float | None:
+        """Mean token log-probability of the choice, or None without logprobs."""
         if not self.logprobs:
             return None
         return sum(self.logprobs) / len(self.logprobs)
@@ -81,14 +88,17 @@ class Completion:
 
     @property
     def text(self) -> str:
+        """The first choice's text (empty without choices)."""
         return self.choices[0].text if self.choices else ""
 
     @property
     def reasoning(self) -> str | None:
+        """The first choice's reasoning text, when the model returned one."""
         return self.choices[0].reasoning if self.choices else None
 
     @property
     def finish_reason(self) -> str | None:
+        """Why the first choice stopped (``stop``, ``length``...), when known."""
         return self.choices[0].finish_reason if self.choices else None
 
 
@@ -97,7 +107,8 @@ class LLMClient(Protocol):
     """A language model. Implementations are safe to share across runs of one process."""
 
     @property
-    def model_name(self) -> str: ...
+    def model_name(self) -> str:
+        """The model this client talks to."""
 
     async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         """Chat completion over ``messages``."""
@@ -111,4 +122,8 @@ class LLMClient(Protocol):
         """Tokens of ``text`` under this model's tokenizer (or the best estimate at hand)."""
         ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release connections and engines."""
+
+
+__all__ = ["Choice", "Completion", "GenerationParams", "LLMClient", "Message", "Role", "Usage"]

@@ -66,9 +66,11 @@ class LlamaCppEngine:
 
     @property
     def model_name(self) -> str:
+        """The packaged model's name (or the GGUF file's)."""
         return self._name
 
     def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the model's own tokenizer."""
         if not text:
             return 0
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -147,7 +149,7 @@ class LlamaCppEngine:
             if params.json_schema is not None:
                 import json
 
-                from llama_cpp import LlamaGrammar
+                from llama_cpp.llama_grammar import LlamaGrammar
 
                 kwargs["grammar"] = LlamaGrammar.from_json_schema(
                     json.dumps(params.json_schema), verbose=False
@@ -157,12 +159,15 @@ class LlamaCppEngine:
         return self._run(call, params)
 
     async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """One chat completion, run in a thread (llama.cpp is synchronous)."""
         return await asyncio.to_thread(self._chat_sync, messages, params)
 
     async def complete(self, prompt: str, params: GenerationParams) -> Completion:
+        """One plain completion, run in a thread."""
         return await asyncio.to_thread(self._complete_sync, prompt, params)
 
     async def aclose(self) -> None:
+        """Free the model."""
         close = getattr(self._llama, "close", None)
         if close is not None:
             close()

@@ -19,6 +19,8 @@ from leadline.errors import ModelNotFoundError
 
 @dataclass(frozen=True, kw_only=True)
 class PackagedModel:
+    """A model leadline can run embedded: its name, description and the pinned wheel parts that carry it."""
+
     name: str
     description: str
     parts: tuple[tuple[str, str], ...]
@@ -62,6 +64,8 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
 
 @dataclass(frozen=True)
 class ModelStatus:
+    """Whether a packaged model is installed and its joined file cached."""
+
     name: str
     description: str
     installed: bool

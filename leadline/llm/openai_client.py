@@ -126,6 +126,7 @@ class OpenAICompatibleClient:
 
     @property
     def base_url(self) -> str:
+        """The server's base URL."""
         return self._root
 
     @property
@@ -146,6 +147,7 @@ class OpenAICompatibleClient:
 
     async def aclose(self) -> None:
         # Connections opened in an event loop that has since finished went with it; none to close here.
+        """Close the HTTP client this instance opened (one passed in stays open)."""
         if self._owns_http and (self._loop is None or self._loop is asyncio.get_running_loop()):
             await self._http.aclose()
         self._loop = None
@@ -160,6 +162,7 @@ class OpenAICompatibleClient:
         return ServerInfo(self._root, flavor, model)
 
     async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """One chat completion, with the server's dialect for structured output, ``n`` and reasoning."""
         deadline = self._deadline()
         async with self._deadline_guard(deadline):
             flavor, model = await self._resolve(deadline)
@@ -173,6 +176,7 @@ class OpenAICompatibleClient:
             return await self._generate("/v1/chat/completions", body, params, flavor, prompt_text, deadline)
 
     async def complete(self, prompt: str, params: GenerationParams) -> Completion:
+        """One plain completion on ``/v1/completions``."""
         deadline = self._deadline()
         async with self._deadline_guard(deadline):
             flavor, model = await self._resolve(deadline)

@@ -28,6 +28,7 @@ BODY_EXCERPT = 2000
 
 
 def sampling_fields(params: GenerationParams, flavor: ServerFlavor) -> dict[str, Any]:
+    """Request fields for the sampling parameters, in the dialect of the server flavor."""
     fields: dict[str, Any] = {"max_tokens": params.max_tokens, "temperature": params.temperature}
     if params.stop:
         fields["stop"] = list(params.stop)
@@ -40,6 +41,7 @@ def sampling_fields(params: GenerationParams, flavor: ServerFlavor) -> dict[str,
 
 
 def chat_schema_fields(schema: dict[str, Any], flavor: ServerFlavor) -> dict[str, Any]:
+    """Request fields that constrain a chat answer to a JSON schema on this server flavor."""
     if flavor == "vllm":
         return {"structured_outputs": {"json": schema}}
     if flavor == "llamacpp":
@@ -53,12 +55,14 @@ def chat_schema_fields(schema: dict[str, Any], flavor: ServerFlavor) -> dict[str
 
 
 def completion_schema_fields(schema: dict[str, Any], flavor: ServerFlavor) -> dict[str, Any]:
+    """Request fields that constrain a plain completion to a JSON schema on this server flavor."""
     if flavor == "llamacpp":
         return {"json_schema": schema}  # llama.cpp's /completion field, accepted on /v1/completions
     return chat_schema_fields(schema, flavor)
 
 
 def schema_name(schema: dict[str, Any]) -> str:
+    """A name for the schema the OpenAI format accepts (its title, sanitized; ``output`` without one)."""
     title = schema.get("title")
     name = "".join(c if c.isalnum() or c in "_-" else "_" for c in title) if isinstance(title, str) else ""
     return name[:64] or "output"
@@ -68,6 +72,7 @@ def schema_name(schema: dict[str, Any]) -> str:
 
 
 def parse_choices(data: dict[str, Any], chat: bool, root: str) -> list[Choice]:
+    """The choices of a response body; an LLMResponseError when it has none."""
     raw = data.get("choices")
     if not isinstance(raw, list) or not raw:
         raise LLMResponseError(
@@ -86,6 +91,7 @@ def parse_choices(data: dict[str, Any], chat: bool, root: str) -> list[Choice]:
 
 
 def parse_choice(choice: dict[str, Any], chat: bool) -> Choice:
+    """One choice: its text, reasoning, finish reason and token log-probabilities."""
     reasoning: str | None = None
     if chat:
         message = choice["message"]
@@ -123,6 +129,7 @@ def parse_logprobs(block: Any) -> tuple[float, ...] | None:
 
 
 def parse_usage(data: dict[str, Any], prompt_text: str, choices: Sequence[Choice]) -> Usage:
+    """The response's token usage, estimated from the texts when the server sent none."""
     usage = data.get("usage")
     if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
         prompt = usage.get("prompt_tokens")
@@ -133,6 +140,7 @@ def parse_usage(data: dict[str, Any], prompt_text: str, choices: Sequence[Choice
 
 
 def status_error(root: str, path: str, response: httpx.Response) -> LLMResponseError:
+    """An LLMResponseError for an HTTP error status, with the server's own message."""
     text = response.text
     detail = text[:300]
     try:
@@ -167,6 +175,7 @@ def retry_after_s(response: httpx.Response) -> float | None:
 
 
 def describe(exc: BaseException) -> str:
+    """An exception's message, or its type name when it has none."""
     return str(exc) or type(exc).__name__
 
 

@@ -47,4 +47,5 @@ def estimate_tokens(text: str) -> int:
 
 
 def has_tiktoken() -> bool:
+    """Whether a tiktoken encoding is available offline."""
     return _encoding() is not None

@@ -94,9 +94,11 @@ class VllmEngine:
 
     @property
     def model_name(self) -> str:
+        """The model the engine serves."""
         return self._model
 
     async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """One chat completion (a batch of one)."""
         [result] = await self.chat_batch([messages], params)
         return result
 
@@ -110,10 +112,12 @@ class VllmEngine:
         return [self._named(completion_from_output(o)) for o in outputs]
 
     async def complete(self, prompt: str, params: GenerationParams) -> Completion:
+        """One plain completion (a batch of one)."""
         [result] = await self.complete_batch([prompt], params)
         return result
 
     async def complete_batch(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
+        """Complete many prompts in one engine call (vLLM schedules them together)."""
         sampling = sampling_params(self._vllm, params)
         outputs = await asyncio.to_thread(
             self._locked, self._llm.generate, list(prompts), sampling, use_tqdm=False
@@ -121,10 +125,12 @@ class VllmEngine:
         return [self._named(completion_from_output(o)) for o in outputs]
 
     def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the model's own tokenizer."""
         return len(self._llm.get_tokenizer().encode(text, add_special_tokens=False))
 
     async def aclose(self) -> None:
         # vllm.LLM frees its engine when collected; dropping the reference is the documented shutdown.
+        """Drop the engine (vLLM frees it when collected)."""
         self._llm = None
 
     def _locked(self, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -34,9 +34,11 @@ class StoreAccess:
 
     @property
     def url(self) -> URL:
+        """The database URL."""
         return self.engine.url
 
     def close(self) -> None:
+        """Dispose of the engine and its connections."""
         self.engine.dispose()
 
     def ensure_schema(self) -> None:

@@ -3,7 +3,8 @@
 The loop records every side effect (an LLM call, a search, a read) as a *step* under a key that is
 stable across a crash and a resume: when a resumed run reaches the same key it gets the recorded
 result back instead of spending budget again. ``SqlRunStore`` (SQLite / PostgreSQL) implements this;
-``leadline.testing.MemoryRunStore`` is the in-memory twin for unit tests.
+``leadline.testing.MemoryRunStore`` is the in-memory twin for unit tests. The fetcher's content-addressed
+page cache is a storage type too (:class:`StoredPage`, :class:`PageStore`): ``tools/`` imports it from here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ StepKind = Literal["llm", "search", "read", "fetch", "note"]
 
 @dataclass(frozen=True, kw_only=True)
 class StepRecord:
+    """One recorded side effect of a run (an LLM call, a search, a read) with its result and spend."""
+
     run_id: str
     key: str
     """Stable identity of the side effect within the run (node, ordinal and a hash of the request)."""
@@ -35,6 +38,8 @@ class StepRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class SourceRecord:
+    """A source a run read and may cite."""
+
     run_id: str
     doc_id: str
     title: str
@@ -44,6 +49,8 @@ class SourceRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class RunRecord:
+    """A run as stored: question, status, budget, settings, answer and spend."""
+
     run_id: str
     question: str
     status: RunStatus
@@ -73,15 +80,18 @@ class RunStore(Protocol):
         budget: dict[str, Any],
         settings: dict[str, Any],
         run_id: str | None = None,
-    ) -> str: ...
+    ) -> str:
+        """Record a new run as ``running`` and return its id."""
 
     def record_step(self, step: StepRecord) -> StepRecord:
         """Store a step once. If the key exists already, the stored record is returned unchanged."""
         ...
 
-    def get_step(self, run_id: str, key: str) -> StepRecord | None: ...
+    def get_step(self, run_id: str, key: str) -> StepRecord | None:
+        """The step recorded under ``key`` in the run, or None."""
 
-    def list_steps(self, run_id: str) -> list[StepRecord]: ...
+    def list_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's steps in the order they were recorded."""
 
     def record_source(self, source: SourceRecord) -> None:
         """Idempotent on (run_id, doc_id)."""
@@ -97,14 +107,58 @@ class RunStore(Protocol):
         report: str | None = None,
         spend: dict[str, Any] | None = None,
         error: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Record how the run ended: status, answer, citations, report, spend or error."""
 
     def get_run(self, run_id: str) -> RunRecord:
         """Raises :class:`~leadline.errors.RunNotFoundError`."""
         ...
 
-    def list_runs(self, *, limit: int = 50) -> list[RunRecord]: ...
+    def list_runs(self, *, limit: int = 50) -> list[RunRecord]:
+        """The newest runs first."""
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run and everything recorded under it (used when a run never started properly)."""
         ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredPage:
+    """A fetched page as kept in the content-addressed page store."""
+
+    url: str
+    final_url: str
+    status: int
+    content_type: str
+    sha256: str
+    """Hash of ``body``: the content address."""
+    body: bytes
+    fetched_at: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PageStore(Protocol):
+    """Content-addressed cache of fetched pages, so a re-run or resumed run does not fetch again.
+
+    ``SqlRunStore`` implements it on the run database; the fetcher (``tools/``) only sees this protocol.
+    """
+
+    def get_page(self, url: str) -> StoredPage | None:
+        """The stored page for ``url``, or None."""
+
+    def put_page(self, page: StoredPage) -> None:
+        """Store a page; bodies with the same sha256 are stored once."""
+        ...
+
+
+__all__ = [
+    "PageStore",
+    "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "SourceRecord",
+    "StepKind",
+    "StepRecord",
+    "StoredPage",
+]

@@ -32,6 +32,7 @@ class BatchMethods(StoreAccess):
         settings: dict[str, Any] | None = None,
         batch_id: str | None = None,
     ) -> str:
+        """Record a new batch and return its id."""
         batch_id = batch_id or uuid.uuid4().hex
         with self._write() as conn:
             inserted = conn.execute(
@@ -52,6 +53,7 @@ class BatchMethods(StoreAccess):
         return batch_id
 
     def get_batch(self, batch_id: str) -> BatchRecord:
+        """The batch's record; a ConfigError for an unknown id."""
         with self._read() as conn:
             row = conn.execute(select(Batch).where(Batch.id == batch_id)).first()
         if row is None:
@@ -67,6 +69,7 @@ class BatchMethods(StoreAccess):
         )
 
     def finish_batch(self, batch_id: str, *, status: str = "done") -> None:
+        """Mark a batch finished with ``status``."""
         with self._write() as conn:
             stmt = update(Batch).where(Batch.id == batch_id).values(status=status, finished_at=utc_now())
             if not conn.execute(stmt).rowcount:
@@ -118,6 +121,7 @@ class BatchMethods(StoreAccess):
     def finish_job(
         self, job_id: int, *, status: JobStatus = "done", run_id: str | None = None, error: str | None = None
     ) -> None:
+        """Record how a job ended, with the run that answered it."""
         values: dict[str, Any] = {"status": status, "updated_at": utc_now(), "error": error}
         if run_id is not None:
             values["run_id"] = run_id
@@ -136,6 +140,7 @@ class BatchMethods(StoreAccess):
             return int(conn.execute(stmt).rowcount)
 
     def list_jobs(self, batch_id: str, *, status: JobStatus | None = None) -> list[JobRecord]:
+        """The batch's jobs in order, optionally only those with ``status``."""
         stmt = select(Job).where(Job.batch_id == batch_id).order_by(Job.id)
         if status is not None:
             stmt = stmt.where(Job.status == status)
@@ -144,6 +149,7 @@ class BatchMethods(StoreAccess):
 
     # -- outcome tables -----------------------------------------------------------------------------
     def add_outcome_rows(self, rows: Iterable[OutcomeRecord]) -> int:
+        """Store outcome rows; returns how many."""
         values = [_outcome_values(r) for r in rows]
         if not values:
             return 0
@@ -152,6 +158,7 @@ class BatchMethods(StoreAccess):
         return len(values)
 
     def outcome_rows(self, *, batch_id: str | None = None) -> list[OutcomeRecord]:
+        """The stored outcome rows in order, optionally of one batch only."""
         stmt = select(OutcomeRow).order_by(OutcomeRow.id)
         if batch_id is not None:
             stmt = stmt.where(OutcomeRow.batch_id == batch_id)
@@ -159,8 +166,8 @@ class BatchMethods(StoreAccess):
             return [
                 OutcomeRecord(
                     question_id=r.question_id,
-                    budget_tokens=r.budget_tokens,
-                    budget_searches=r.budget_searches,
+                    tokens=r.budget_tokens,
+                    searches=r.budget_searches,
                     shape=r.shape,
                     question=r.question,
                     answer=r.answer,
@@ -175,7 +182,7 @@ class BatchMethods(StoreAccess):
                     difficulty=r.difficulty,
                     batch_id=r.batch_id,
                     run_id=r.run_id,
-                    extra=r.extra,
+                    **_split_and_features(r.extra),
                 )
                 for r in conn.execute(stmt)
             ]
@@ -187,8 +194,8 @@ def _outcome_values(r: OutcomeRecord) -> dict[str, Any]:
         "run_id": r.run_id,
         "question_id": r.question_id,
         "question": r.question,
-        "budget_tokens": r.budget_tokens,
-        "budget_searches": r.budget_searches,
+        "budget_tokens": r.tokens,
+        "budget_searches": r.searches,
         "shape": r.shape,
         "answer": r.answer,
         "score_em": r.em,
@@ -200,9 +207,29 @@ def _outcome_values(r: OutcomeRecord) -> dict[str, Any]:
         "spent_fetches": r.spent_fetches,
         "spent_seconds": r.spent_seconds,
         "difficulty": r.difficulty,
-        "extra": dict(r.extra),
+        "extra": _extra_with_split_and_features(r),
         "created_at": utc_now(),
     }
+
+
+# ``outcome_rows`` has no split or features columns: they ride in ``extra`` under these keys.
+_SPLIT_KEY, _FEATURES_KEY = "_split", "_features"
+
+
+def _extra_with_split_and_features(r: OutcomeRecord) -> dict[str, Any]:
+    extra = dict(r.extra)
+    if r.split != "dev":
+        extra[_SPLIT_KEY] = r.split
+    if r.features:
+        extra[_FEATURES_KEY] = dict(r.features)
+    return extra
+
+
+def _split_and_features(stored: dict[str, Any]) -> dict[str, Any]:
+    extra = dict(stored or {})
+    split = str(extra.pop(_SPLIT_KEY, "dev"))
+    features = {str(k): float(v) for k, v in dict(extra.pop(_FEATURES_KEY, {})).items()}
+    return {"split": split, "features": features, "extra": extra}
 
 
 def _job_record(row: Any) -> JobRecord:

@@ -97,7 +97,7 @@ async def _postgres_saver(url: URL) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     except psycopg.Error as exc:
         raise describe_error(exc, url) from exc
     try:
-        saver = AsyncPostgresSaver(conn=conn)  # type: ignore[arg-type]
+        saver = AsyncPostgresSaver(conn=conn)
         # Session-level lock on the same connection: setup runs in autocommit (CREATE INDEX
         # CONCURRENTLY needs it), so a transaction-scoped lock would not cover it.
         await conn.execute("SELECT pg_advisory_lock(%s)", (_PG_SETUP_LOCK,))

@@ -14,14 +14,14 @@ from sqlalchemy.exc import IntegrityError
 
 from leadline.errors import StorageError
 from leadline.storage.access import StoreAccess
-from leadline.storage.base import SourceRecord
+from leadline.storage.base import SourceRecord, StoredPage
 from leadline.storage.models import DocumentBlob, Page, Source, utc_now
-from leadline.tools.base import StoredPage
 
 _GC_ATTEMPTS = 3
 
 
 def sha256_hex(body: bytes) -> str:
+    """The hex sha256 of ``body``: a document's content address."""
     return hashlib.sha256(body).hexdigest()
 
 
@@ -39,6 +39,7 @@ class DocumentMethods(StoreAccess):
         return digest
 
     def record_source(self, source: SourceRecord) -> None:
+        """Record a source a run read (body stored once by content); idempotent on run and doc id."""
         with self._write() as conn:
             digest = self._put_document(conn, source.text.encode("utf-8"))
             conn.execute(
@@ -55,6 +56,7 @@ class DocumentMethods(StoreAccess):
             )
 
     def list_sources(self, run_id: str) -> list[SourceRecord]:
+        """The sources a run read, with their text."""
         stmt = (
             select(Source, DocumentBlob.body)
             .join(DocumentBlob, DocumentBlob.sha256 == Source.sha256)
@@ -70,6 +72,7 @@ class DocumentMethods(StoreAccess):
             ]
 
     def get_page(self, url: str) -> StoredPage | None:
+        """The cached page for ``url`` with its body, or None."""
         stmt = (
             select(Page, DocumentBlob.body)
             .join(DocumentBlob, DocumentBlob.sha256 == Page.sha256)
@@ -91,6 +94,7 @@ class DocumentMethods(StoreAccess):
         )
 
     def put_page(self, page: StoredPage) -> None:
+        """Cache a fetched page; its body is stored once by content, the URL points at the newest."""
         values = {
             "url": page.url,
             "final_url": page.final_url,
@@ -128,6 +132,7 @@ class DocumentMethods(StoreAccess):
         raise AssertionError("unreachable")
 
     def document_count(self) -> int:
+        """How many distinct bodies are stored."""
         with self._read() as conn:
             return int(conn.execute(select(func.count()).select_from(DocumentBlob)).scalar_one())
 

@@ -49,6 +49,7 @@ def normalize_url(url: str | URL) -> URL:
 
 
 def is_sqlite(url: str | URL) -> bool:
+    """Whether ``url`` is a SQLite database."""
     return normalize_url(url).get_backend_name() == "sqlite"
 
 

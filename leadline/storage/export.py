@@ -22,17 +22,22 @@ FORMATS: tuple[ExportFormat, ...] = ("md", "json", "html")
 
 
 def run_document(store: SqlRunStore, run_id: str) -> dict[str, Any]:
-    """Everything recorded about a run, as JSON-ready data."""
+    """Everything recorded about a run, as JSON-ready data: totals, steps, every ledger entry, LLM call
+    and search (query, backend, results), and the sources read."""
     run = store.get_run(run_id)
     return {
         "run": asdict(run),
         "ledger": store.ledger_totals(run_id).to_dict(),
         "steps": [asdict(s) for s in store.list_steps(run_id)],
+        "ledger_entries": [asdict(e) for e in store.ledger_entries(run_id)],
+        "llm_calls": [asdict(c) for c in store.llm_calls(run_id)],
+        "searches": [asdict(c) for c in store.search_calls(run_id)],
         "sources": [asdict(s) for s in store.list_sources(run_id)],
     }
 
 
 def export_run(store: SqlRunStore, run_id: str, fmt: str) -> str:
+    """The run as Markdown, JSON or HTML; a ConfigError for another format."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     doc = run_document(store, run_id)
@@ -58,6 +63,7 @@ def _cell(value: Any) -> str:
 
 
 def to_markdown(doc: dict[str, Any]) -> str:
+    """A run document (:func:`run_document`) as Markdown."""
     run, ledger = doc["run"], doc["ledger"]
     lines = [
         f"# Run {run['run_id']}",
@@ -94,6 +100,19 @@ def to_markdown(doc: dict[str, Any]) -> str:
             f"| {i} | {_cell(s['node'])} | {s['kind']} | `{_cell(s['key'])}` | {s['prompt_tokens']} | "
             f"{s['completion_tokens']} | {s['searches']} | {s['fetches']} | {s['seconds']:.2f} |"
         )
+    if doc["searches"]:
+        lines += [
+            "",
+            "## Searches",
+            "",
+            "| # | query | backend | results | s |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for i, c in enumerate(doc["searches"], start=1):
+            lines.append(
+                f"| {i} | {_cell(c['query'])} | {_cell(c['backend'])} | {c['n_results']} "
+                f"| {c['latency_s']:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -116,6 +135,7 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 def to_html(doc: dict[str, Any]) -> str:
+    """A run document as a self-contained HTML page that loads nothing and escapes everything."""
     e = html.escape
     run, ledger = doc["run"], doc["ledger"]
     parts = [
@@ -170,7 +190,15 @@ def to_html(doc: dict[str, Any]) -> str:
             f"{s['seconds']:.2f}",
         ]
         parts.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
-    parts.append("</table></body></html>")
+    parts.append("</table>")
+    if doc["searches"]:
+        parts.append("<h2>Searches</h2><table>")
+        parts.append("<tr><th>#</th><th>query</th><th>backend</th><th>results</th><th>s</th></tr>")
+        for i, c in enumerate(doc["searches"], start=1):
+            cells = [i, c["query"], c["backend"], c["n_results"], f"{c['latency_s']:.2f}"]
+            parts.append("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in cells) + "</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 

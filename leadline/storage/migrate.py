@@ -28,15 +28,19 @@ _PG_MIGRATION_LOCK = 7_413_025_001
 
 @dataclass(frozen=True)
 class SchemaState:
+    """A database's schema version and the newest this leadline knows."""
+
     current: str | None
     head: str
 
     @property
     def up_to_date(self) -> bool:
+        """Whether the database is at the newest version."""
         return self.current == self.head
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration for leadline's migrations, optionally on an open connection."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -49,6 +53,7 @@ def _script() -> ScriptDirectory:
 
 
 def head_revision() -> str:
+    """The newest migration this leadline ships."""
     head = _script().get_current_head()
     assert head is not None, "leadline ships at least one migration"
     return head
@@ -74,6 +79,7 @@ def _check_known(current: str | None, where: str) -> None:
 
 
 def schema_state(engine: Engine) -> SchemaState:
+    """The database's schema state; a SchemaVersionError for a version this leadline does not know."""
     with engine.connect() as conn:
         current = _current(conn)
     _check_known(current, display_url(engine.url))

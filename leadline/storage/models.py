@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utc_now() -> datetime:
+    """The current time in UTC (timezone-aware)."""
     return datetime.now(UTC)
 
 
@@ -39,17 +40,21 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store times in UTC; naive values are taken as UTC."""
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(UTC) if value is not None else None
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read times back timezone-aware in UTC (SQLite forgets the zone)."""
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC) if value is not None else None
 
 
 class Base(DeclarativeBase):
+    """The declarative base: timezone-aware datetimes and JSON columns for dicts."""
+
     type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
         datetime: UTCDateTime(),
         dict[str, Any]: JSON(),
@@ -59,6 +64,8 @@ class Base(DeclarativeBase):
 
 
 class Run(Base):
+    """A research run: question, status, budget, settings, answer, spend and error."""
+
     __tablename__ = "runs"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -169,6 +176,8 @@ class Source(Base):
 
 
 class Citation(Base):
+    """A finished run's numbered citations, as the loop gave them."""
+
     __tablename__ = "citations"
     __table_args__ = (UniqueConstraint("run_id", "number", name="uq_citations_run_number"),)
 
@@ -183,6 +192,8 @@ class Citation(Base):
 
 
 class Report(Base):
+    """The Markdown report of a report-mode run."""
+
     __tablename__ = "reports"
 
     run_id: Mapped[str] = mapped_column(
@@ -212,6 +223,8 @@ class LedgerRow(Base):
 
 
 class Batch(Base):
+    """A batch of questions under one budget."""
+
     __tablename__ = "batches"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -6,11 +6,18 @@ triggers a lazy load; evals, the CLI and the batch runner code against these.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from leadline.errors import ConfigError
+
 JobStatus = Literal["pending", "running", "done", "failed"]
+
+OUTCOME_METRICS = ("em", "f1", "recall")
+"""The scores an outcome row carries."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +38,8 @@ class LedgerRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class LedgerTotals:
+    """A run's spend summed over its ledger rows."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     searches: int = 0
@@ -40,6 +49,7 @@ class LedgerTotals:
     money: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The totals as JSON-ready data, with ``tokens`` (generated tokens) added."""
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
@@ -54,6 +64,8 @@ class LedgerTotals:
 
 @dataclass(frozen=True, kw_only=True)
 class LLMCallRecord:
+    """One LLM call of a run: model, tokens and latency."""
+
     run_id: str
     step_key: str
     model: str
@@ -64,6 +76,8 @@ class LLMCallRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class SearchCallRecord:
+    """One search of a run: query, backend, results and latency."""
+
     run_id: str
     step_key: str
     query: str
@@ -75,6 +89,8 @@ class SearchCallRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class BatchRecord:
+    """A batch as stored: name, status, budget and settings."""
+
     batch_id: str
     name: str
     status: str
@@ -86,6 +102,8 @@ class BatchRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class JobRecord:
+    """One question of a batch: its status, the run that answered it, attempts and error."""
+
     job_id: int
     batch_id: str
     question_id: str
@@ -99,12 +117,20 @@ class JobRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class OutcomeRecord:
-    """One row of an outcome table: a question answered at one budget point, scored, with real spend."""
+    """One row of an outcome table: a question answered at one budget point, scored, with real spend.
+
+    The one type for it: sweeps write it as JSONL, the store keeps it in ``outcome_rows``, curve fitting
+    and the policy comparison read it (``leadline.evals.outcomes`` names it ``OutcomeRow`` too).
+    """
 
     question_id: str
-    budget_tokens: int
-    budget_searches: int
+    tokens: int
+    """The budget point's generated tokens."""
+    searches: int
+    """The budget point's search calls."""
     shape: str = "sequential"
+    split: str = "dev"
+    """Train rows fit curves and estimators; dev rows evaluate policies."""
     question: str = ""
     answer: str = ""
     em: float = 0.0
@@ -117,12 +143,84 @@ class OutcomeRecord:
     spent_fetches: int = 0
     spent_seconds: float = 0.0
     difficulty: float | None = None
+    features: Mapping[str, float] = field(default_factory=dict)
+    """The question's text features (and probe features, when the sweep ran probes)."""
     batch_id: str | None = None
     run_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.tokens < 0 or self.searches < 0:
+            raise ConfigError(f"budget point of {self.question_id} must be non-negative")
+        for metric in OUTCOME_METRICS:
+            value = getattr(self, metric)
+            if not (isinstance(value, int | float) and math.isfinite(value)):
+                raise ConfigError(f"{metric} of {self.question_id} must be a finite number, got {value!r}")
+
+    @property
+    def point(self) -> tuple[int, int, str]:
+        """The budget point: (tokens, searches, shape)."""
+        return (self.tokens, self.searches, self.shape)
+
+    def score(self, metric: str = "f1") -> float:
+        """The row's score under ``metric`` (one of :data:`OUTCOME_METRICS`)."""
+        if metric not in OUTCOME_METRICS:
+            raise ConfigError(f"unknown metric {metric!r}; known: {OUTCOME_METRICS}")
+        return float(getattr(self, metric))
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as a JSON object (one line of an outcome-table JSONL file)."""
+        data = asdict(self)
+        data["features"] = dict(self.features)
+        return data
+
+    @classmethod
+    def from_json(
+        cls, data: Mapping[str, Any], *, features_of: Callable[[str], Mapping[str, float]] | None = None
+    ) -> OutcomeRecord:
+        """Parse one JSON row; numeric columns that are not fields are features (flat tables).
+
+        ``features_of(question)`` adds features every row should carry (``evals`` passes the text
+        features, so estimators see one set of columns); explicit columns win.
+        """
+        known = set(cls.__dataclass_fields__)
+        features = dict(data.get("features") or {})
+        for key, value in data.items():
+            if key not in known and isinstance(value, int | float) and not isinstance(value, bool):
+                features[key] = float(value)
+        if features_of is not None and data.get("question"):
+            for key, value in features_of(str(data["question"])).items():
+                features.setdefault(key, value)
+        try:
+            difficulty = data.get("difficulty")
+            return cls(
+                question_id=str(data["question_id"]),
+                split=str(data.get("split", "dev")),
+                question=str(data.get("question", "")),
+                tokens=int(data["tokens"]),
+                searches=int(data["searches"]),
+                shape=str(data.get("shape", "sequential")),
+                answer=str(data.get("answer", "")),
+                em=float(data.get("em", 0.0)),
+                f1=float(data.get("f1", 0.0)),
+                recall=float(data.get("recall", 0.0)),
+                spent_prompt_tokens=int(data.get("spent_prompt_tokens", 0)),
+                spent_tokens=int(data.get("spent_tokens", 0)),
+                spent_searches=int(data.get("spent_searches", 0)),
+                spent_fetches=int(data.get("spent_fetches", 0)),
+                spent_seconds=float(data.get("spent_seconds", 0.0)),
+                difficulty=None if difficulty is None else float(difficulty),
+                features=features,
+                batch_id=data.get("batch_id"),
+                run_id=data.get("run_id"),
+                extra=dict(data.get("extra") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"bad outcome row: {exc}") from exc
+
 
 __all__ = [
+    "OUTCOME_METRICS",
     "BatchRecord",
     "JobRecord",
     "JobStatus",

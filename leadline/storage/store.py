@@ -77,6 +77,9 @@ class SqlRunStore(DocumentMethods, BatchMethods):
 
     @classmethod
     def from_url(cls, url: str | URL, *, auto_upgrade: bool = True, **engine_options: Any) -> SqlRunStore:
+        """A store on the database at ``url`` (SQLite or PostgreSQL), its schema upgraded unless told not
+        to.
+        """
         return cls(make_engine(url, **engine_options), auto_upgrade=auto_upgrade)
 
     def __enter__(self) -> SqlRunStore:
@@ -96,6 +99,7 @@ class SqlRunStore(DocumentMethods, BatchMethods):
         settings: dict[str, Any],
         run_id: str | None = None,
     ) -> str:
+        """Record a new run as ``running`` and return its id (``run_id`` or a fresh one)."""
         run_id = run_id or uuid.uuid4().hex
         with self._write() as conn:
             inserted = conn.execute(
@@ -129,6 +133,7 @@ class SqlRunStore(DocumentMethods, BatchMethods):
         spend: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
+        """Record how a run ended: its status, answer, citations, report, spend or error."""
         values: dict[str, Any] = {"status": status, "finished_at": utc_now()}
         if answer is not None:
             values["answer"] = answer
@@ -160,6 +165,7 @@ class SqlRunStore(DocumentMethods, BatchMethods):
                 raise RunNotFoundError(f"no run {run_id!r}")
 
     def get_run(self, run_id: str) -> RunRecord:
+        """The run's record; raises RunNotFoundError for an unknown id."""
         with self._read() as conn:
             run = conn.execute(select(Run).where(Run.id == run_id)).first()
             if run is None:
@@ -167,6 +173,7 @@ class SqlRunStore(DocumentMethods, BatchMethods):
             return self._run_records(conn, [run])[0]
 
     def list_runs(self, *, limit: int = 50, status: RunStatus | None = None) -> list[RunRecord]:
+        """The newest runs first, optionally only those with ``status``."""
         stmt = select(Run).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
         if status is not None:
             stmt = stmt.where(Run.status == status)
@@ -207,6 +214,7 @@ class SqlRunStore(DocumentMethods, BatchMethods):
         ]
 
     def delete_run(self, run_id: str) -> None:
+        """Remove a run, everything recorded under it and its checkpoints; RunNotFoundError if unknown."""
         with self._write() as conn:
             if not conn.execute(delete(Run).where(Run.id == run_id)).rowcount:
                 raise RunNotFoundError(f"no run {run_id!r}")
@@ -214,6 +222,9 @@ class SqlRunStore(DocumentMethods, BatchMethods):
 
     # -- steps --------------------------------------------------------------------------------------
     def record_step(self, step: StepRecord) -> StepRecord:
+        """Store a step once, with its ledger row and LLM or search detail in one transaction; a key
+        recorded already returns the stored step unchanged.
+        """
         request, response = to_json(step.request), to_json(step.response)
         values = {
             "run_id": step.run_id,
@@ -307,17 +318,20 @@ class SqlRunStore(DocumentMethods, BatchMethods):
             return conn.execute(select(Run.id).where(Run.id == run_id)).first() is not None
 
     def get_step(self, run_id: str, key: str) -> StepRecord | None:
+        """The step recorded under ``key`` in the run, or None."""
         with self._read() as conn:
             row = conn.execute(select(Step).where(Step.run_id == run_id, Step.key == key)).first()
         return _step_record(row) if row is not None else None
 
     def list_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's steps in the order they were recorded."""
         with self._read() as conn:
             rows = conn.execute(select(Step).where(Step.run_id == run_id).order_by(Step.id))
             return [_step_record(r) for r in rows]
 
     # -- ledger and details -------------------------------------------------------------------------
     def ledger_entries(self, run_id: str) -> list[LedgerRecord]:
+        """The run's ledger rows in order, each with the key of the step that spent it."""
         stmt = (
             select(LedgerRow, Step.key)
             .join(Step, Step.id == LedgerRow.step_id)
@@ -342,6 +356,7 @@ class SqlRunStore(DocumentMethods, BatchMethods):
             ]
 
     def ledger_totals(self, run_id: str) -> LedgerTotals:
+        """The run's spend summed over its ledger."""
         stmt = select(
             func.coalesce(func.sum(LedgerRow.prompt_tokens), 0),
             func.coalesce(func.sum(LedgerRow.completion_tokens), 0),
@@ -364,6 +379,7 @@ class SqlRunStore(DocumentMethods, BatchMethods):
         )
 
     def llm_calls(self, run_id: str) -> list[LLMCallRecord]:
+        """The run's LLM calls in order: model, tokens and latency of each."""
         stmt = (
             select(LLMCall, Step.key).join(Step, Step.id == LLMCall.step_id).where(LLMCall.run_id == run_id)
         )
@@ -381,6 +397,7 @@ class SqlRunStore(DocumentMethods, BatchMethods):
             ]
 
     def search_calls(self, run_id: str) -> list[SearchCallRecord]:
+        """The run's searches in order: query, backend, results and latency of each."""
         stmt = select(SearchCall, Step.key).join(Step, Step.id == SearchCall.step_id)
         with self._read() as conn:
             return [

@@ -51,6 +51,8 @@ class ScriptedReply:
 
 @dataclass(frozen=True)
 class RecordedRequest:
+    """One request the fake server received."""
+
     method: str
     path: str
     headers: dict[str, str]
@@ -95,9 +97,11 @@ class FakeOpenAIServer:
 
     @property
     def url(self) -> str:
+        """The server's base URL (loopback)."""
         return f"http://127.0.0.1:{self.port}"
 
     def add_replies(self, *replies: str | ScriptedReply) -> None:
+        """Queue replies (text or ScriptedReply) for the next requests."""
         with self._lock:
             self._replies.extend(r if isinstance(r, ScriptedReply) else ScriptedReply(r) for r in replies)
 
@@ -125,6 +129,7 @@ class FakeOpenAIServer:
     # --- lifecycle -------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start serving on a loopback port in a background thread."""
         try:
             import uvicorn
         except ImportError as exc:  # pragma: no cover - dev extra missing
@@ -149,6 +154,7 @@ class FakeOpenAIServer:
             time.sleep(0.01)
 
     def stop(self) -> None:
+        """Stop the server and join its thread."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

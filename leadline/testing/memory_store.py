@@ -35,6 +35,7 @@ class MemoryRunStore:
         settings: dict[str, Any],
         run_id: str | None = None,
     ) -> str:
+        """Record a new run as ``running`` and return its id."""
         run_id = run_id or uuid.uuid4().hex[:12]
         with self._lock:
             self.runs[run_id] = RunRecord(
@@ -52,6 +53,7 @@ class MemoryRunStore:
         return run_id
 
     def record_step(self, step: StepRecord) -> StepRecord:
+        """Store a step once; a key recorded already returns the stored step unchanged."""
         with self._lock:
             steps = self.steps.setdefault(step.run_id, {})
             if step.key in steps:
@@ -61,14 +63,17 @@ class MemoryRunStore:
             return stored
 
     def get_step(self, run_id: str, key: str) -> StepRecord | None:
+        """The step recorded under ``key`` in the run, or None."""
         with self._lock:
             return self.steps.get(run_id, {}).get(key)
 
     def list_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's steps in the order they were recorded."""
         with self._lock:
             return list(self.steps.get(run_id, {}).values())
 
     def record_source(self, source: SourceRecord) -> None:
+        """Record a source the run read (idempotent on run and doc id)."""
         with self._lock:
             self.sources.setdefault(source.run_id, {}).setdefault(source.doc_id, source)
 
@@ -83,6 +88,7 @@ class MemoryRunStore:
         spend: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
+        """Record how the run ended."""
         with self._lock:
             run = self._get_run_unlocked(run_id)
             self.runs[run_id] = replace(
@@ -102,15 +108,18 @@ class MemoryRunStore:
         return self.runs[run_id]
 
     def get_run(self, run_id: str) -> RunRecord:
+        """The run's record; raises RunNotFoundError for an unknown id."""
         with self._lock:
             return self._get_run_unlocked(run_id)
 
     def list_runs(self, *, limit: int = 50) -> list[RunRecord]:
+        """The newest runs first."""
         with self._lock:
             runs = sorted(self.runs.values(), key=lambda r: r.created_at or datetime.min, reverse=True)
         return runs[:limit]
 
     def delete_run(self, run_id: str) -> None:
+        """Forget a run and everything recorded under it."""
         with self._lock:
             self.runs.pop(run_id, None)
             self.steps.pop(run_id, None)

@@ -20,11 +20,14 @@ Responder = Callable[[Sequence[Message], GenerationParams], str]
 
 @dataclass
 class LLMCall:
+    """One call a ScriptedLLM received: the messages and the generation parameters."""
+
     messages: tuple[Message, ...]
     params: GenerationParams
 
     @property
     def prompt(self) -> str:
+        """The call's messages joined into one text (for assertions)."""
         return "\n".join(m.content for m in self.messages)
 
 
@@ -50,9 +53,11 @@ class ScriptedLLM:
 
     @property
     def model_name(self) -> str:
+        """The scripted model's name."""
         return self._name
 
     def count_tokens(self, text: str) -> int:
+        """Estimated tokens of ``text`` (the tiktoken estimator)."""
         return estimate_tokens(text)
 
     def _next(self, messages: Sequence[Message], params: GenerationParams) -> str:
@@ -85,12 +90,15 @@ class ScriptedLLM:
         )
 
     async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """Record the call and return the next scripted reply (or raise the scripted error)."""
         return self._completion(messages, params)
 
     async def complete(self, prompt: str, params: GenerationParams) -> Completion:
+        """Like :meth:`chat`, for a plain prompt."""
         return self._completion([Message("user", prompt)], params)
 
     async def aclose(self) -> None:
+        """Nothing to release."""
         return None
 
     def assert_complete(self) -> None:
@@ -114,6 +122,7 @@ class FakeSearch:
     queries: list[str] = field(default_factory=list)
 
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """Rank the documents by words shared with the query; the query is recorded."""
         self.queries.append(query)
         q = _words(query)
         scored = [(len(q & _words(d.title + " " + d.text)), d) for d in self.documents]
@@ -134,10 +143,12 @@ class FakeSearch:
         ]
 
     async def read(self, result: SearchResult) -> Document:
+        """The document a result points to (KeyError for an unknown id)."""
         for d in self.documents:
             if d.doc_id == result.doc_id:
                 return d
         raise KeyError(result.doc_id)
 
     async def aclose(self) -> None:
+        """Nothing to release."""
         return None

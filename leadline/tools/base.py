@@ -2,13 +2,16 @@
 
 A search returns normalized :class:`SearchResult` rows whatever the backend (the local corpus index,
 SearxNG, a commercial API); a reader turns a result into a :class:`Document` whose text the agent reads.
-The local corpus can do both at once because its results already carry the passage.
+The local corpus can do both at once because its results already carry the passage. The fetcher's page
+cache (:class:`PageStore`, :class:`StoredPage`) is storage's: re-exported here for the tools that use it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from leadline.storage.base import PageStore, StoredPage  # the page store's types belong to storage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,44 +48,22 @@ class SearchBackend(Protocol):
 
     name: str
 
-    async def search(self, query: str, *, k: int = 5) -> list[SearchResult]: ...
+    async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """The top ``k`` results for ``query``, normalized."""
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release connections."""
 
 
 @runtime_checkable
 class Reader(Protocol):
     """Turns a search result into a document (a corpus lookup, or fetch and extract for the web)."""
 
-    async def read(self, result: SearchResult) -> Document: ...
+    async def read(self, result: SearchResult) -> Document:
+        """The document a result points to."""
 
-    async def aclose(self) -> None: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoredPage:
-    """A fetched page as kept in the content-addressed page store."""
-
-    url: str
-    final_url: str
-    status: int
-    content_type: str
-    sha256: str
-    """Hash of ``body``: the content address."""
-    body: bytes
-    fetched_at: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
+    async def aclose(self) -> None:
+        """Release connections."""
 
 
-@runtime_checkable
-class PageStore(Protocol):
-    """Content-addressed cache of fetched pages, so a re-run or resumed run does not fetch again.
-
-    ``leadline.storage`` implements it on the run database; the fetcher only sees this protocol.
-    """
-
-    def get_page(self, url: str) -> StoredPage | None: ...
-
-    def put_page(self, page: StoredPage) -> None:
-        """Store a page; bodies with the same sha256 are stored once."""
-        ...
+__all__ = ["Document", "PageStore", "Reader", "SearchBackend", "SearchResult", "StoredPage"]

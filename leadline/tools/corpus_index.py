@@ -5,7 +5,8 @@ at 200k passages bm25s's query p95 was already ~48 ms while tantivy stayed near 
 its postings and document store on disk (memory-mapped) instead of in Python lists.
 
 An index is a directory: ``tantivy/`` (segments, including the compressed document store) and
-``manifest.json`` (format version, passage count, size and sha256 of every file, where it came from).
+``manifest.json`` (format version, passage count, size and sha256 of every file, where it came from;
+its reading, checking and durable writing are :mod:`leadline.tools.index_files`).
 :meth:`CorpusIndex.open` checks the manifest before it hands tantivy a single byte, so a truncated or
 garbled index is a :class:`~leadline.errors.CorpusIndexError`, never a traceback from inside the engine.
 :meth:`CorpusIndex.build` writes into a temporary sibling directory and renames it into place, so a
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -31,14 +31,20 @@ import tantivy
 from leadline.errors import ConfigError, CorpusIndexError
 from leadline.tools.base import Document, SearchResult
 from leadline.tools.demo import demo_corpus_path
+from leadline.tools.index_files import (
+    ANALYZER,
+    FORMAT_VERSION,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    check_files,
+    describe_files,
+    move_into_place,
+    read_manifest,
+    refuse_foreign_directory,
+    write_json_durably,
+)
 from leadline.tools.passages import Passage, corpus_files, load_passages
 
-MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = "leadline-corpus-index"
-FORMAT_VERSION = 1
-"""Bumped whenever the schema, the analyzer or the manifest changes meaning; older indexes must be rebuilt."""
-
-ANALYZER = "simple|remove_long:40|lowercase|stopword:english|stemmer:english"
 SNIPPET_CHARS = 280
 MAX_QUERY_TERMS = 128
 """Terms past this are dropped: a pasted page as a query should cost milliseconds, not seconds."""
@@ -48,7 +54,6 @@ _ANALYZER_NAME = "leadline_en"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WRITER_HEAP_BYTES = 128_000_000
 _PROGRESS_EVERY = 1000
-_HASH_CHUNK = 1 << 20
 _SOURCE_SUFFIXES = frozenset({".jsonl", ".json", ".gz", ".txt", ".md", ".markdown", ".html", ".htm"})
 
 
@@ -117,7 +122,7 @@ class CorpusIndex:
         """
         validate_index_name(name)
         directory = Path(directory)
-        _refuse_foreign_directory(directory)
+        refuse_foreign_directory(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.building-", dir=directory.parent))
         try:
@@ -134,10 +139,10 @@ class CorpusIndex:
                 "built_at": time.time(),
                 "build_seconds": round(time.monotonic() - started, 3),
                 "source": source or {},
-                "files": _describe_files(staging),
+                "files": describe_files(staging),
             }
-            _write_json_durably(staging / MANIFEST_NAME, manifest)
-            _move_into_place(staging, directory)
+            write_json_durably(staging / MANIFEST_NAME, manifest)
+            move_into_place(staging, directory)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -150,8 +155,8 @@ class CorpusIndex:
         """Open a built index. ``verify`` re-hashes every file against the manifest (about 1 s per GB);
         sizes, versions and the passage count are always checked."""
         directory = Path(directory)
-        manifest = _read_manifest(directory)
-        _check_files(directory, manifest, verify=verify)
+        manifest = read_manifest(directory)
+        check_files(directory, manifest, verify=verify)
         engine_dir = directory / _ENGINE_DIR
         try:
             index = tantivy.Index.open(str(engine_dir))
@@ -251,6 +256,7 @@ class CorpusSearch:
         self.name = index.backend
 
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """Search the index in a thread (tantivy is synchronous)."""
         return await asyncio.to_thread(self.index.search, query, k)
 
     async def read(self, result: SearchResult) -> Document:
@@ -362,7 +368,7 @@ def _derived_name(path: Path) -> str:
     return f"{stem[:40]}-{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
 
 
-# -- files: writing, describing, checking ------------------------------------------------------------------
+# -- writing the engine ------------------------------------------------------------------------------------
 
 
 def _write_engine(
@@ -395,122 +401,6 @@ def _write_engine(
     if progress is not None and count % _PROGRESS_EVERY:
         progress(count)
     return count
-
-
-def _describe_files(root: Path) -> dict[str, dict[str, Any]]:
-    files = {}
-    for path in sorted(root.rglob("*")):
-        # Lock files are empty and rewritten by any writer; they are not part of the index's content.
-        if path.is_file() and not path.name.endswith(".lock"):
-            _fsync_file(path)
-            files[path.relative_to(root).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
-    return files
-
-
-def _read_manifest(directory: Path) -> dict[str, Any]:
-    manifest_path = directory / MANIFEST_NAME
-    if not manifest_path.is_file():
-        raise CorpusIndexError(f"no corpus index at {directory} (no {MANIFEST_NAME})")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorpusIndexError(f"corrupt corpus index at {directory}: unreadable manifest ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise CorpusIndexError(f"corrupt corpus index at {directory}: not a leadline corpus manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        newer = isinstance(version, int) and version > FORMAT_VERSION
-        raise CorpusIndexError(
-            f"corpus index at {directory} has format {version!r}; this leadline reads {FORMAT_VERSION}"
-            + ("; upgrade leadline" if newer else "; rebuild it with: leadline index")
-        )
-    files, count, name = manifest.get("files"), manifest.get("passage_count"), manifest.get("name")
-    well_formed = (
-        isinstance(files, dict)
-        and bool(files)
-        and all(
-            isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)
-            for v in files.values()
-        )
-        and isinstance(count, int)
-        and count > 0
-        and isinstance(name, str)
-        and manifest.get("analyzer") == ANALYZER
-    )
-    if not well_formed:
-        raise CorpusIndexError(f"corrupt corpus index at {directory}: malformed manifest")
-    return manifest
-
-
-def _check_files(directory: Path, manifest: dict[str, Any], *, verify: bool) -> None:
-    root = directory.resolve()
-    for relative, expected in manifest["files"].items():
-        path = (root / relative).resolve()
-        if not path.is_relative_to(root):
-            raise CorpusIndexError(f"corrupt corpus index at {directory}: manifest names {relative!r}")
-        try:
-            size = path.stat().st_size
-        except OSError:
-            raise CorpusIndexError(f"corrupt corpus index at {directory}: {relative} is missing") from None
-        if size != expected["size"]:
-            raise CorpusIndexError(
-                f"corrupt corpus index at {directory}: {relative} has {size} bytes, expected "
-                f"{expected['size']} (truncated?); rebuild it"
-            )
-        if verify and _sha256(path) != expected["sha256"]:
-            raise CorpusIndexError(
-                f"corrupt corpus index at {directory}: {relative} fails its checksum; rebuild it"
-            )
-
-
-def _refuse_foreign_directory(directory: Path) -> None:
-    # Replacing a directory deletes it; never do that to something that is not one of our indexes.
-    if not directory.exists():
-        return
-    is_index_or_empty = directory.is_dir() and (
-        (directory / MANIFEST_NAME).is_file() or not any(directory.iterdir())
-    )
-    if not is_index_or_empty:
-        raise CorpusIndexError(f"refusing to replace {directory}: it exists and is not a corpus index")
-
-
-def _move_into_place(staging: Path, directory: Path) -> None:
-    if directory.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.retired-", dir=directory.parent))
-        os.replace(directory, retired / "index")
-        os.replace(staging, directory)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, directory)
-    _fsync_directory(directory.parent)
-
-
-def _write_json_durably(path: Path, value: dict[str, Any]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _leading_snippet(text: str) -> str:

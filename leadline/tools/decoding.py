@@ -16,13 +16,18 @@ from leadline.errors import FetchError
 
 
 class BoundedDecoder(Protocol):
+    """A Content-Encoding decoder that never produces much more than the bytes still wanted."""
+
     def decode(self, data: bytes, limit: int) -> bytes:
         """Decode ``data``; return at most about ``limit`` bytes (more input is then not wanted)."""
         ...
 
 
 class IdentityDecoder:
+    """The decoder of an unencoded body: the bytes as they came."""
+
     def decode(self, data: bytes, limit: int) -> bytes:
+        """``data`` unchanged."""
         return data
 
 
@@ -35,6 +40,7 @@ class ZlibDecoder:
         self._obj = zlib.decompressobj(zlib.MAX_WBITS | 16 if self._gzip else zlib.MAX_WBITS)
 
     def decode(self, data: bytes, limit: int) -> bytes:
+        """Inflate gzip or deflate (zlib-wrapped or raw) into at most ``limit`` bytes, across gzip members."""
         try:
             out = self._obj.decompress(data, limit)
         except zlib.error:
@@ -52,11 +58,14 @@ class ZlibDecoder:
 
 
 class BrotliDecoder:
+    """Brotli, decoded with an output limit (brotli 1.2 and later)."""
+
     def __init__(self, module: Any) -> None:
         self._obj = module.Decompressor()
 
     def decode(self, data: bytes, limit: int) -> bytes:
-        out = self._obj.process(data, output_buffer_limit=max(limit, 1))
+        """Decode into at most about ``limit`` bytes."""
+        out: bytes = self._obj.process(data, output_buffer_limit=max(limit, 1))
         while len(out) < limit and not self._obj.can_accept_more_data():
             more = self._obj.process(b"", output_buffer_limit=max(limit - len(out), 1))
             if not more:
@@ -66,12 +75,15 @@ class BrotliDecoder:
 
 
 class ZstdDecoder:
+    """Zstandard, decoded with an output limit, across concatenated frames."""
+
     def __init__(self, module: Any) -> None:
         self._module = module
         self._obj = module.ZstdDecompressor()
 
     def decode(self, data: bytes, limit: int) -> bytes:
-        out = self._obj.decompress(data, max_length=limit)
+        """Decode into at most about ``limit`` bytes."""
+        out: bytes = self._obj.decompress(data, max_length=limit)
         # Concatenated frames: continue with a fresh decompressor on the rest.
         while self._obj.eof and self._obj.unused_data and len(out) < limit:
             rest = self._obj.unused_data
@@ -129,6 +141,7 @@ class BodyDecoder:
         self._decoders = [_decoder_for(layer) for layer in reversed(layers)]
 
     def decode(self, data: bytes, limit: int) -> bytes:
+        """Undo every Content-Encoding in turn, each bounded, so a nested bomb stops at the cap too."""
         try:
             for depth, decoder in enumerate(self._decoders):
                 data = decoder.decode(data, limit)

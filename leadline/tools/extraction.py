@@ -30,6 +30,8 @@ _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([a-zA-Z0-9_.:
 
 @dataclass(frozen=True, kw_only=True)
 class ExtractionPolicy:
+    """Limits of extraction: input size, output size and how much metadata to keep."""
+
     max_input_chars: int = 3_000_000
     """HTML beyond this is cut before parsing (lxml recovers the cut document)."""
     max_chars: int = 60_000
@@ -43,6 +45,8 @@ class ExtractionPolicy:
 
 @dataclass(frozen=True, kw_only=True)
 class Extracted:
+    """A page's readable text and metadata, as extraction found them."""
+
     text: str
     title: str = ""
     author: str = ""
@@ -171,6 +175,7 @@ def extract_html(
 def extract_plain(
     body: bytes, *, charset: str | None = None, policy: ExtractionPolicy | None = None
 ) -> Extracted:
+    """Plain text (not HTML) as an Extracted page: decoded, cleaned and cut to the policy."""
     policy = policy or ExtractionPolicy()
     text = clean_untrusted_text(decode_html(body, charset))
     text, truncated = _cap(text, policy.max_chars)

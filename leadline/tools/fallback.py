@@ -70,10 +70,12 @@ class RateLimitedSearch:
         self.name = inner.name
 
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """Wait for the rate limiter, then search the wrapped backend."""
         await self.limiter.acquire()
         return await self.inner.search(query, k=k)
 
     async def aclose(self) -> None:
+        """Close the wrapped backend."""
         await self.inner.aclose()
 
 
@@ -99,6 +101,7 @@ class FallbackSearch:
         """(backend, message) of every failure so far, newest last: the run can report what fell over."""
 
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """The first backend's results that answers with some; on errors or nothing, the next backend's."""
         errors: list[str] = []
         empty = False
         for backend in self.backends:
@@ -116,6 +119,7 @@ class FallbackSearch:
         raise SearchError("every search backend failed: " + "; ".join(errors))
 
     async def aclose(self) -> None:
+        """Close every backend of the chain."""
         for backend in self.backends:
             await backend.aclose()
 

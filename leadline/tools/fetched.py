@@ -1,7 +1,7 @@
 """A fetched page and the in-memory page store: what the fetcher hands back and where pages are kept.
 
-:class:`FetchedPage` converts to and from the :class:`~leadline.tools.base.StoredPage` of a
-content-addressed :class:`~leadline.tools.base.PageStore` (the run database implements one; the memory
+:class:`FetchedPage` converts to and from the :class:`~leadline.storage.base.StoredPage` of a
+content-addressed :class:`~leadline.storage.base.PageStore` (the run database implements one; the memory
 store here serves tests and one-off fetchers).
 """
 
@@ -10,14 +10,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from leadline.tools.base import StoredPage
+from leadline.storage.base import StoredPage
 
 
 def mime_of(content_type: str) -> str:
+    """The media type of a Content-Type header, lower case, without parameters."""
     return content_type.split(";", 1)[0].strip().lower()
 
 
 def charset_of(content_type: str) -> str | None:
+    """The charset parameter of a Content-Type header, or None."""
     for param in content_type.split(";")[1:]:
         key, _, value = param.partition("=")
         if key.strip().lower() == "charset" and value.strip():
@@ -42,13 +44,16 @@ class FetchedPage:
 
     @property
     def mime(self) -> str:
+        """The page's media type."""
         return mime_of(self.content_type)
 
     @property
     def charset(self) -> str | None:
+        """The page's declared charset, or None."""
         return charset_of(self.content_type)
 
     def to_stored(self) -> StoredPage:
+        """The page as the page store keeps it."""
         return StoredPage(
             url=self.url,
             final_url=self.final_url,
@@ -62,6 +67,7 @@ class FetchedPage:
 
     @classmethod
     def from_stored(cls, page: StoredPage) -> FetchedPage:
+        """A page from the page store, as the fetcher hands it back."""
         return cls(
             url=page.url,
             final_url=page.final_url,
@@ -82,9 +88,11 @@ class MemoryPageStore:
         self._bodies: dict[str, bytes] = {}
 
     def get_page(self, url: str) -> StoredPage | None:
+        """The stored page for ``url``, or None."""
         return self._pages.get(url)
 
     def put_page(self, page: StoredPage) -> None:
+        """Store a page; bodies with the same sha256 are kept once."""
         body = self._bodies.setdefault(page.sha256, page.body)
         stored = StoredPage(
             url=page.url,
@@ -102,6 +110,7 @@ class MemoryPageStore:
 
     @property
     def body_count(self) -> int:
+        """Distinct bodies held (for tests of the content addressing)."""
         return len(self._bodies)
 
 

@@ -149,6 +149,7 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the HTTP client."""
         await self._client.aclose()
 
     # -- public API -------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ class Fetcher:
         if isinstance(exc, HTTPStatusFetchError) and exc.retry_after is not None:
             return exc.retry_after
         backoff = min(self.policy.max_backoff_s, self.policy.backoff_s * 2 ** (state.attempt_number - 1))
-        return backoff * (0.5 + random.random() / 2)  # jitter, so many fetchers do not retry in step
+        return float(backoff * (0.5 + random.random() / 2))  # jitter, so many fetchers do not retry in step
 
     async def _fetch_following_redirects(self, url: str, parsed: httpx.URL) -> FetchedPage:
         current = parsed

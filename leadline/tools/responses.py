@@ -28,6 +28,7 @@ class HTTPStatusFetchError(FetchError):
 
 
 def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds a Retry-After header asks for (delta seconds or an HTTP date), or None."""
     if not value:
         return None
     value = value.strip()
@@ -41,6 +42,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 def is_tls_failure(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) is a TLS certificate or handshake failure."""
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
@@ -52,6 +54,7 @@ def is_tls_failure(exc: BaseException) -> bool:
 
 
 def map_http_error(exc: httpx.HTTPError, url: str) -> FetchError:
+    """A FetchError with a reason (timeout, connect, tls, ...) for an httpx error."""
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         reason = "timeout"
@@ -74,6 +77,7 @@ def map_http_error(exc: httpx.HTTPError, url: str) -> FetchError:
 
 
 def is_transient(exc: BaseException) -> bool:
+    """Whether a fetch error is worth retrying (a retryable status, a timeout, a dropped connection)."""
     if isinstance(exc, HTTPStatusFetchError):
         return exc.status in RETRY_STATUSES
     return (

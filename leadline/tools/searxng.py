@@ -88,6 +88,7 @@ class SearxngSearch:
         return results
 
     async def aclose(self) -> None:
+        """Close the HTTP client this backend opened."""
         if self._owns_client:
             await self._client.aclose()
 

@@ -69,6 +69,8 @@ def load_site(source: Path) -> dict[str, bytes]:
 
 @dataclass(frozen=True)
 class SitePage:
+    """One page of the served site: its path, title and text."""
+
     path: str
     title: str
     text: str
@@ -113,6 +115,7 @@ class SiteSearch:
             self._bm25.index(tokens, show_progress=False)
 
     def search(self, query: str, k: int = 10, offset: int = 0) -> list[tuple[SitePage, float]]:
+        """BM25 search over the site's pages: (page, score) pairs, best first."""
         import bm25s
 
         if not self.pages:
@@ -164,6 +167,7 @@ class SiteApp:
 
     @cached_property
     def asgi(self) -> Any:
+        """The Starlette app: robots.txt, the SearxNG-format search endpoint and the static pages."""
         from starlette.applications import Starlette
 
         app = Starlette(routes=self.routes())
@@ -180,11 +184,13 @@ class SiteApp:
         return delayed
 
     async def robots(self, request: Any) -> Any:
+        """The site's robots.txt."""
         from starlette.responses import PlainTextResponse
 
         return PlainTextResponse(_ROBOTS_TXT)
 
     async def static(self, request: Any) -> Any:
+        """A page of the site, or 404."""
         from starlette.responses import Response
 
         path = request.path_params.get("path", "") or "index.html"
@@ -199,6 +205,7 @@ class SiteApp:
         return Response(body, media_type=media)
 
     async def search(self, request: Any) -> Any:
+        """SearxNG-format JSON search results over the site."""
         from starlette.responses import JSONResponse, PlainTextResponse
 
         query = request.query_params.get("q", "").strip()
@@ -266,10 +273,12 @@ class SiteServer:
 
     @property
     def url(self) -> str:
+        """The server's base URL."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
     def start(self, timeout_s: float = 15.0) -> SiteServer:
+        """Start serving in a background thread and wait until it accepts connections."""
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
@@ -279,6 +288,7 @@ class SiteServer:
         return self
 
     def stop(self) -> None:
+        """Stop the server, join its thread and close its socket."""
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()

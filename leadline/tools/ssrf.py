@@ -208,13 +208,15 @@ def check_url(url: str | httpx.URL, policy: AddressPolicy) -> httpx.URL:
 class Resolver(Protocol):
     """Turns a host name into addresses. Injected so tests can map names without a DNS server."""
 
-    async def resolve(self, host: str, port: int) -> list[str]: ...
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """The addresses ``host`` resolves to."""
 
 
 class SystemResolver:
     """The operating system's resolver (``getaddrinfo``), run off the event loop."""
 
     async def resolve(self, host: str, port: int) -> list[str]:
+        """Resolve with the system resolver; a FetchError when the name does not resolve."""
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -230,6 +232,7 @@ class StaticResolver:
     table: dict[str, tuple[str, ...]]
 
     async def resolve(self, host: str, port: int) -> list[str]:
+        """The table's addresses for ``host`` (IP literals resolve to themselves)."""
         if _parse_ip(host) is not None:
             return [host.strip("[]")]
         addresses = self.table.get(host.lower())
@@ -285,6 +288,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        """Connect to a checked address of ``host`` (pinned: no second lookup)."""
         addresses = await self.resolve_checked(host, port)
         last_error: Exception | None = None
         for address in addresses:
@@ -303,9 +307,11 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        """Refused: the fetcher never uses Unix sockets."""
         raise BlockedURLError("unix sockets are never fetched", url=path, reason="ssrf:unix")
 
     async def sleep(self, seconds: float) -> None:
+        """Sleep on the wrapped backend."""
         await self._inner.sleep(seconds)
 
 

@@ -45,6 +45,7 @@ class Secret:
         self._value = value.strip()
 
     def reveal(self) -> str:
+        """The secret's value, for the one request header that needs it."""
         return self._value
 
     def __repr__(self) -> str:
@@ -123,6 +124,7 @@ class TavilySearch(_HTTPSearch):
         self.search_depth = search_depth
 
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """Search with the Tavily API."""
         data = await self._call(
             "POST",
             "/search",
@@ -157,6 +159,7 @@ class BraveSearch(_HTTPSearch):
         self._key = api_key if isinstance(api_key, Secret) else Secret(api_key)
 
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """Search with the Brave Search API."""
         data = await self._call(
             "GET",
             "/res/v1/web/search",
@@ -187,6 +190,7 @@ class ExaSearch(_HTTPSearch):
         self.search_type = search_type
 
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """Search with the Exa API."""
         data = await self._call(
             "POST",
             "/search",
@@ -243,6 +247,7 @@ class DuckDuckGoSearch:
         return module.DDGS(timeout=self.timeout_s)
 
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        """Search DuckDuckGo through the ddgs package (in a thread: it is synchronous)."""
         client = self._client()
 
         def run() -> Any:
@@ -263,6 +268,7 @@ class DuckDuckGoSearch:
         return _normalize(rows[:k], self.name, url="href", title="title", snippet="body", score=None)
 
     async def aclose(self) -> None:
+        """Nothing to release."""
         return None
 
 

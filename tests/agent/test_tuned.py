@@ -11,7 +11,7 @@ from leadline import Budget, Researcher, Settings
 from leadline.budgets.adaptive import AdaptiveController
 from leadline.budgets.tuned import TunedModel
 from leadline.errors import ConfigError
-from leadline.evals.outcomes import OutcomeRow, OutcomeTable
+from leadline.evals.outcomes import OutcomeTable, row_from_json
 from leadline.evals.tuning import fit_tuned
 from leadline.testing import FakeSearch, MemoryRunStore, ScriptedLLM
 from leadline.tools.base import Document
@@ -37,7 +37,7 @@ def _table(n: int = 24, *, visible: bool, seed: int = 0) -> OutcomeTable:
             draw = float(rng.random() < 0.2 + 0.15 * j)
             solved = float(j >= (3 if hard else 0)) if visible else draw
             rows.append(
-                OutcomeRow.from_json(
+                row_from_json(
                     {
                         "question_id": f"q{q}",
                         "split": "train",

@@ -9,8 +9,6 @@ from leadline.budgets.allocation import (
     AllocationGrid,
     allocate,
     allocate_batch,
-    allocate_batch_heap,
-    allocate_batch_lagrangian,
     prepare_batch,
 )
 from leadline.budgets.cost import CostModel
@@ -58,8 +56,8 @@ def _quality(plan) -> float:  # type: ignore[no-untyped-def]
 def test_never_over_budget(curves, per_query, price) -> None:  # type: ignore[no-untyped-def]
     total = per_query * len(curves)
     plans = [
-        solve(curves, total, cost=COST, grid=GRID, price=price)
-        for solve in (allocate_batch, allocate_batch_heap, allocate_batch_lagrangian)
+        allocate_batch(curves, total, method=method, cost=COST, grid=GRID, price=price)
+        for method in ("greedy", "heap", "lagrangian")
     ]
     # The sorted greedy is the heap's pop order: the same plan, on any curves.
     assert [(q.tokens, q.searches) for q in plans[0].queries] == [
@@ -101,16 +99,16 @@ def test_greedy_and_lagrangian_agree_on_concave_curves(curves, per_query) -> Non
 @given(any_curve, st.lists(any_curve, max_size=5), st.integers(2, 5), budgets)
 def test_identical_queries_get_identical_shares(curve, others, copies, per_query) -> None:  # type: ignore[no-untyped-def]
     curves = [curve] * copies + list(others)
-    for solve in (allocate_batch, allocate_batch_lagrangian):
-        plan = solve(curves, per_query * len(curves), cost=COST, grid=GRID)
+    for method in ("greedy", "lagrangian"):
+        plan = allocate_batch(curves, per_query * len(curves), method=method, cost=COST, grid=GRID)
         shares = {(q.tokens, q.searches) for q in plan.queries[:copies]}
         assert len(shares) == 1
 
 
 def test_zero_budget_gives_forced_answer_plans() -> None:
     curves = [SubstitutesCurve(), ComplementsCurve(), SamplingCurve()]
-    for solve in (allocate_batch, allocate_batch_heap, allocate_batch_lagrangian):
-        plan = solve(curves, 0.0, cost=COST, grid=GRID)
+    for method in ("greedy", "heap", "lagrangian"):
+        plan = allocate_batch(curves, 0.0, method=method, cost=COST, grid=GRID)
         assert all(q.forced_answer for q in plan.queries)
     single = allocate(SubstitutesCurve(), 0.0, cost=COST, grid=GRID)
     assert single.forced_answer and single.cost == 0

@@ -81,8 +81,8 @@ def test_outcome_rows_round_trip_and_filter_by_batch(store: SqlRunStore) -> None
         OutcomeRecord(
             question_id=f"q{i}",
             question=f"question {i}",
-            budget_tokens=256 * (i + 1),
-            budget_searches=i,
+            tokens=256 * (i + 1),
+            searches=i,
             shape="parallel" if i % 2 else "sequential",
             answer=f"answer {i}",
             em=float(i % 2),
@@ -101,12 +101,16 @@ def test_outcome_rows_round_trip_and_filter_by_batch(store: SqlRunStore) -> None
         for i in range(3)
     ]
     assert store.add_outcome_rows(rows) == 3
-    assert (
-        store.add_outcome_rows(
-            [OutcomeRecord(question_id="x", budget_tokens=1, budget_searches=1, batch_id=b2)]
-        )
-        == 1
-    )
+    assert store.add_outcome_rows([OutcomeRecord(question_id="x", tokens=1, searches=1, batch_id=b2)]) == 1
     assert store.outcome_rows(batch_id=b1) == rows
     assert len(store.outcome_rows()) == 4
     assert store.add_outcome_rows([]) == 0
+
+
+def test_outcome_rows_keep_split_and_features(store: SqlRunStore) -> None:
+    # The table has no split/features columns; they travel in extra and come back as fields.
+    row = OutcomeRecord(
+        question_id="t", tokens=128, searches=1, split="train", features={"n_words": 7.0}, extra={"k": 1}
+    )
+    assert store.add_outcome_rows([row]) == 1
+    assert store.outcome_rows() == [row]

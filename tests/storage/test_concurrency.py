@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 
 from leadline.errors import ConfigError
-from leadline.storage.base import SourceRecord, StepRecord
+from leadline.storage.base import SourceRecord, StepRecord, StoredPage
 from leadline.storage.store import SqlRunStore
-from leadline.tools.base import StoredPage
 
 WORKERS = 8
 RUNS_PER_WORKER = 12

@@ -101,3 +101,15 @@ def test_unknown_format_and_run(sqlite_url: str, run_id: str) -> None:
         _export(sqlite_url, run_id, "pdf")
     with pytest.raises(RunNotFoundError):
         _export(sqlite_url, "missing", "md")
+
+
+def test_exports_carry_each_search_and_llm_call(sqlite_url: str, run_id: str) -> None:
+    doc = json.loads(_export(sqlite_url, run_id, "json"))
+    assert [c["query"] for c in doc["searches"]] == ["q"]
+    assert [(c["step_key"], c["completion_tokens"]) for c in doc["llm_calls"]] == [("answer:0", 12)]
+    assert [(e["step_key"], e["kind"]) for e in doc["ledger_entries"]] == [
+        ("search:0", "search"),
+        ("answer:0", "llm"),
+    ]
+    assert "## Searches" in _export(sqlite_url, run_id, "md")
+    assert "<h2>Searches</h2>" in _export(sqlite_url, run_id, "html")

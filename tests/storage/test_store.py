@@ -7,9 +7,8 @@ import threading
 import pytest
 
 from leadline.errors import ConfigError, RunNotFoundError
-from leadline.storage.base import RunStore, SourceRecord, StepRecord
+from leadline.storage.base import PageStore, RunStore, SourceRecord, StepRecord, StoredPage
 from leadline.storage.store import SqlRunStore, sha256_hex
-from leadline.tools.base import PageStore, StoredPage
 
 
 def _run(store: SqlRunStore, question: str = "Who wrote The Selfish Gene?") -> str:

@@ -51,8 +51,11 @@ def _citation_dict(e: Evidence) -> dict[str, Any]:
 
 
 async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The answer node: a cited few-word answer from the shown sources (n samples vote in the parallel
+    shape).
+    """
     ctx = runtime.context
-    alloc = allocation(state)
+    alloc = allocation(state, ctx)
     shown = select_evidence(state["evidence"], ctx.max_evidence)
     messages = answer_messages(
         state["question"],
@@ -61,7 +64,7 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
         max_chars=ctx.evidence_chars,
         budget_line=budget_line(state, ctx),
     )
-    samples = int(alloc.get("samples", 1)) if alloc.get("shape") == "parallel" else 1
+    samples = alloc.samples if alloc.shape == "parallel" else 1
     params = GenerationParams(
         max_tokens=ANSWER_TOKENS * samples,
         json_schema=ANSWER_SCHEMA,
@@ -110,4 +113,5 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
 
 
 def route_after_answer(state: ResearchState) -> str:
+    """The edge after answer: the report node in report mode, else the end."""
     return "report" if state["mode"] == "report" else "end"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -13,6 +12,7 @@ from leadline.agent.state import ResearchState
 
 
 async def assess(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The assess node: the controller's allocation for the query, and the question as the first query."""
     ctx = runtime.context
     alloc = ctx.controller.assess(state["question"], ctx.budget)
     detail = (
@@ -21,7 +21,7 @@ async def assess(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     )
     ctx.emit("assess", "allocate", detail, state["step"])
     return {
-        "allocation": asdict(alloc),
+        "allocation": alloc.to_state(),
         "pending_queries": [state["question"]],
         "step": state["step"] + 1,
         "trace": trace(state, "assess", "allocate", detail),

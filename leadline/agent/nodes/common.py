@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from leadline.agent.context import RunContext
 from leadline.agent.state import Evidence, ResearchState, TraceEvent
+from leadline.budgets.controller import Allocation
 
 
 def call_id(state: ResearchState, node: str, ordinal: int = 0) -> str:
@@ -13,26 +12,30 @@ def call_id(state: ResearchState, node: str, ordinal: int = 0) -> str:
     return f"{state['step']:03d}:{node}:{ordinal}"
 
 
-def allocation(state: ResearchState) -> dict[str, Any]:
-    return state.get("allocation") or {}
+def allocation(state: ResearchState, ctx: RunContext) -> Allocation:
+    """The query's allocation from the state (the run's budget before ``assess`` has set one)."""
+    return Allocation.from_state(state.get("allocation"), ctx.budget)
 
 
 def searches_left(state: ResearchState, ctx: RunContext) -> int:
     """Searches still allowed: the hard budget and the controller's allocation, whichever is lower."""
-    alloc = allocation(state).get("searches", ctx.budget.searches)
+    alloc = allocation(state, ctx).searches
     return max(0, min(ctx.ledger.searches_left, alloc - state["searches_done"]))
 
 
 def tokens_left(state: ResearchState, ctx: RunContext) -> int:
-    alloc = allocation(state).get("tokens", ctx.budget.tokens)
+    """Generated tokens still allowed: the hard budget and the controller's allocation, whichever is lower."""
+    alloc = allocation(state, ctx).tokens
     return max(0, min(ctx.ledger.tokens_left, alloc - ctx.ledger.spend.tokens))
 
 
 def budget_line(state: ResearchState, ctx: RunContext) -> str:
+    """The budget-awareness line shown to the model."""
     return f"Budget left: {tokens_left(state, ctx)} tokens, {searches_left(state, ctx)} searches."
 
 
 def trace(state: ResearchState, node: str, action: str, detail: str = "") -> list[TraceEvent]:
+    """One trace event of this step, as the state's reducer appends it."""
     return [TraceEvent(step=state["step"], node=node, action=action, detail=detail)]
 
 

@@ -17,6 +17,7 @@ from leadline.budgets.controller import RunObservation
 
 
 def observe(state: ResearchState, ctx: RunContext) -> RunObservation:
+    """What the run has seen so far, as the controller reads it."""
     candidate = state.get("candidate") or {}
     return RunObservation(
         question=state["question"],
@@ -34,9 +35,12 @@ def observe(state: ResearchState, ctx: RunContext) -> RunObservation:
 
 
 async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The decide node: the controller's next action, overruled by the loop's hard rules (step cap, spent
+    budget, at least one search).
+    """
     ctx = runtime.context
     obs = observe(state, ctx)
-    think_tokens = int(allocation(state).get("think_tokens", 128))
+    think_tokens = allocation(state, ctx).think_tokens
     forced: str | None = None
     exhausted = ctx.ledger.exhausted()
     if state["step"] >= ctx.budget.steps - 2:
@@ -71,4 +75,5 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
 
 
 def route(state: ResearchState) -> str:
+    """The edge after decide: the chosen action's node."""
     return state.get("next_action", "answer")

@@ -29,6 +29,9 @@ def _dedupe(queries: list[str], limit: int) -> list[str]:
 
 
 async def plan(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The plan node: the question itself is the first query; with searches to spare the model proposes
+    more.
+    """
     ctx = runtime.context
     question = state["question"]
     room = searches_left(state, ctx)

@@ -17,6 +17,7 @@ _RESULT_FIELDS = ("doc_id", "title", "snippet", "url", "score", "rank", "backend
 
 
 async def read(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The read node: load each new result (corpus passage or fetched page) into numbered evidence."""
     ctx = runtime.context
     next_n = len(state["evidence"]) + 1
     new: list[Evidence] = []

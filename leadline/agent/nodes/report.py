@@ -18,6 +18,7 @@ REPORT_TOKENS = 600
 
 
 def sources_section(state: ResearchState) -> str:
+    """The report's numbered list of the sources the run read."""
     lines = ["## Sources", ""]
     for e in state["evidence"]:
         where = f" — {e['url']}" if e["url"] else f" ({e['doc_id']})"
@@ -26,6 +27,7 @@ def sources_section(state: ResearchState) -> str:
 
 
 async def report(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The report node: a long-form Markdown report with citations, and its sources section."""
     ctx = runtime.context
     shown = select_evidence(state["evidence"], ctx.max_evidence)
     answer = state.get("answer", "")

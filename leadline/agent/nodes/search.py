@@ -28,6 +28,7 @@ def _as_dict(r: SearchResult, query: str) -> dict[str, Any]:
 
 
 async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The search node: run the next pending query not yet run; results already read are dropped."""
     ctx = runtime.context
     pending = list(state.get("pending_queries") or [])
     done = {q.lower() for q in state["queries_done"]}

@@ -16,6 +16,9 @@ from leadline.llm.base import GenerationParams
 
 
 async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The think node: reason over the shown sources for bridge facts, an intermediate answer and a
+    follow-up query.
+    """
     ctx = runtime.context
     update: dict[str, Any] = {
         "step": state["step"] + 1,
@@ -30,7 +33,7 @@ async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str,
         max_chars=ctx.evidence_chars,
         budget_line=budget_line(state, ctx),
     )
-    max_tokens = int(allocation(state).get("think_tokens", 128))
+    max_tokens = allocation(state, ctx).think_tokens
     try:
         completion = await ctx.llm.chat(
             call_id(state, "think"),

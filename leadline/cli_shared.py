@@ -1,0 +1,109 @@
+"""What every ``leadline`` command shares: the one error edge and the options several commands take.
+
+Library errors become one line on stderr and exit code 1 here, and only here (``-v`` shows the
+traceback); an interrupt exits 130. The options that more than one command takes (``--model``,
+``--base-url``, ``--corpus``, ``--db``, ``--search``) are declared once below, so their names, help and
+environment variables cannot drift between commands. (``--db`` also reads ``LEADLINE_DB_URL``; the
+others fall back to their ``LEADLINE_*`` variables through :meth:`Settings.from_env`.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from leadline.errors import LeadlineError
+
+__all__ = [
+    "BaseUrlOption",
+    "CorpusOption",
+    "DbOption",
+    "ModelOption",
+    "SearchOption",
+    "cli_errors",
+    "guard",
+    "set_verbose",
+]
+
+T = TypeVar("T")
+
+_err = Console(stderr=True)
+
+
+class _EdgeState:
+    """Whether ``-v`` was given (set once per invocation by the main callback)."""
+
+    verbose = False
+
+
+def set_verbose(verbose: bool) -> None:
+    """Show tracebacks (``-v``) or one line per error (the default) at the edge."""
+    _EdgeState.verbose = verbose
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """The CLI's error edge: a :class:`LeadlineError` becomes one line on stderr and exit code 1.
+
+    A run that kept its record says how to continue it; Ctrl-C exits 130 without a traceback.
+    """
+    try:
+        yield
+    except LeadlineError as exc:
+        if _EdgeState.verbose:
+            _err.print_exception()
+        _err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        run_id = exc.run_data.get("run_id")
+        if run_id:
+            _err.print(
+                f"run {run_id} kept its record; continue it with: leadline resume {run_id}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        _err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def guard(fn: Callable[[], T]) -> T:
+    """Run ``fn`` inside :func:`cli_errors` and return its result."""
+    with cli_errors():
+        return fn()
+
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", help="Packaged model name, .gguf path, or server model."),
+]
+BaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible server (vLLM, llama.cpp), e.g. http://127.0.0.1:8000/v1",
+    ),
+]
+CorpusOption = Annotated[
+    str | None,
+    typer.Option("--corpus", help="Local corpus: an index name or a path."),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="LEADLINE_DB_URL",
+        help="Database URL: sqlite:///... or postgresql+psycopg://... (default: SQLite in the data dir).",
+    ),
+]
+SearchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--search",
+        help="local, searxng, tavily, brave, exa, duckduckgo, or a comma list (fallback chain).",
+    ),
+]

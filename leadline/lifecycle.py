@@ -1,0 +1,146 @@
+"""A research run's lifecycle: start or continue the graph, record how it ended, rebuild a finished run.
+
+:class:`~leadline.api.Researcher` resolves the dependencies and the budget; this module runs one run
+with them. A run ends in exactly one recorded status: ``done`` with its answer, ``interrupted``
+(Ctrl-C, cancellation), or ``failed``. A :class:`~leadline.errors.LeadlineError` that ends a run carries
+what it gathered (``run_data``: run id, spend, evidence, partial answer); a run that failed before its
+first recorded step is deleted, so bad input or a dead server leaves no half-written run behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from leadline.agent.context import ProgressCallback, RunContext
+from leadline.agent.graph import compile_graph
+from leadline.agent.state import initial_state
+from leadline.budgets.controller import Controller
+from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step
+from leadline.budgets.ledger import Budget, Ledger
+from leadline.budgets.timings import EngineTimings
+from leadline.errors import LeadlineError
+from leadline.llm.base import LLMClient
+from leadline.result import Citation, ResearchResult
+from leadline.storage.base import RunRecord, RunStore
+from leadline.tools.base import Reader, SearchBackend
+
+__all__ = ["Mode", "RunSetup", "fail_run", "finished_result", "run_graph"]
+
+Mode = Literal["answer", "report"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSetup:
+    """Everything one run needs, resolved by the caller before the run starts."""
+
+    run_id: str
+    question: str
+    mode: Mode
+    budget: Budget
+    llm: LLMClient
+    search: SearchBackend
+    reader: Reader | None
+    store: RunStore
+    controller: Controller
+    checkpointer: AbstractAsyncContextManager[Any]
+    """The LangGraph checkpointer to open for this run (``wiring.open_checkpointer(...)``)."""
+    progress: ProgressCallback | None = None
+    search_k: int = 5
+
+
+async def run_graph(setup: RunSetup, *, resume: bool, timings: EngineTimings | None = None) -> ResearchResult:
+    """Run (or, with ``resume``, continue) one research run to its end and record how it ended.
+
+    A resumed run replays its recorded steps from the store instead of spending them again, and a run
+    that had already finished is handed back from its last checkpoint. ``timings`` takes the finished
+    run's ledger (λ's measurement).
+    """
+    run_id, store, budget = setup.run_id, setup.store, setup.budget
+    ledger = Ledger(budget)
+    if resume:
+        ledger.restore([entry_for_step(s) for s in store.list_steps(run_id)])
+    ctx = RunContext(
+        run_id=run_id,
+        llm=BudgetedLLM(setup.llm, ledger, store, run_id),
+        search=BudgetedSearch(setup.search, setup.reader, ledger, store, run_id),
+        controller=setup.controller,
+        ledger=ledger,
+        budget=budget,
+        store=store,
+        progress=setup.progress,
+        search_k=setup.search_k,
+    )
+    config: dict[str, Any] = {"configurable": {"thread_id": run_id}, "recursion_limit": budget.steps + 10}
+    state: dict[str, Any] | None = None
+    async with setup.checkpointer as saver:
+        graph = compile_graph(saver)
+        try:
+            start: dict[str, Any] | None = dict(initial_state(setup.question, setup.mode))
+            if resume:
+                snapshot = await graph.aget_state(config)
+                if snapshot.values:
+                    start = None  # continue from the last checkpoint
+                    if not snapshot.next and not snapshot.tasks:  # it had finished
+                        state = dict(snapshot.values)
+            if state is None:
+                state = await graph.ainvoke(start, config, context=ctx, durability="sync")
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            store.finish_run(run_id, status="interrupted", spend=ledger.spend.to_dict(), error="interrupted")
+            raise
+        except LeadlineError as exc:
+            snapshot = await graph.aget_state(config)
+            values = snapshot.values or {}
+            exc.run_data.setdefault("evidence", list(values.get("evidence") or []))
+            exc.run_data.setdefault("partial_answer", (values.get("candidate") or {}).get("answer"))
+            fail_run(store, run_id, ledger, exc)
+            raise
+        except Exception as exc:  # an unexpected bug: record it, keep the run resumable, re-raise
+            store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=repr(exc))
+            raise
+    assert state is not None
+    if timings is not None:
+        timings.add(ledger.entries)
+    result = ResearchResult.from_state(run_id, state, ledger.spend)
+    store.finish_run(
+        run_id,
+        status="done",
+        answer=result.answer,
+        citations=[c for c in state.get("citations") or []],
+        report=result.report,
+        spend=result.spend.to_dict(),
+    )
+    setup.controller.finish(tokens_unspent=ledger.tokens_left, searches_unspent=ledger.searches_left)
+    return result
+
+
+def fail_run(store: RunStore, run_id: str, ledger: Ledger, exc: LeadlineError) -> None:
+    """Record a failed run and put its id and spend in ``exc.run_data``; a run with no step is deleted."""
+    steps = store.list_steps(run_id)
+    exc.run_data.setdefault("run_id", run_id)
+    exc.run_data.setdefault("spend", ledger.spend.to_dict())
+    if not steps:  # nothing happened: leave no half-written run behind
+        store.delete_run(run_id)
+        exc.run_data["run_id"] = None
+        return
+    store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=exc.message)
+
+
+def finished_result(store: RunStore, record: RunRecord) -> ResearchResult:
+    """A finished run's result, rebuilt from its record and recorded steps (nothing runs again)."""
+    budget = Budget.from_dict(record.budget)
+    ledger = Ledger(budget)
+    ledger.restore([entry_for_step(s) for s in store.list_steps(record.run_id)])
+    spend = ledger.spend
+    spend.seconds = float(record.spend.get("seconds", spend.seconds))
+    return ResearchResult(
+        run_id=record.run_id,
+        question=record.question,
+        answer=record.answer or "",
+        citations=[Citation(**c) for c in record.citations],
+        spend=spend,
+        report=record.report,
+        status="done",
+    )
