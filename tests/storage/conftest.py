@@ -3,11 +3,16 @@
 PostgreSQL tests use the server on 127.0.0.1:5432 (user postgres, database ``test``); each test gets a
 fresh schema (selected through ``search_path`` in the URL) that is dropped afterwards, so tests and
 concurrent test runs never see each other's tables. When the server is not reachable those tests
-are skipped with a reason that says so.
+are skipped with a reason that says so, except under CI (the ``CI`` environment variable set): the CI
+machines start PostgreSQL, so there a missing server fails every test that needs it.
+
+Every test that needs the server carries the ``postgres`` marker (``-m postgres`` runs them all,
+``-m 'not postgres'`` none); a test that uses a PostgreSQL fixture without it gets it at collection.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -17,7 +22,10 @@ import pytest
 
 from leadline.storage.store import SqlRunStore
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_HOST = "127.0.0.1"
+PG_PORT = int(os.environ.get("LEADLINE_TEST_PG_PORT", "5432"))
+"""The test server's port (5432; a test of the CI rule points it at a closed port)."""
+PG_FIXTURES = frozenset({"pg_url", "pg_server", "postgres_available"})
 PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test"
 
 
@@ -40,10 +48,20 @@ def _postgres_unreachable_reason() -> str | None:
 PG_CONNINFO = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that needs PostgreSQL is marked ``postgres`` even if its author forgot the marker."""
+    for item in items:
+        needs_pg = PG_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if needs_pg and item.get_closest_marker("postgres") is None:
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def postgres_available() -> None:
     reason = _postgres_unreachable_reason()
     if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI is set, and CI machines run PostgreSQL, so this is a failure")
         pytest.skip(reason)
 
 
