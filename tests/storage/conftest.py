@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from leadline.storage.store import SqlRunStore
 PG_HOST = "127.0.0.1"
 PG_PORT = int(os.environ.get("LEADLINE_TEST_PG_PORT", "5432"))
 """The test server's port (5432; a test of the CI rule points it at a closed port)."""
-PG_FIXTURES = frozenset({"pg_url", "pg_server", "postgres_available"})
+PG_FIXTURES = frozenset({"pg_url", "pg_urls", "pg_server", "postgres_available"})
 PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test"
 
 
@@ -85,6 +85,28 @@ def pg_url(postgres_available: None) -> Iterator[str]:
     finally:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_urls(postgres_available: None) -> Iterator[Callable[[], str]]:
+    """A factory of PostgreSQL URLs, each on its own fresh, empty schema; all dropped afterwards."""
+    import psycopg
+
+    schemas: list[str] = []
+
+    def new_url() -> str:
+        schema = f"leadline_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        schemas.append(schema)
+        return f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+
+    try:
+        yield new_url
+    finally:
+        with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture
