@@ -157,23 +157,6 @@ class BudgetedLLM:
         return completion
 
 
-def _result_to_dict(r: SearchResult) -> dict[str, Any]:
-    return {
-        "doc_id": r.doc_id,
-        "title": r.title,
-        "snippet": r.snippet,
-        "url": r.url,
-        "score": r.score,
-        "rank": r.rank,
-        "backend": r.backend,
-        "text": r.text,
-    }
-
-
-def _result_from_dict(d: dict[str, Any]) -> SearchResult:
-    return SearchResult(**d)
-
-
 class BudgetedSearch:
     """A search backend (and reader) whose calls are charged to a ledger and recorded once."""
 
@@ -190,7 +173,7 @@ class BudgetedSearch:
         request = {"query": query, "k": k, "backend": self.backend.name}
         recorded = self.store.get_step(self.run_id, call_id)
         if recorded is not None:
-            return [_result_from_dict(r) for r in recorded.response["results"]]
+            return [SearchResult.from_dict(r) for r in recorded.response["results"]]
         self.ledger.check_search()
         started = time.monotonic()
         results = await self.backend.search(query, k=k)
@@ -200,13 +183,13 @@ class BudgetedSearch:
             kind="search",
             node=node,
             request=request,
-            response={"results": [_result_to_dict(r) for r in results]},
+            response={"results": [r.to_dict() for r in results]},
             searches=1,
             seconds=time.monotonic() - started,
         )
         stored = _commit(self.store, self.ledger, step)
         if stored.response != step.response:
-            return [_result_from_dict(r) for r in stored.response["results"]]
+            return [SearchResult.from_dict(r) for r in stored.response["results"]]
         return results
 
     async def read(self, call_id: str, node: str, result: SearchResult) -> Document:

@@ -334,3 +334,28 @@ def test_an_overrun_in_the_loop_stops_the_run_forced_and_the_result_says_so() ->
     assert result.spend.searches == 0  # nor any search: the run stopped at once
     assert result.answer
     assert result.to_dict()["overrun"] == result.overrun
+
+
+# -- one type per record ----------------------------------------------------------------------------
+
+
+def test_a_search_result_round_trips_through_its_json_form() -> None:
+    result = SearchResult(
+        doc_id="u", title="t", snippet="s", url="http://x/", score=1.5, rank=2, backend="b", raw={"k": 1}
+    )
+    data = result.to_dict()
+    assert "raw" not in data and json.loads(json.dumps(data)) == data
+    assert SearchResult.from_dict({**data, "query": "q"}) == result
+
+
+def test_spend_is_one_type_for_the_ledger_the_store_and_the_result() -> None:
+    from leadline.storage.records import LedgerTotals, Spend
+    from leadline.storage.store import SqlRunStore
+
+    assert LedgerTotals is Spend
+    ledger = Ledger(Budget())
+    assert type(ledger.spend) is Spend
+    with SqlRunStore.from_url("sqlite://") as store:
+        run_id = store.create_run(question="q", mode="answer", model="m", budget={}, settings={})
+        assert type(store.ledger_totals(run_id)) is Spend
+    assert Spend(completion_tokens=7).to_dict()["tokens"] == 7
