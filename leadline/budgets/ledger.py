@@ -125,6 +125,7 @@ class Ledger:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _totals: Spend = field(default_factory=Spend)
     _over_grants: int = 0
+    _over_seconds: float = 0.0
 
     # -- recording ---------------------------------------------------------------------------------
     def record(self, entry: LedgerEntry) -> None:
@@ -140,6 +141,8 @@ class Ledger:
             t.seconds += entry.seconds
             t.money += entry.money
             self._over_grants += entry.tokens_over_grant
+            if self.budget.seconds is not None:  # a call that was still running at the deadline
+                self._over_seconds = max(self._over_seconds, self.elapsed - self.budget.seconds)
 
     def restore(self, entries: list[LedgerEntry]) -> None:
         """Rebuild totals from recorded entries (a resumed run)."""
@@ -175,6 +178,8 @@ class Ledger:
                 over["fetches"] = t.fetches - self.budget.fetches
             if self.budget.money is not None and t.money > self.budget.money:
                 over["money"] = t.money - self.budget.money
+            if self._over_seconds > 0:
+                over["seconds"] = round(self._over_seconds, 3)
             return over
 
     @property

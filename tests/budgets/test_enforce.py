@@ -359,3 +359,30 @@ def test_spend_is_one_type_for_the_ledger_the_store_and_the_result() -> None:
         run_id = store.create_run(question="q", mode="answer", model="m", budget={}, settings={})
         assert type(store.ledger_totals(run_id)) is Spend
     assert Spend(completion_tokens=7).to_dict()["tokens"] == 7
+
+
+def test_a_call_that_ends_past_the_time_limit_is_a_seconds_overrun() -> None:
+    ledger = Ledger(Budget(seconds=10.0))
+    ledger.record(LedgerEntry(kind="search", node="s", searches=1))
+    assert ledger.overrun == {}
+    ledger.started_at -= 12.5  # the next call came back 2.5 s after the deadline
+    ledger.record(LedgerEntry(kind="llm", node="think", completion_tokens=5))
+    assert ledger.overrun["seconds"] == pytest.approx(2.5, abs=0.1)
+    assert ledger.exhausted() == "seconds"
+    with pytest.raises(BudgetExceededError, match="seconds budget overrun"):
+        ledger.check_search()
+
+
+def test_a_slow_call_past_the_time_limit_stops_the_run_forced_by_seconds() -> None:
+    class Slow(ScriptedLLM):
+        async def chat(self, messages, params):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(2.5)
+            return await super().chat(messages, params)
+
+    docs = [Document(doc_id="d1", title="Alpha", text="alpha beta gamma")]
+    llm = Slow(default=json.dumps({"queries": ["alpha"]}))
+    r = Researcher(Settings(), llm=llm, search=FakeSearch(docs), store=MemoryRunStore())
+    result = r.research("alpha beta?", budget=Budget(tokens=1000, searches=4, seconds=2.0))
+    assert result.forced == "seconds"
+    assert result.overrun["seconds"] > 0
+    assert len(llm.calls) == 1 and result.spend.searches == 0  # nothing after the call that ran over
