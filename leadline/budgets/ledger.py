@@ -23,6 +23,8 @@ from leadline.errors import BudgetExceededError, InvalidBudgetError
 from leadline.storage.records import Spend
 
 SpendKind = Literal["llm", "search", "fetch"]
+MIN_STEPS = 5
+"""The shortest run in graph steps: assess, plan, decide, answer and (in report mode) report."""
 
 
 def _check_limit(name: str, value: float | None, *, allow_zero: bool = False) -> None:
@@ -62,6 +64,11 @@ class Budget:
         _check_limit("seconds", self.seconds)
         _check_limit("money", self.money)
         _check_limit("steps", self.steps)
+        if self.steps < MIN_STEPS:
+            raise InvalidBudgetError(
+                f"budget steps must be at least {MIN_STEPS} (assess, plan, decide, answer, report), "
+                f"got {self.steps!r}"
+            )
         _check_limit("search_cost_tokens", self.search_cost_tokens, allow_zero=True)
 
     def to_dict(self) -> dict[str, Any]:

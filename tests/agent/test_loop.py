@@ -113,6 +113,14 @@ def test_step_cap_ends_the_run_with_an_answer(docs: list[Document]) -> None:
     )
     assert result.forced == "steps"
     assert result.answer
+    assert len(result.trace) <= 6  # one trace event per graph step: the cap held, the answer included
+    # with room for one search and its read, the run makes it and still ends within the cap
+    result = make(docs, ScriptedLLM(sensible)).research(
+        QUESTION, budget=Budget(tokens=5000, searches=50, steps=8), mode="report"
+    )
+    assert result.forced == "steps" and result.report
+    assert result.spend.searches == 1
+    assert len(result.trace) == 8
 
 
 def test_parallel_shape_votes_over_samples(docs: list[Document]) -> None:
@@ -171,7 +179,15 @@ def test_blank_question_is_refused_before_anything_is_written(docs: list[Documen
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"tokens": 0}, {"tokens": -5}, {"searches": 0}, {"tokens": float("nan")}, {"seconds": -1.0}]
+    "kwargs",
+    [
+        {"tokens": 0},
+        {"tokens": -5},
+        {"searches": 0},
+        {"tokens": float("nan")},
+        {"seconds": -1.0},
+        {"steps": 4},
+    ],
 )
 def test_bad_budgets_are_refused(kwargs: dict) -> None:
     with pytest.raises(InvalidBudgetError):

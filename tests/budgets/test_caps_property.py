@@ -94,7 +94,7 @@ budgets = st.builds(
     tokens=st.integers(1, 600),
     searches=st.integers(1, 6),
     fetches=st.one_of(st.none(), st.integers(0, 6)),
-    steps=st.integers(4, 30),
+    steps=st.integers(5, 30),
 )
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -135,6 +135,7 @@ def test_recorded_spend_never_exceeds_the_budget(
         assert call.params.n * call.params.max_tokens <= budget.tokens
     assert result.overrun == {}
     assert result.answer
+    assert len(result.trace) <= budget.steps  # graph steps: one trace event per node run
 
 
 @PROPERTY
