@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -31,17 +32,29 @@ class _OneLineUsageErrors(TyperGroup):
     """Usage errors (a non-numeric budget flag, an unknown option) as one line on stderr, exit code 2,
     like every other error of the CLI, instead of a usage banner and a boxed message."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        call = (args, prog_name, complete_var, False, windows_expand_args)
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*call, **extra)
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(*call, **extra)
         except NoArgsIsHelpError as exc:  # bare `leadline`: the help was printed already
             sys.exit(exc.exit_code)
         except ClickException as exc:
             message = " ".join(exc.format_message().split())
-            err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("aborted")
+            sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -144,6 +157,8 @@ def _print_result(result: Any, *, as_json: bool) -> None:
             out.print(f"  [{c.n}] [bold]{c.title}[/] ({c.source})\n      {passage}", highlight=False)
     s = result.spend
     forced = f", answer forced by the {result.forced} limit" if result.forced else ""
+    if result.overrun:  # a backend spent past its grant: say by how much
+        forced += " (overrun: " + ", ".join(f"{k} {v:g}" for k, v in result.overrun.items()) + ")"
     err.print(
         f"[dim]run {result.run_id}: {s.tokens} tokens generated ({s.prompt_tokens} read), "
         f"{s.searches} searches, {s.seconds:.1f} s{forced}[/]",

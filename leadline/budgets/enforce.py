@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
-from leadline.budgets.ledger import Ledger, LedgerEntry
+from leadline.budgets.ledger import Ledger, LedgerEntry, SpendKind
 from leadline.errors import FetchError
 from leadline.llm.base import Choice, Completion, GenerationParams, LLMClient, Message, Usage
 from leadline.storage.base import RunStore, StepRecord
@@ -64,7 +64,7 @@ def _completion_from_dict(d: dict[str, Any]) -> Completion:
 
 def entry_for_step(step: StepRecord) -> LedgerEntry:
     """The ledger entry a recorded step stands for (a resumed run rebuilds its ledger from these)."""
-    kind = "llm" if step.kind == "llm" else "fetch" if step.kind == "fetch" else "search"
+    kind: SpendKind = "llm" if step.kind == "llm" else "fetch" if step.kind == "fetch" else "search"
     granted: int | None = None
     if kind == "llm" and isinstance(step.request.get("max_tokens"), int):
         granted = int(step.request["max_tokens"]) * int(step.request.get("n") or 1)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from leadline.errors import BudgetExceededError, InvalidBudgetError
-from leadline.storage.records import Spend
+from leadline.storage.records import Spend as Spend  # the ledger's totals; re-exported here
 
 SpendKind = Literal["llm", "search", "fetch"]
 MIN_STEPS = 5
