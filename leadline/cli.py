@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from leadline.cli_runs import db_app, runs_app
 from leadline.cli_shared import (
@@ -29,7 +32,44 @@ from leadline.cli_shared import (
 from leadline.config import Settings
 from leadline.errors import LeadlineError
 
+try:  # typer vendors click from 0.23 on; before, it uses click itself
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[assignment]
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """Usage errors (a non-numeric budget flag, an unknown option) as one line on stderr, exit code 2,
+    like every other error of the CLI, instead of a usage banner and a boxed message."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        call = (args, prog_name, complete_var, False, windows_expand_args)
+        if not standalone_mode:
+            return super().main(*call, **extra)
+        try:
+            rv = super().main(*call, **extra)
+        except NoArgsIsHelpError as exc:  # bare `leadline`: the help was printed already
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            message = " ".join(exc.format_message().split())
+            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     name="leadline",
     help="Deep research with a two-axis budget: answers research questions with cited sources.",
     no_args_is_help=True,
@@ -107,6 +147,8 @@ def _print_result(result: Any, *, as_json: bool) -> None:
             out.print(f"  [{c.n}] [bold]{c.title}[/] ({c.source})\n      {passage}", highlight=False)
     s = result.spend
     forced = f", answer forced by the {result.forced} limit" if result.forced else ""
+    if result.overrun:  # a backend spent past its grant: say by how much
+        forced += " (overrun: " + ", ".join(f"{k} {v:g}" for k, v in result.overrun.items()) + ")"
     err.print(
         f"[dim]run {result.run_id}: {s.tokens} tokens generated ({s.prompt_tokens} read), "
         f"{s.searches} searches, {s.seconds:.1f} s{forced}[/]",
@@ -186,8 +228,16 @@ def _read_questions(path: Path) -> list[str]:
 
     if not path.is_file():
         raise ConfigError(f"question file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not a UTF-8 text file (byte {exc.start})") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if "\x00" in text:
+        raise ConfigError(f"{path} is a binary file, not questions")
     questions = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         if path.suffix == ".jsonl":
@@ -228,12 +278,15 @@ def batch(
     """Research many questions unattended under one total budget, one JSON line per result."""
     from leadline.api import Researcher
     from leadline.budgets.ledger import Budget
+    from leadline.storage.engine import normalize_url
 
     def run() -> tuple[int, int]:
         from leadline.errors import ConfigError
 
         if tuned is not None and not adaptive:
             raise ConfigError("--tuned needs the adaptive controller; drop --fixed")
+        if concurrency < 1:
+            raise ConfigError(f"--concurrency must be at least 1, got {concurrency}")
         model_file = _load_tuned(tuned) if tuned is not None else None
         questions = _read_questions(questions_file)
         finished = set()
@@ -244,6 +297,7 @@ def batch(
         todo = [q for q in questions if " ".join(q.split()) not in finished]
         settings = _settings(model=model, base_url=base_url, corpus=corpus, db_url=db)
         per_question = Budget(tokens=tokens_per_question, searches=searches_per_question)
+        normalize_url(settings.database_url)  # a bad --db is refused before anything is printed
         failures = 0
 
         def on_result(i: int, outcome: Any) -> None:

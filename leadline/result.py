@@ -37,6 +37,9 @@ class ResearchResult:
     status: str = "done"
     forced: str | None = None
     """The limit that forced the answer (tokens, searches, steps, seconds), or None."""
+    overrun: dict[str, float] = field(default_factory=dict)
+    """What was spent past a limit, by limit (``{"tokens": 37}``: a server ignored ``max_tokens``);
+    empty when every cap held. A run with an overrun stopped at once and is ``forced`` by that limit."""
     confidence: float | None = None
     allocation: dict[str, Any] = field(default_factory=dict)
     trace: list[dict[str, Any]] = field(default_factory=list)
@@ -58,6 +61,7 @@ class ResearchResult:
             spend=spend,
             report=state.get("report"),
             forced=state.get("forced"),
+            overrun=dict(state.get("overrun") or {}),
             confidence=state.get("confidence"),
             allocation=state.get("allocation") or {},
             trace=[dict(t) for t in state.get("trace") or []],

@@ -68,6 +68,8 @@ class ResearchState(TypedDict):
     next_action: NotRequired[str]
     forced: NotRequired[str | None]
     """Why the answer was forced (a limit), or None."""
+    overrun: NotRequired[dict[str, float]]
+    """What a backend spent past its grant or a cap, by limit (the ledger's overrun); empty when none."""
     answer: NotRequired[str]
     confidence: NotRequired[float | None]
     citations: NotRequired[list[dict[str, Any]]]

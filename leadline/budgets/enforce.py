@@ -3,9 +3,11 @@
 :class:`BudgetedLLM` and :class:`BudgetedSearch` are the only way the research loop spends. Each call
 has a stable ``call_id`` within its run (graph step, node, ordinal). Before spending, the wrapper asks
 the run store whether that call was already made (a resumed run) and replays the recorded result.
-Otherwise it checks the ledger (clamping ``max_tokens`` to what is left, refusing a search past the
-cap), makes the call, and records the step and its real spend, so no code path spends outside the
-ledger and nothing is spent twice.
+Otherwise it checks the ledger (clamping a call's samples and ``max_tokens`` so that together they fit
+what is left, refusing a search or fetch past its cap), makes the call, and records the step and its
+real spend, so no code path spends outside the ledger and nothing is spent twice. A backend that spends
+more than it was granted anyway (a server that ignores ``max_tokens``) is charged what it really spent;
+the ledger keeps the excess as an overrun and refuses every later call, so the run ends at once.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from typing import Any, cast
+from typing import Any
 
 from leadline.budgets.ledger import Ledger, LedgerEntry, SpendKind
 from leadline.errors import FetchError
@@ -62,9 +64,12 @@ def _completion_from_dict(d: dict[str, Any]) -> Completion:
 
 def entry_for_step(step: StepRecord) -> LedgerEntry:
     """The ledger entry a recorded step stands for (a resumed run rebuilds its ledger from these)."""
-    kind = "llm" if step.kind == "llm" else "fetch" if step.kind == "fetch" else "search"
+    kind: SpendKind = "llm" if step.kind == "llm" else "fetch" if step.kind == "fetch" else "search"
+    granted: int | None = None
+    if kind == "llm" and isinstance(step.request.get("max_tokens"), int):
+        granted = int(step.request["max_tokens"]) * int(step.request.get("n") or 1)
     return LedgerEntry(
-        kind=cast(SpendKind, kind),
+        kind=kind,
         node=step.node,
         prompt_tokens=step.prompt_tokens,
         completion_tokens=step.completion_tokens,
@@ -72,6 +77,7 @@ def entry_for_step(step: StepRecord) -> LedgerEntry:
         fetches=step.fetches,
         seconds=step.seconds,
         detail=step.key,
+        granted_tokens=granted,
     )
 
 
@@ -120,11 +126,12 @@ class BudgetedLLM:
         recorded = self.store.get_step(self.run_id, call_id)
         if recorded is not None:
             return _completion_from_dict(recorded.response)
-        max_tokens = self.ledger.clamp_tokens(params.max_tokens, reserve=reserve)
+        grant = self.ledger.grant(params.max_tokens, n=max(1, params.n), reserve=reserve)
+        max_tokens = grant.max_tokens
         thinking = params.thinking_token_budget
         if thinking is not None:
             thinking = min(thinking, max_tokens)
-        params = replace(params, max_tokens=max_tokens, thinking_token_budget=thinking)
+        params = replace(params, max_tokens=max_tokens, n=grant.n, thinking_token_budget=thinking)
         started = time.monotonic()
         completion = await self.llm.chat(messages, params)
         seconds = time.monotonic() - started
@@ -152,23 +159,6 @@ class BudgetedLLM:
         return completion
 
 
-def _result_to_dict(r: SearchResult) -> dict[str, Any]:
-    return {
-        "doc_id": r.doc_id,
-        "title": r.title,
-        "snippet": r.snippet,
-        "url": r.url,
-        "score": r.score,
-        "rank": r.rank,
-        "backend": r.backend,
-        "text": r.text,
-    }
-
-
-def _result_from_dict(d: dict[str, Any]) -> SearchResult:
-    return SearchResult(**d)
-
-
 class BudgetedSearch:
     """A search backend (and reader) whose calls are charged to a ledger and recorded once."""
 
@@ -188,7 +178,7 @@ class BudgetedSearch:
         request = {"query": query, "k": k, "backend": self.backend.name}
         recorded = self.store.get_step(self.run_id, call_id)
         if recorded is not None:
-            return [_result_from_dict(r) for r in recorded.response["results"]]
+            return [SearchResult.from_dict(r) for r in recorded.response["results"]]
         self.ledger.check_search()
         started = time.monotonic()
         results = await self.backend.search(query, k=k)
@@ -198,13 +188,13 @@ class BudgetedSearch:
             kind="search",
             node=node,
             request=request,
-            response={"results": [_result_to_dict(r) for r in results]},
+            response={"results": [r.to_dict() for r in results]},
             searches=1,
             seconds=time.monotonic() - started,
         )
         stored = _commit(self.store, self.ledger, step)
         if stored.response != step.response:
-            return [_result_from_dict(r) for r in stored.response["results"]]
+            return [SearchResult.from_dict(r) for r in stored.response["results"]]
         return results
 
     async def read(self, call_id: str, node: str, result: SearchResult) -> Document:

@@ -36,9 +36,12 @@ class LedgerRecord:
     money: float = 0.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class LedgerTotals:
-    """A run's spend summed over its ledger rows."""
+@dataclass(kw_only=True)
+class Spend:
+    """What a run spent: the ledger's running totals, the store's sums and a result's ``spend``.
+
+    One type for all three (the budgets layer imports it from here; storage never imports budgets).
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -48,18 +51,20 @@ class LedgerTotals:
     seconds: float = 0.0
     money: float = 0.0
 
+    @property
+    def tokens(self) -> int:
+        """Generated tokens, the token axis of the budget."""
+        return self.completion_tokens
+
     def to_dict(self) -> dict[str, Any]:
-        """The totals as JSON-ready data, with ``tokens`` (generated tokens) added."""
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "tokens": self.completion_tokens,
-            "searches": self.searches,
-            "fetches": self.fetches,
-            "llm_calls": self.llm_calls,
-            "seconds": self.seconds,
-            "money": self.money,
-        }
+        """The seven fields and ``tokens`` (the generated tokens again, under the budget's name)."""
+        data = asdict(self)
+        data["tokens"] = self.tokens
+        return data
+
+
+LedgerTotals = Spend
+"""The store's name for :class:`Spend` (``SqlRunStore.ledger_totals``): the same type."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -229,4 +234,5 @@ __all__ = [
     "LedgerTotals",
     "OutcomeRecord",
     "SearchCallRecord",
+    "Spend",
 ]

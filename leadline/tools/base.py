@@ -8,6 +8,7 @@ cache (:class:`PageStore`, :class:`StoredPage`) is storage's: re-exported here f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,6 +30,19 @@ class SearchResult:
     """The full passage, when the backend already has it (local corpora)."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The backend's own row, kept for provenance (never an API key)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form kept in recorded steps and the loop's state (``raw`` stays out)."""
+        return {name: getattr(self, name) for name in _RESULT_FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchResult:
+        """The result back from :meth:`to_dict`; other keys (the query a result answered) are ignored."""
+        return cls(**{k: data[k] for k in _RESULT_FIELDS if k in data})
+
+
+_RESULT_FIELDS = ("doc_id", "title", "snippet", "url", "score", "rank", "backend", "text")
+"""The fields of a :class:`SearchResult` that its JSON form keeps (all but ``raw``)."""
 
 
 @dataclass(frozen=True, kw_only=True)

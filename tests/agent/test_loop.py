@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from leadline import Budget, InvalidBudgetError, InvalidQuestionError, Researcher, Settings
+from leadline.budgets.controller import Decision, FixedController, RunObservation
+from leadline.llm.base import Usage
 from leadline.testing import FakeSearch, MemoryRunStore, ScriptedLLM
 from leadline.tools.base import Document
 
@@ -58,11 +61,49 @@ def test_token_cap_is_never_exceeded_and_answer_is_forced(docs: list[Document]) 
     assert result.spend.tokens <= 120
     assert result.answer
     assert result.spend.searches >= 1
+    # every call was cut to what was left; the answer's reserve held, so this answer was not forced
+    assert [c.params.max_tokens for c in llm.calls] == [48]
+    assert result.forced is None
+
+    # A model that spends past what it was granted (a server that ignores max_tokens) uses the tokens
+    # up: the run stops at the next decision and the answer is forced from what it concluded.
+    class IgnoresMaxTokens(ScriptedLLM):
+        def _completion(self, messages, params):  # type: ignore[no-untyped-def]
+            done = super()._completion(messages, params)
+            if '"next_query"' not in messages[-1].content:  # only the think call overspends
+                return done
+            return replace(done, usage=Usage(done.usage.prompt_tokens, params.max_tokens + 200))
+
+    def concluding(messages, params):  # type: ignore[no-untyped-def]
+        if '"next_query"' in messages[-1].content:
+            return json.dumps({"known": "Dawkins", "answer_so_far": "Balliol College", "next_query": "x"})
+        return sensible(messages, params)
+
+    llm = IgnoresMaxTokens(concluding)
+    r = Researcher(Settings(), llm=llm, search=FakeSearch(docs), store=MemoryRunStore(), controller=Thinker())
+    result = r.research(QUESTION, budget=Budget(tokens=600, searches=3))
+    assert result.forced == "tokens"
+    assert result.overrun == {"tokens": 200}
+    assert ['"next_query"' in c.prompt for c in llm.calls] == [False, True]  # plan, think; nothing after
+    assert result.answer == "Balliol College"  # the forced answer is the run's own conclusion
+    assert [c.doc_id for c in result.citations] == ["d2"]
+
+
+class Thinker(FixedController):
+    """Search once, then think."""
+
+    def decide(self, observation: RunObservation) -> Decision:
+        if observation.searches_done == 0:
+            return Decision("search", "first")
+        return Decision("think", "think")
 
 
 def test_search_cap_refuses_past_the_limit(docs: list[Document]) -> None:
-    result = make(docs, ScriptedLLM(sensible)).research(QUESTION, budget=Budget(tokens=600, searches=1))
+    search = FakeSearch(docs)
+    r = Researcher(Settings(), llm=ScriptedLLM(sensible), search=search, store=MemoryRunStore())
+    result = r.research(QUESTION, budget=Budget(tokens=600, searches=1))
     assert result.spend.searches == 1
+    assert search.queries == [QUESTION]  # the backend itself saw one search, not only the ledger
     assert result.answer
 
 
@@ -72,6 +113,14 @@ def test_step_cap_ends_the_run_with_an_answer(docs: list[Document]) -> None:
     )
     assert result.forced == "steps"
     assert result.answer
+    assert len(result.trace) <= 6  # one trace event per graph step: the cap held, the answer included
+    # with room for one search and its read, the run makes it and still ends within the cap
+    result = make(docs, ScriptedLLM(sensible)).research(
+        QUESTION, budget=Budget(tokens=5000, searches=50, steps=8), mode="report"
+    )
+    assert result.forced == "steps" and result.report
+    assert result.spend.searches == 1
+    assert len(result.trace) == 8
 
 
 def test_parallel_shape_votes_over_samples(docs: list[Document]) -> None:
@@ -130,7 +179,15 @@ def test_blank_question_is_refused_before_anything_is_written(docs: list[Documen
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"tokens": 0}, {"tokens": -5}, {"searches": 0}, {"tokens": float("nan")}, {"seconds": -1.0}]
+    "kwargs",
+    [
+        {"tokens": 0},
+        {"tokens": -5},
+        {"searches": 0},
+        {"tokens": float("nan")},
+        {"seconds": -1.0},
+        {"steps": 4},
+    ],
 )
 def test_bad_budgets_are_refused(kwargs: dict) -> None:
     with pytest.raises(InvalidBudgetError):
@@ -220,7 +277,7 @@ def test_source_text_cannot_impersonate_the_prompt(docs: list[Document]) -> None
 def test_a_controller_that_always_thinks_cannot_think_twice_over_the_same_sources(
     docs: list[Document],
 ) -> None:
-    from leadline.budgets.controller import Decision, FixedController, RunObservation
+    from leadline.budgets.controller import Decision, FixedController
 
     class Ponder(FixedController):
         def decide(self, observation: RunObservation) -> Decision:

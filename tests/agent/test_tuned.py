@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from leadline import Budget, Researcher, Settings
-from leadline.budgets.adaptive import AdaptiveController
+from leadline import Budget, Researcher, ResearchResult, Settings
+from leadline.budgets.adaptive import AdaptiveBatch, AdaptiveController
+from leadline.budgets.controller import FixedController
+from leadline.budgets.cost import CostModel
 from leadline.budgets.tuned import TunedModel
 from leadline.errors import ConfigError
 from leadline.evals.outcomes import OutcomeTable, row_from_json
@@ -95,9 +98,13 @@ def test_a_run_uses_the_tuned_controller(fitted: TunedModel, docs: list[Document
         store=MemoryRunStore(),
         controller=model.controller,
     )
-    result = r.research(QUESTION, budget=Budget(tokens=600, searches=3))
+    budget = Budget(tokens=600, searches=3)
+    result = r.research(QUESTION, budget=budget)
     assert result.answer == "Balliol College"
-    assert result.allocation  # the adaptive controller planned the run
+    # the run's allocation is the tuned controller's, and not what the default (fixed) one would give
+    assert result.allocation == asdict(model.controller().assess(QUESTION, budget))
+    assert result.allocation != asdict(FixedController().assess(QUESTION, budget))
+    assert result.allocation["reason"] != FixedController().assess(QUESTION, budget).reason
 
 
 def test_bad_files_are_clear_errors(fitted: TunedModel, tmp_path: Path) -> None:
@@ -117,7 +124,20 @@ def test_bad_files_are_clear_errors(fitted: TunedModel, tmp_path: Path) -> None:
 
 def test_a_batch_plans_with_the_tuned_curves(fitted: TunedModel, docs: list[Document]) -> None:
     r = Researcher(Settings(), llm=ScriptedLLM(sensible), search=FakeSearch(docs), store=MemoryRunStore())
-    results = r.batch(
-        [QUESTION, QUESTION + " (again)"], per_question=Budget(tokens=600, searches=3), tuned=fitted
-    )
+    texts = [QUESTION, QUESTION + " (again)"]
+    per_question = Budget(tokens=600, searches=3)
+    results = r.batch(texts, per_question=per_question, tuned=fitted)
     assert [getattr(x, "answer", None) for x in results] == ["Balliol College", "Balliol College"]
+
+    # The first run's allocation is what the tuned curves plan, and not what the priors would.
+    cost = CostModel.for_budget(per_question)
+    total = cost.budget_cost(per_question) * len(texts)
+
+    def first_allocation(batch: AdaptiveBatch) -> dict[str, object]:
+        budget = batch.budget_for(texts[0], steps=per_question.steps)
+        return asdict(batch.controller().assess(texts[0], budget))
+
+    first = results[0]
+    assert isinstance(first, ResearchResult)
+    assert first.allocation == first_allocation(fitted.batch(texts, total, cost))
+    assert first.allocation != first_allocation(AdaptiveBatch(texts, total_budget=total, cost=cost))

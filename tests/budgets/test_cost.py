@@ -1,5 +1,6 @@
 import asyncio
 import math
+import time
 
 import pytest
 
@@ -7,7 +8,7 @@ from leadline.budgets.cost import CostModel, measure_engine_search_cost, measure
 from leadline.budgets.ledger import Budget
 from leadline.errors import InvalidBudgetError
 from leadline.llm.base import Completion, Usage
-from leadline.tools.base import SearchResult
+from leadline.tools.base import Document, SearchResult
 
 
 def test_cost_prices_searches_in_tokens() -> None:
@@ -34,12 +35,33 @@ def test_measure_search_cost_is_rate_times_wall_time() -> None:
         measure_search_cost(tokens_per_second=-1.0, search_seconds=1.0)
 
 
+class _Clock:
+    """A perf_counter the fakes advance by exactly the seconds they "take" (no real timing noise)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class _SlowSearch:
     name = "slow"
 
+    def __init__(self, clock: _Clock, seconds: float = 0.05, read_seconds: float = 0.02) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self.read_seconds = read_seconds
+        self.reads = 0
+
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
-        await asyncio.sleep(0.05)
-        return [SearchResult(doc_id="d1", title="t", snippet="s")]
+        self.clock.now += self.seconds
+        return [SearchResult(doc_id=f"d{i}", title="t", snippet="s") for i in range(3)]
+
+    async def read(self, result: SearchResult) -> Document:
+        self.clock.now += self.read_seconds
+        self.reads += 1
+        return Document(doc_id=result.doc_id, title="t", text="x")
 
     async def aclose(self) -> None:
         return None
@@ -48,9 +70,14 @@ class _SlowSearch:
 class _FastLLM:
     model_name = "fake"
 
+    def __init__(self, clock: _Clock, seconds: float = 0.01, tokens: int = 20) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self.tokens = tokens
+
     async def chat(self, messages, params):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.01)
-        return Completion(choices=(), usage=Usage(prompt_tokens=5, completion_tokens=20))
+        self.clock.now += self.seconds
+        return Completion(choices=(), usage=Usage(prompt_tokens=5, completion_tokens=self.tokens))
 
     async def complete(self, prompt, params):  # type: ignore[no-untyped-def]
         return await self.chat([], params)
@@ -62,7 +89,14 @@ class _FastLLM:
         return None
 
 
-def test_measure_engine_search_cost_times_both_sides() -> None:
-    lam = asyncio.run(measure_engine_search_cost(_FastLLM(), _SlowSearch()))
-    # ~20 tokens in ~0.01 s is ~2000 tok/s; a 0.05 s search is then worth ~100 tokens (timing is loose).
-    assert 20 < lam < 1000
+def test_measure_engine_search_cost_times_both_sides(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    lam = asyncio.run(measure_engine_search_cost(_FastLLM(clock), _SlowSearch(clock)))
+    # 20 tokens in 0.01 s is 2000 tok/s; a 0.05 s search is then worth 100 tokens
+    assert lam == pytest.approx(100.0, rel=1e-6)
+    # twice the decode speed doubles λ; the reads (two of them) add their time
+    search = _SlowSearch(clock)
+    lam = asyncio.run(measure_engine_search_cost(_FastLLM(clock, seconds=0.005), search, reader=search))
+    assert search.reads == 2
+    assert lam == pytest.approx(4000.0 * (0.05 + 2 * 0.02), rel=1e-6)

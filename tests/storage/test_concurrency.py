@@ -138,5 +138,6 @@ def test_eight_processes_on_one_sqlite_file(tmp_path: Path) -> None:
     _run_workers(f"sqlite:///{tmp_path / 'runs.db'}", tmp_path)
 
 
+@pytest.mark.postgres
 def test_eight_processes_on_one_postgres_database(pg_url: str, tmp_path: Path) -> None:
     _run_workers(pg_url, tmp_path)

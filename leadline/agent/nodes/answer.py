@@ -66,7 +66,7 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     )
     samples = alloc.samples if alloc.shape == "parallel" else 1
     params = GenerationParams(
-        max_tokens=ANSWER_TOKENS * samples,
+        max_tokens=ANSWER_TOKENS,  # per sample: every engine applies max_tokens to each of the n
         json_schema=ANSWER_SCHEMA,
         n=samples,
         temperature=0.7 if samples > 1 else 0.0,
@@ -96,6 +96,9 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     except BudgetExceededError:
         forced = forced or "tokens"
         text, cited = "", []
+    overrun = ctx.ledger.overrun
+    if overrun:  # a backend spent past its grant: the answer stands, marked as forced by that limit
+        forced = forced or next(iter(overrun))
     if not text:
         candidate = (state.get("candidate") or {}).get("answer") or ""
         text = candidate or NO_ANSWER
@@ -107,6 +110,7 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
         "confidence": confidence,
         "citations": citations,
         "forced": forced,
+        "overrun": overrun,
         "step": state["step"] + 1,
         "trace": trace(state, "answer", "answer", detail),
     }

@@ -1,7 +1,9 @@
 """decide: the controller picks the next action; hard rules keep every run finite and grounded.
 
 The rules hold whatever the controller or model says: at least one search before an answer, a step
-cap, and a forced answer when a hard limit is reached (never a silent stop, never an endless loop).
+cap that counts the steps an action leads to (search, read and decide again; think and decide again)
+and the answer (and report) after them, and a forced answer when a hard limit is reached (never a
+silent stop, never an endless loop).
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     think_tokens = allocation(state, ctx).think_tokens
     forced: str | None = None
     exhausted = ctx.ledger.exhausted()
-    if state["step"] >= ctx.budget.steps - 2:
+    # Graph steps still allowed after this one, less the run's end (answer, and the report in report mode).
+    end = 2 if state["mode"] == "report" else 1
+    room = ctx.budget.steps - (state["step"] + 1) - end
+    if room <= 0:
         action, reason, forced = "answer", "step cap reached", "steps"
     elif exhausted is not None:
         action, reason, forced = "answer", f"{exhausted} budget used up", exhausted
@@ -55,6 +60,9 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
         if action == "search" and obs.searches_left <= 0:
             action, reason = "answer", "no searches left"
             forced = "searches" if obs.searches_done == 0 else None
+        if (action == "search" and room < 3) or (action == "think" and room < 2):
+            # search, read and decide (or think and decide) would not leave the steps to answer
+            action, reason, forced = "answer", "step cap reached", "steps"
         if action == "think" and obs.tokens_left < think_tokens // 2 + ctx.answer_reserve:
             action, reason = "answer", "too few tokens left to think"
         idle = state.get("evidence_at_last_think") == obs.evidence_count and obs.thinks_done > 0

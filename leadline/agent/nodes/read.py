@@ -13,8 +13,6 @@ from leadline.errors import BudgetExceededError, FetchError
 from leadline.storage.base import SourceRecord
 from leadline.tools.base import SearchResult
 
-_RESULT_FIELDS = ("doc_id", "title", "snippet", "url", "score", "rank", "backend", "text")
-
 
 async def read(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """The read node: load each new result (corpus passage or fetched page) into numbered evidence."""
@@ -23,7 +21,7 @@ async def read(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, 
     new: list[Evidence] = []
     failures: list[str] = []
     for i, row in enumerate(state.get("results") or []):
-        result = SearchResult(**{k: row[k] for k in _RESULT_FIELDS})
+        result = SearchResult.from_dict(row)
         try:
             doc = await ctx.search.read(call_id(state, "read", i), "read", result)
         except BudgetExceededError:

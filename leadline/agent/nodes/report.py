@@ -56,4 +56,13 @@ async def report(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
         body = f"## Summary\n\n{answer}\n\n## Findings\n\n{findings}"
     text = f"# {state['question']}\n\n**Answer:** {answer}\n\n{body}\n\n{sources_section(state)}\n"
     ctx.emit("report", "report", f"{len(text)} characters", state["step"])
-    return {"report": text, "step": state["step"] + 1, "trace": trace(state, "report", "report")}
+    update: dict[str, Any] = {
+        "report": text,
+        "step": state["step"] + 1,
+        "trace": trace(state, "report", "report"),
+    }
+    overrun = ctx.ledger.overrun
+    if overrun:  # the report call spent past its grant: the result says so
+        update["overrun"] = overrun
+        update["forced"] = state.get("forced") or next(iter(overrun))
+    return update

@@ -10,21 +10,6 @@ from leadline.agent.context import RunContext
 from leadline.agent.nodes.common import call_id, trace
 from leadline.agent.state import ResearchState
 from leadline.errors import BudgetExceededError, SearchError
-from leadline.tools.base import SearchResult
-
-
-def _as_dict(r: SearchResult, query: str) -> dict[str, Any]:
-    return {
-        "doc_id": r.doc_id,
-        "title": r.title,
-        "snippet": r.snippet,
-        "url": r.url,
-        "score": r.score,
-        "rank": r.rank,
-        "backend": r.backend,
-        "text": r.text,
-        "query": query,
-    }
 
 
 async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -63,7 +48,7 @@ async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     ctx.emit("search", "search", detail, state["step"])
     return {
         **update,
-        "results": [_as_dict(r, query) for r in new],
+        "results": [{**r.to_dict(), "query": query} for r in new],
         "new_docs_last_search": len(new),
         "searches_done": state["searches_done"] + 1,
         "queries_done": [query],
