@@ -97,6 +97,34 @@ class BatchMethods(StoreAccess):
             if not conn.execute(stmt).rowcount:
                 raise ConfigError(f"no batch {batch_id!r}")
 
+    def set_batch_status(self, batch_id: str, status: str) -> None:
+        """Set a batch's status (``running`` again when a rerun continues it)."""
+        with self._write() as conn:
+            values: dict[str, Any] = {"status": status}
+            if status == "running":
+                values["finished_at"] = None
+            if not conn.execute(update(Batch).where(Batch.id == batch_id).values(**values)).rowcount:
+                raise ConfigError(f"no batch {batch_id!r}")
+
+    def grow_batch(self, batch_id: str, *, tokens: int, searches: int) -> None:
+        """Add to the batch's total and its pool (questions added to a batch bring their shares)."""
+        with self._write() as conn:
+            row = conn.execute(select(Batch.budget).where(Batch.id == batch_id).with_for_update()).first()
+            if row is None:
+                raise ConfigError(f"no batch {batch_id!r}")
+            budget = dict(row.budget)
+            budget["total_tokens"] = int(budget.get("total_tokens", 0)) + tokens
+            budget["total_searches"] = int(budget.get("total_searches", 0)) + searches
+            conn.execute(
+                update(Batch)
+                .where(Batch.id == batch_id)
+                .values(
+                    budget=budget,
+                    pool_tokens=Batch.pool_tokens + tokens,
+                    pool_searches=Batch.pool_searches + searches,
+                )
+            )
+
     # -- jobs ---------------------------------------------------------------------------------------
     def add_jobs(self, batch_id: str, questions: Iterable[tuple[str, str]]) -> int:
         """Queue ``(question_id, question)`` pairs; a question already in the batch is skipped."""
@@ -251,9 +279,12 @@ class BatchMethods(StoreAccess):
         result: dict[str, Any] | None = None,
         spent_tokens: int = 0,
         spent_searches: int = 0,
+        keep_grant: bool = False,
     ) -> bool:
         """Finish ``worker``'s job as done or failed and return its unspent grant to the batch pool.
 
+        ``keep_grant`` (a failed run that a retry will resume under the same caps) keeps the grant with
+        the job instead. A failed job that returns its grant forgets it, so a retry draws a new one.
         One transaction; False (and nothing changed) when the job is no longer this worker's — its lease
         passed and another worker took it over.
         """
@@ -274,6 +305,11 @@ class BatchMethods(StoreAccess):
             ).first()
             if row is None:
                 return False
+            if keep_grant:
+                conn.execute(update(Job).where(Job.id == job_id).values(**values))
+                return True
+            if status == "failed":
+                values |= {"grant_tokens": None, "grant_searches": None}
             conn.execute(update(Job).where(Job.id == job_id).values(**values))
             refund_t = max(0, (row.grant_tokens or 0) - spent_tokens)
             refund_s = max(0, (row.grant_searches or 0) - spent_searches)
