@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from leadline.batch.plan import BatchOptions
-from leadline.budgets.controller import Controller, FixedController
+from leadline.budgets.controller import Allocation, Controller, Decision, FixedController, RunObservation
 from leadline.budgets.ledger import Budget
 from leadline.config import Settings
-from leadline.errors import LeadlineError, RunNotFoundError
+from leadline.errors import ConfigError, LeadlineError, RunNotFoundError
 from leadline.llm.base import LLMClient
 from leadline.result import ResearchResult
+from leadline.storage.checkpoint import open_checkpointer
+from leadline.storage.engine import is_sqlite
 from leadline.storage.records import JobRecord
 from leadline.storage.store import SqlRunStore
 from leadline.tools.base import Reader, SearchBackend
@@ -39,6 +41,39 @@ MIN_TOKENS = 16
 """A grant below this many tokens cannot produce an answer; such a job waits for budget to come back."""
 _RUN_NAMESPACE = uuid.UUID("6f1d2b3c-9a4e-5b7d-8c1f-0e2a3b4c5d6e")
 _controller: contextvars.ContextVar[Controller] = contextvars.ContextVar("leadline_batch_controller")
+
+
+class _SharedCheckpoints:
+    """The worker's store with one checkpointer for all its runs (a store's own checkpointer is what
+    ``wiring.open_checkpointer`` uses): one database connection for checkpoints, not one per run."""
+
+    def __init__(self, store: SqlRunStore, saver: Any) -> None:
+        self._store = store
+        self.checkpointer = saver
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class _Resumed:
+    """A controller for a run resumed past its ``assess`` step: a new controller has not seen the
+    question yet, so it assesses it (same question, same caps) before its first decision."""
+
+    def __init__(self, inner: Controller, question: str, budget: Budget) -> None:
+        self.inner, self.question, self.budget = inner, question, budget
+        self._assessed = False
+
+    def assess(self, question: str, budget: Budget) -> Allocation:
+        self._assessed = True
+        return self.inner.assess(question, budget)
+
+    def decide(self, observation: RunObservation) -> Decision:
+        if not self._assessed:
+            self.assess(self.question, self.budget)
+        return self.inner.decide(observation)
+
+    def finish(self, *, tokens_unspent: int, searches_unspent: int) -> None:
+        self.inner.finish(tokens_unspent=tokens_unspent, searches_unspent=searches_unspent)
 
 
 def run_id_for(batch_id: str, question_id: str) -> str:
@@ -106,8 +141,6 @@ class BatchWorker:
         max_jobs: int | None = None,
     ) -> None:
         if concurrency < 1:
-            from leadline.errors import ConfigError
-
             raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
         self.store = store
         self.batch_id = batch_id
@@ -131,34 +164,42 @@ class BatchWorker:
         record = self.store.get_batch(self.batch_id)
         options = BatchOptions.from_dict(record.settings["options"])
         price = float(record.settings.get("price", 0.0))
+        db_url = self.store.url.render_as_string(hide_password=False)
         base = self._settings or Settings.from_env()
-        settings = base.with_(**record.settings.get("research", {}), db_url=base.db_url)
-        researcher = Researcher(
-            settings,
-            llm=self._llm,
-            search=self._search,
-            reader=self._reader,
-            store=self.store,
-            controller=_controller.get,
-        )
+        settings = base.with_(**record.settings.get("research", {}), db_url=db_url)
+        if self.concurrency > 1 and is_sqlite(db_url):
+            raise ConfigError(
+                "several runs at once in one process need PostgreSQL (SQLite has one writer, and a run "
+                "waiting for it would stall the others): use --workers N processes, or a "
+                "postgresql+psycopg:// database"
+            )
         beat = asyncio.create_task(self._heartbeat())
         try:
-            async with researcher:
-                slots = [
-                    asyncio.create_task(self._slot(researcher, options, price))
-                    for _ in range(self.concurrency)
-                ]
-                try:
-                    await asyncio.gather(*slots)
-                finally:
-                    for s in slots:
-                        s.cancel()
-                    await asyncio.gather(*slots, return_exceptions=True)
+            async with open_checkpointer(db_url) as saver:
+                researcher = Researcher(
+                    settings,
+                    llm=self._llm,
+                    search=self._search,
+                    reader=self._reader,
+                    store=_SharedCheckpoints(self.store, saver),  # type: ignore[arg-type]
+                    controller=_controller.get,
+                )
+                async with researcher:
+                    slots = [
+                        asyncio.create_task(self._slot(researcher, options, price))
+                        for _ in range(self.concurrency)
+                    ]
+                    try:
+                        await asyncio.gather(*slots)
+                    finally:
+                        for s in slots:
+                            s.cancel()
+                        await asyncio.gather(*slots, return_exceptions=True)
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
         if self.store.batch_progress(self.batch_id).finished:
-            self.store.set_batch_status(self.batch_id, "done")
+            self.store.finish_batch(self.batch_id, status="done")
         return self.stats
 
     async def _heartbeat(self) -> None:
@@ -277,9 +318,11 @@ class BatchWorker:
 
         self._active += 1
         self._emit("claimed", job)
-        token = _controller.set(self._controller_for(job, options, price))
+        controller = self._controller_for(job, options, price)
+        resuming = self._run_exists(run_id)
+        token = _controller.set(_Resumed(controller, job.question, budget) if resuming else controller)
         try:
-            if self._run_exists(run_id):
+            if resuming:
                 self.store.attach_run(job.job_id, run_id)
                 attached = True
                 result = await researcher.aresume(run_id, progress=progress)
