@@ -38,7 +38,8 @@ def _guard(fn: Callable[[], T], *, verbose: bool = False) -> T:
     except LeadlineError as exc:
         if verbose:
             err.print_exception()
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        message = " ".join(exc.message.split())  # one line, whatever the driver's message holds
+        err.print(f"[bold red]error:[/] {message}", highlight=False)
         raise typer.Exit(1) from None
 
 

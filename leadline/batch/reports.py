@@ -4,7 +4,7 @@ and an index (Markdown and HTML) for the batch.
 The HTML is meant to be opened from a shared folder or mailed around, so it loads nothing: no scripts,
 no images, no fonts, no external style sheet, and a Content-Security-Policy that forbids them even if
 something slipped through. Model text is Markdown rendered with raw HTML disabled (it shows as text),
-links limited to http(s) and in-page anchors, and images turned into plain links (a remote image is a
+links limited to http(s), in-page anchors and the batch's own report files, and images turned into plain links (a remote image is a
 tracking pixel). Numbered citations link to the sources list.
 """
 
@@ -139,17 +139,18 @@ def _renderer() -> Any:
 
     def validate(url: str) -> bool:
         u = url.strip().lower()
-        return default_validate(url) and (u.startswith(("http://", "https://", "#")))
+        local = re.fullmatch(r"[A-Za-z0-9._-]+\.(html|md)", u) is not None  # a report beside this one
+        return default_validate(url) and (local or u.startswith(("http://", "https://", "#")))
 
     md.validateLink = validate
 
-    def image(tokens: Any, idx: int, options: Any, env: Any) -> str:
+    def image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         token = tokens[idx]
         src = html.escape(str(token.attrGet("src") or ""))
         alt = html.escape(token.content or "image")
         return f'<span class="muted">[image: {alt}, not loaded: {src}]</span>'
 
-    def link_open(tokens: Any, idx: int, options: Any, env: Any, self: Any) -> str:
+    def link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         href = str(tokens[idx].attrGet("href") or "")
         if not href.startswith("#"):
             tokens[idx].attrSet("rel", "noopener noreferrer nofollow")
