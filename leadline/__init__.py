@@ -6,6 +6,7 @@ page reads, and the budget controller decides how much of each a question gets.
 """
 
 from leadline.api import Researcher, aresearch, research
+from leadline.batch.items import BatchItem
 from leadline.budgets.controller import Allocation, Controller, Decision, FixedController, RunObservation
 from leadline.budgets.ledger import Budget, Ledger, Spend
 from leadline.budgets.tuned import TunedModel
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Allocation",
+    "BatchItem",
     "BlockedURLError",
     "Budget",
     "BudgetError",

@@ -108,8 +108,7 @@ def plan_shares(
     n = len(questions)
     per = options.per_question
     if options.controller == "fixed":
-        share = (min(per.tokens, total_tokens // n), min(per.searches, total_searches // n))
-        return [share] * n, 0.0
+        return fit_shares([(per.tokens, per.searches)] * n, total_tokens, total_searches), 0.0
     from leadline.budgets.adaptive import AdaptiveBatch
     from leadline.budgets.cost import CostModel
 
@@ -122,16 +121,34 @@ def plan_shares(
     else:
         plan = AdaptiveBatch(list(questions), total_budget=total, cost=cost)
     shares = [(plan.plan[q].tokens, plan.plan[q].searches) for q in questions]
-    return _fit(shares, total_tokens, total_searches), plan.price
+    return fit_shares(shares, total_tokens, total_searches), plan.price
 
 
-def _fit(shares: list[tuple[int, int]], total_tokens: int, total_searches: int) -> list[tuple[int, int]]:
-    def scale(values: list[int], total: int) -> list[int]:
-        s = sum(values)
-        return values if s <= total else [int(v * total / s) for v in values]
+def fit_shares(
+    shares: list[tuple[int, int]], total_tokens: int, total_searches: int
+) -> list[tuple[int, int]]:
+    """Make plan shares fit the batch total on both axes (an adaptive plan trades one for the other).
 
-    tokens = scale([t for t, _ in shares], total_tokens)
-    searches = scale([s for _, s in shares], total_searches)
+    Every question gets at least one search and a few tokens while the total allows (the loop answers
+    nothing before a search); above that floor the shares keep their proportions, scaled down on an axis
+    whose sum is over the total.
+    """
+    n = len(shares)
+    if n == 0:
+        return []
+
+    def axis(values: list[int], total: int, floor: int) -> list[int]:
+        if floor * n > total:  # not even the floor for everyone: the first ones get it, the rest nothing
+            return [floor if i < total // max(1, floor) else 0 for i in range(n)]
+        values = [max(floor, v) for v in values]
+        above = [v - floor for v in values]
+        room = total - floor * n
+        if sum(above) <= room:
+            return values
+        return [floor + int(a * room / sum(above)) for a in above]
+
+    tokens = axis([t for t, _ in shares], total_tokens, min(64, total_tokens // n))
+    searches = axis([s for _, s in shares], total_searches, 1)
     return list(zip(tokens, searches, strict=True))
 
 
@@ -204,6 +221,7 @@ __all__ = [
     "BatchOptions",
     "ControllerName",
     "batch_id_for",
+    "fit_shares",
     "open_batch",
     "parse_total_budget",
     "plan_shares",

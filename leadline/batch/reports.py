@@ -4,8 +4,8 @@ and an index (Markdown and HTML) for the batch.
 The HTML is meant to be opened from a shared folder or mailed around, so it loads nothing: no scripts,
 no images, no fonts, no external style sheet, and a Content-Security-Policy that forbids them even if
 something slipped through. Model text is Markdown rendered with raw HTML disabled (it shows as text),
-links limited to http(s), in-page anchors and the batch's own report files, and images turned into plain links (a remote image is a
-tracking pixel). Numbered citations link to the sources list.
+links limited to http(s), in-page anchors and the batch's own report files, and images turned into
+plain links (a remote image is a tracking pixel). Numbered citations link to the sources list.
 """
 
 from __future__ import annotations

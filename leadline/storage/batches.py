@@ -238,8 +238,8 @@ class BatchMethods(StoreAccess):
                         Job.id != row.id,
                     )
                 ).one()
-                tokens = _grant(row.share_tokens, headroom, int(pool.pool_tokens), int(others[0]))
-                searches = _grant(row.share_searches, headroom, int(pool.pool_searches), int(others[1]))
+                tokens = grant_amount(row.share_tokens, headroom, int(pool.pool_tokens), int(others[0]))
+                searches = grant_amount(row.share_searches, headroom, int(pool.pool_searches), int(others[1]))
                 if tokens < max(1, min_tokens) or searches < 1:
                     return None
                 conn.execute(
@@ -479,7 +479,7 @@ def _outcome_values(r: OutcomeRecord) -> dict[str, Any]:
     }
 
 
-def _grant(share: int, headroom: float, pool: int, reserved: int) -> int:
+def grant_amount(share: int, headroom: float, pool: int, reserved: int) -> int:
     """A job's grant on one axis: its share times headroom, cut to keep ``reserved`` for the jobs not yet
     started, but never below its share while the pool holds it, and never above the pool."""
     want = max(share, math.ceil(share * headroom))
@@ -507,4 +507,4 @@ def _job_record(row: Any) -> JobRecord:
     )
 
 
-__all__ = ["BatchMethods"]
+__all__ = ["BatchMethods", "grant_amount"]
