@@ -217,9 +217,20 @@ def worker_command(run: BatchRun) -> list[str]:
     ]
 
 
+async def prepare_checkpoints(db_url: str) -> None:
+    """Set up the checkpoint tables once, before workers start: savers set up by several processes at
+    once on a fresh PostgreSQL database can deadlock (an index built CONCURRENTLY waits for the other
+    processes' transactions, which wait for the setup lock)."""
+    from leadline.storage.checkpoint import open_checkpointer
+
+    async with open_checkpointer(db_url):
+        pass
+
+
 async def _run_processes(run: BatchRun) -> None:
     """``--workers N``: N worker processes on this machine; Ctrl-C stops them cleanly (they give their
     jobs back), and a worker that dies leaves its jobs to the others once its leases pass."""
+    await prepare_checkpoints(run.db_url)
     env = dict(os.environ)
     procs = [
         subprocess.Popen(worker_command(run), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -266,6 +277,7 @@ __all__ = [
     "JobEvent",
     "ReportWriter",
     "describe",
+    "prepare_checkpoints",
     "run_batch",
     "summary_lines",
     "worker_command",
