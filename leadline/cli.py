@@ -158,12 +158,18 @@ def ask(
         Path | None,
         typer.Option(help="A tuned controller from `leadline tune --save` (implies --controller adaptive)."),
     ] = None,
+    trace: Annotated[
+        str | None, typer.Option(help="otlp: OpenTelemetry spans over OTLP (or set the OTEL_* variables).")
+    ] = None,
 ) -> None:
     """Research a question and print the answer with its citations."""
     from leadline.api import Researcher
     from leadline.budgets.ledger import Budget
 
     def run() -> Any:
+        from leadline import tracing
+
+        tracing.configure(trace)
         settings = _settings(
             model=model,
             base_url=base_url,

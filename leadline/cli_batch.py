@@ -108,6 +108,12 @@ def batch(
     lease_seconds: Annotated[
         float, typer.Option(help="A dead worker's jobs go to another worker after this long.")
     ] = 60.0,
+    sync_commit: Annotated[
+        bool, typer.Option("--sync-commit", help="PostgreSQL: wait for the WAL flush at every commit.")
+    ] = False,
+    trace: Annotated[
+        str | None, typer.Option(help="otlp: OpenTelemetry spans over OTLP (or set the OTEL_* variables).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="`status`: print JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
 ) -> None:
@@ -134,6 +140,9 @@ def batch(
     started = time.monotonic()
 
     def prepare() -> tuple[Any, Any, Any]:
+        from leadline import tracing
+
+        tracing.configure(trace)
         if tuned is not None and name != "adaptive":
             raise ConfigError("--tuned needs the adaptive controller; drop --fixed")
         if executor not in ("local", "ray"):
@@ -187,7 +196,9 @@ def batch(
         lease_s=lease_seconds,
         out_dir=out_dir,
         ray_address=ray_address,
-        worker_kwargs={"settings": settings, **worker_clients()},
+        trace=trace,
+        async_commit=not sync_commit,
+        worker_kwargs={"settings": settings, "async_commit": not sync_commit, **worker_clients()},
     )
     display = Display(err, enabled=not quiet and err.is_terminal)
 
@@ -216,10 +227,20 @@ def batch(
         raise typer.Exit(130) from None
     finally:
         store.close()
+        _flush_traces()
     for line in summary_lines(final, out_dir, time.monotonic() - started):
         err.print(line, highlight=False)
     if final.failed:
         raise typer.Exit(1)
+
+
+def _flush_traces() -> None:
+    from leadline import tracing
+
+    try:
+        tracing.shutdown()
+    except Exception as exc:  # an exporter that cannot reach its collector must not fail the batch
+        err.print(f"[yellow]warning:[/] could not export traces: {exc}", highlight=False)
 
 
 def status(batch_id: str, *, db: str | None = None, as_json: bool = False) -> None:
@@ -255,12 +276,21 @@ def worker(
     db: Annotated[str | None, typer.Option(help="The batch's database URL.")] = None,
     concurrency: Annotated[int, typer.Option(help="Runs at once in this worker.")] = 1,
     lease_seconds: Annotated[float, typer.Option(help="Lease length; renewed every third of it.")] = 60.0,
+    sync_commit: Annotated[
+        bool, typer.Option("--sync-commit", help="PostgreSQL: wait for the WAL flush at every commit.")
+    ] = False,
+    trace: Annotated[
+        str | None, typer.Option(help="otlp: OpenTelemetry spans over OTLP (or set the OTEL_* variables).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Work on a batch until no job is left (from any machine that reaches its database)."""
     from leadline.batch.worker import BatchWorker
 
     def run() -> Any:
+        from leadline import tracing
+
+        tracing.configure(trace)
         store = _open_store(db)
         try:
             settings = Settings.from_env(db_url=db)
@@ -270,6 +300,7 @@ def worker(
                 settings=settings,
                 concurrency=concurrency,
                 lease_s=lease_seconds,
+                async_commit=not sync_commit,
                 on_event=None
                 if quiet
                 else lambda e: err.print(
@@ -281,6 +312,7 @@ def worker(
             return asyncio.run(w.run())
         finally:
             store.close()
+            _flush_traces()
 
     try:
         stats = _guard(run, verbose=_verbose())

@@ -19,6 +19,13 @@ from leadline.tools.base import PageStore, Reader, SearchBackend
 
 
 def make_llm(settings: Settings) -> LLMClient:
+    from leadline.tracing import TracedLLM, enabled
+
+    llm = _make_llm(settings)
+    return TracedLLM(llm) if enabled() else llm  # type: ignore[return-value]
+
+
+def _make_llm(settings: Settings) -> LLMClient:
     if settings.base_url:
         from leadline.llm.openai_client import OpenAICompatibleClient
 
@@ -55,6 +62,18 @@ def make_search(
     settings: Settings, *, page_store: PageStore | None = None
 ) -> tuple[SearchBackend, Reader | None]:
     """The search backend and the reader behind its results (the corpus itself, or the web fetcher)."""
+    from leadline.tracing import TracedSearch, enabled
+
+    search, reader = _make_search(settings, page_store=page_store)
+    if enabled():
+        traced = TracedSearch(search, reader)
+        return traced, traced if reader is not None else None  # type: ignore[return-value]
+    return search, reader
+
+
+def _make_search(
+    settings: Settings, *, page_store: PageStore | None = None
+) -> tuple[SearchBackend, Reader | None]:
     names = [n.strip().lower() for n in settings.search.split(",") if n.strip()]
     if names == ["local"]:
         from leadline.tools.corpus_index import CorpusSearch, resolve_corpus

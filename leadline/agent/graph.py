@@ -24,18 +24,19 @@ from leadline.agent.nodes.report import report
 from leadline.agent.nodes.search import search
 from leadline.agent.nodes.think import think
 from leadline.agent.state import ResearchState
+from leadline.tracing import TracedGraph, traced_node
 
 
 def build_graph() -> StateGraph[ResearchState, RunContext, ResearchState, ResearchState]:
     graph = StateGraph(ResearchState, context_schema=RunContext)
-    graph.add_node("assess", assess)
-    graph.add_node("plan", plan)
-    graph.add_node("decide", decide)
-    graph.add_node("search", search)
-    graph.add_node("read", read)
-    graph.add_node("think", think)
-    graph.add_node("answer", answer)
-    graph.add_node("report", report)
+    graph.add_node("assess", traced_node("assess", assess))
+    graph.add_node("plan", traced_node("plan", plan))
+    graph.add_node("decide", traced_node("decide", decide))
+    graph.add_node("search", traced_node("search", search))
+    graph.add_node("read", traced_node("read", read))
+    graph.add_node("think", traced_node("think", think))
+    graph.add_node("answer", traced_node("answer", answer))
+    graph.add_node("report", traced_node("report", report))
     graph.add_edge(START, "assess")
     graph.add_edge("assess", "plan")
     graph.add_edge("plan", "decide")
@@ -54,13 +55,14 @@ graph keeps no run state, so the runs sharing a checkpointer (a batch worker's) 
 
 
 def compile_graph(checkpointer: Any = None) -> Any:
-    """The compiled loop; pass a LangGraph checkpointer to make runs resumable."""
+    """The compiled loop; pass a LangGraph checkpointer to make runs resumable. Its runs and nodes make
+    OpenTelemetry spans while tracing is on (:mod:`leadline.tracing`)."""
     if checkpointer is None:
-        return build_graph().compile()
+        return TracedGraph(build_graph().compile())
     try:
         return _compiled[checkpointer]
     except KeyError:
-        graph = _compiled[checkpointer] = build_graph().compile(checkpointer=checkpointer)
+        graph = _compiled[checkpointer] = TracedGraph(build_graph().compile(checkpointer=checkpointer))
         return graph
     except TypeError:  # a checkpointer that cannot be weakly referenced
-        return build_graph().compile(checkpointer=checkpointer)
+        return TracedGraph(build_graph().compile(checkpointer=checkpointer))

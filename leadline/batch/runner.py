@@ -131,6 +131,9 @@ class BatchRun:
     ray_address: str | None = None
     base_urls: Sequence[str] = ()
     poll_s: float = 1.0
+    trace: str | None = None
+    """``otlp``: worker processes export spans too."""
+    async_commit: bool = True
     worker_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra :class:`BatchWorker` arguments for the in-process executor (tests inject clients)."""
 
@@ -214,6 +217,8 @@ def worker_command(run: BatchRun) -> list[str]:
         "--lease-seconds",
         str(run.lease_s),
         "--quiet",
+        *(["--trace", run.trace] if run.trace else []),
+        *([] if run.async_commit else ["--sync-commit"]),
     ]
 
 
