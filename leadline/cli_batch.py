@@ -196,6 +196,7 @@ def batch(
         lease_s=lease_seconds,
         out_dir=out_dir,
         ray_address=ray_address,
+        base_urls=[u.strip() for u in (settings.base_url or "").split(",") if u.strip()],
         trace=trace,
         async_commit=not sync_commit,
         worker_kwargs={"settings": settings, "async_commit": not sync_commit, **worker_clients()},

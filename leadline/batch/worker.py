@@ -169,6 +169,7 @@ class BatchWorker:
         on_event: Callable[[JobEvent], None] | None = None,
         max_jobs: int | None = None,
         async_commit: bool = True,
+        base_url: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
@@ -181,6 +182,8 @@ class BatchWorker:
         self.on_event = on_event
         self.max_jobs = max_jobs
         self.async_commit = async_commit
+        self.base_url = base_url
+        """Overrides the batch's endpoint(s) for this worker (Ray spreads replicas over actors)."""
         self.stats = WorkerStats(self.worker_id)
         self._settings = settings
         self._llm, self._search, self._reader = llm, search, reader
@@ -194,7 +197,13 @@ class BatchWorker:
         owned: list[Any] = []
         llm = self._llm
         if llm is None:
-            llm = make_llm(settings)
+            urls = [u.strip() for u in (settings.base_url or "").split(",") if u.strip()]
+            if len(urls) > 1:  # vLLM replicas: each call to the least loaded
+                from leadline.batch.routing import LeastLoadedLLM
+
+                llm = LeastLoadedLLM([make_llm(settings.with_(base_url=u)) for u in urls])  # type: ignore[assignment]
+            else:
+                llm = make_llm(settings)
             owned.append(llm)
         search, reader = self._search, self._reader
         if search is None:
@@ -214,7 +223,9 @@ class BatchWorker:
         price = float(record.settings.get("price", 0.0))
         db_url = self.store.url.render_as_string(hide_password=False)
         base = self._settings or Settings.from_env()
-        settings = base.with_(**record.settings.get("research", {}), db_url=db_url)
+        settings = base.with_(**record.settings.get("research", {}), db_url=db_url).with_(
+            base_url=self.base_url
+        )
         if self.concurrency > 1 and is_sqlite(db_url):
             raise ConfigError(
                 "several runs at once in one process need PostgreSQL (SQLite has one writer, and a run "
