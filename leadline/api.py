@@ -425,10 +425,9 @@ class Researcher:
                 budget = replace(base, tokens=grant[0], searches=grant[1])
                 spent = grant  # unless the run says otherwise, assume it spent everything
                 try:
-                    outcome: ResearchResult | LeadlineError = await runner.aresearch(
-                        text, budget=budget, mode=mode
-                    )
-                    spent = (outcome.spend.tokens, outcome.spend.searches)
+                    result = await runner.aresearch(text, budget=budget, mode=mode)
+                    spent = (result.spend.tokens, result.spend.searches)
+                    outcome: ResearchResult | LeadlineError = result
                 except LeadlineError as exc:
                     outcome = exc
                     if isinstance(exc.run_data.get("spend"), dict):
@@ -456,7 +455,8 @@ class Researcher:
 
     def batch(self, questions: Sequence[str], **kwargs: Any) -> list[ResearchResult | LeadlineError]:
         """:meth:`abatch` to the end, synchronously: the outcomes in the order of the questions."""
-        return self._sync(self._collect(questions, **kwargs))
+        outcomes: list[ResearchResult | LeadlineError] = self._sync(self._collect(questions, **kwargs))
+        return outcomes
 
     def research(self, question: str, **kwargs: Any) -> ResearchResult:
         """Synchronous :meth:`aresearch` (not from inside a running event loop)."""

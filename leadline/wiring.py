@@ -22,7 +22,7 @@ def make_llm(settings: Settings) -> LLMClient:
     from leadline.tracing import TracedLLM, enabled
 
     llm = _make_llm(settings)
-    return TracedLLM(llm) if enabled() else llm  # type: ignore[return-value]
+    return TracedLLM(llm) if enabled() else llm
 
 
 def _make_llm(settings: Settings) -> LLMClient:
@@ -67,7 +67,7 @@ def make_search(
     search, reader = _make_search(settings, page_store=page_store)
     if enabled():
         traced = TracedSearch(search, reader)
-        return traced, traced if reader is not None else None  # type: ignore[return-value]
+        return traced, traced if reader is not None else None
     return search, reader
 
 

@@ -142,7 +142,7 @@ def _renderer() -> Any:
         local = re.fullmatch(r"[A-Za-z0-9._-]+\.(html|md)", u) is not None  # a report beside this one
         return default_validate(url) and (local or u.startswith(("http://", "https://", "#")))
 
-    md.validateLink = validate
+    md.validateLink = validate  # type: ignore[method-assign]
 
     def image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         token = tokens[idx]

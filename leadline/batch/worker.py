@@ -201,13 +201,13 @@ class BatchWorker:
             if len(urls) > 1:  # vLLM replicas: each call to the least loaded
                 from leadline.batch.routing import LeastLoadedLLM
 
-                llm = LeastLoadedLLM([make_llm(settings.with_(base_url=u)) for u in urls])  # type: ignore[assignment]
+                llm = LeastLoadedLLM([make_llm(settings.with_(base_url=u)) for u in urls])
             else:
                 llm = make_llm(settings)
             owned.append(llm)
         search, reader = self._search, self._reader
         if search is None:
-            search, reader = make_search(settings, page_store=self.store)  # type: ignore[arg-type]
+            search, reader = make_search(settings, page_store=self.store)
             owned.extend(x for x in (search, reader) if x is not None)
         elif reader is None and isinstance(search, Reader):
             reader = search
@@ -248,7 +248,7 @@ class BatchWorker:
                             llm=llm,
                             search=search,
                             reader=reader,
-                            store=_SharedCheckpoints(self.store, saver),  # type: ignore[arg-type]
+                            store=_SharedCheckpoints(self.store, saver),
                             controller=_controller.get,
                         )
                     )
