@@ -136,6 +136,8 @@ async def measure(url: str, base_url: str, questions: list[Any], args: argparse.
 
     def check_pool(batch_id: str) -> str:
         p = store.batch_progress(batch_id)
+        for job in store.list_jobs(batch_id, status="failed")[:3]:
+            print(f"  failed {job.question_id}: {job.error}", flush=True)
         overspend.append(max(p.spent_tokens - p.total_tokens, p.spent_searches - p.total_searches, 0))
         return (
             f"spent {p.spent_tokens}/{p.total_tokens} tokens, {p.spent_searches}/{p.total_searches} searches"
