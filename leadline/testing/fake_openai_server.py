@@ -138,7 +138,14 @@ class FakeOpenAIServer:
         self._socket = sock
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self._app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1, access_log=False
+            self._app(),
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            access_log=False,
+            # idle keep-alive connections stay open as behind a proxy: uvicorn's 5 s default closes
+            # them under load just as a pooled client reuses them (a ReadError, not the server's fault)
+            timeout_keep_alive=75,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
