@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from leadline.agent.context import ProgressCallback, RunContext
 from leadline.agent.graph import compile_graph
 from leadline.agent.state import initial_state
-from leadline.batch.items import BatchItem
 from leadline.budgets.adaptive import AdaptiveBatch
 from leadline.budgets.controller import Controller, FixedController
 from leadline.budgets.cost import CostModel
@@ -60,6 +59,31 @@ def validate_question(question: object) -> str:
     if len(text) > MAX_QUESTION_CHARS:
         raise InvalidQuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
     return text
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """The outcome of question ``index`` of a batch: its result, or the error that ended it."""
+
+    index: int
+    question: str
+    outcome: ResearchResult | LeadlineError
+
+    @property
+    def ok(self) -> bool:
+        """True when the question has a result."""
+        return isinstance(self.outcome, ResearchResult)
+
+
+_batch_executor: Callable[..., AsyncIterator[BatchItem]] | None = None
+"""Runs a batch through the run database (worker processes, Ray); ``leadline.batch`` installs it."""
+
+
+def register_batch_executor(executor: Callable[..., AsyncIterator[BatchItem]]) -> None:
+    """Install the runner of :meth:`Researcher.abatch` for executors other than ``local`` (the batch
+    package sits above this module and registers itself when imported)."""
+    global _batch_executor
+    _batch_executor = executor
 
 
 def _validate_budget(budget: object) -> Budget:
@@ -361,9 +385,9 @@ class Researcher:
                 raise ConfigError(
                     "tuned= works with the local executor; for workers use `leadline batch --tuned`"
                 )
-            from leadline.batch.library import database_batch
-
-            async for item in database_batch(
+            if _batch_executor is None:
+                raise ConfigError(f"executor {executor!r} needs leadline.batch (import leadline)")
+            async for item in _batch_executor(
                 self.store,
                 self.settings,
                 texts,
@@ -380,8 +404,7 @@ class Researcher:
                     on_result(item.index, item.outcome)
                 yield item
             return
-        from leadline.batch.plan import fit_shares
-        from leadline.batch.pool import LocalGrants
+        from leadline.budgets.pool import LocalGrants, fit_shares
 
         n = max(1, len(texts))
         total_t = total_budget.tokens if total_budget is not None else per_question.tokens * n

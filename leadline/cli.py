@@ -167,7 +167,7 @@ def ask(
     from leadline.budgets.ledger import Budget
 
     def run() -> Any:
-        from leadline import tracing
+        from leadline.agent import tracing
 
         tracing.configure(trace)
         settings = _settings(

@@ -140,7 +140,7 @@ def batch(
     started = time.monotonic()
 
     def prepare() -> tuple[Any, Any, Any]:
-        from leadline import tracing
+        from leadline.agent import tracing
 
         tracing.configure(trace)
         if tuned is not None and name != "adaptive":
@@ -236,7 +236,7 @@ def batch(
 
 
 def _flush_traces() -> None:
-    from leadline import tracing
+    from leadline.agent import tracing
 
     try:
         tracing.shutdown()
@@ -289,7 +289,7 @@ def worker(
     from leadline.batch.worker import BatchWorker
 
     def run() -> Any:
-        from leadline import tracing
+        from leadline.agent import tracing
 
         tracing.configure(trace)
         store = _open_store(db)

@@ -19,7 +19,7 @@ from leadline.tools.base import PageStore, Reader, SearchBackend
 
 
 def make_llm(settings: Settings) -> LLMClient:
-    from leadline.tracing import TracedLLM, enabled
+    from leadline.agent.tracing import TracedLLM, enabled
 
     llm = _make_llm(settings)
     return TracedLLM(llm) if enabled() else llm
@@ -62,7 +62,7 @@ def make_search(
     settings: Settings, *, page_store: PageStore | None = None
 ) -> tuple[SearchBackend, Reader | None]:
     """The search backend and the reader behind its results (the corpus itself, or the web fetcher)."""
-    from leadline.tracing import TracedSearch, enabled
+    from leadline.agent.tracing import TracedSearch, enabled
 
     search, reader = _make_search(settings, page_store=page_store)
     if enabled():

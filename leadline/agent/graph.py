@@ -24,7 +24,7 @@ from leadline.agent.nodes.report import report
 from leadline.agent.nodes.search import search
 from leadline.agent.nodes.think import think
 from leadline.agent.state import ResearchState
-from leadline.tracing import TracedGraph, traced_node
+from leadline.agent.tracing import TracedGraph, traced_node
 
 
 def build_graph() -> StateGraph[ResearchState, RunContext, ResearchState, ResearchState]:
@@ -56,7 +56,7 @@ graph keeps no run state, so the runs sharing a checkpointer (a batch worker's) 
 
 def compile_graph(checkpointer: Any = None) -> Any:
     """The compiled loop; pass a LangGraph checkpointer to make runs resumable. Its runs and nodes make
-    OpenTelemetry spans while tracing is on (:mod:`leadline.tracing`)."""
+    OpenTelemetry spans while tracing is on (:mod:`leadline.agent.tracing`)."""
     if checkpointer is None:
         return TracedGraph(build_graph().compile())
     try:

@@ -1,10 +1,11 @@
-"""What :meth:`leadline.Researcher.abatch` yields: one question's outcome, as soon as it is known."""
+"""A finished job of the run database as what :meth:`leadline.Researcher.abatch` yields (a
+:class:`~leadline.api.BatchItem`), and the error of a question that failed in a worker."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from leadline.api import BatchItem
 from leadline.budgets.ledger import Spend
 from leadline.errors import LeadlineError
 from leadline.result import Citation, ResearchResult
@@ -13,19 +14,6 @@ from leadline.storage.records import JobRecord
 
 class BatchJobError(LeadlineError):
     """A batch question that failed in a worker (maybe another process): its recorded error."""
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """The outcome of question ``index`` of a batch: its result, or the error that ended it."""
-
-    index: int
-    question: str
-    outcome: ResearchResult | LeadlineError
-
-    @property
-    def ok(self) -> bool:
-        return isinstance(self.outcome, ResearchResult)
 
 
 def result_from_job(job: JobRecord) -> ResearchResult | LeadlineError:

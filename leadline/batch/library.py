@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
+from leadline.api import register_batch_executor
 from leadline.batch.inputs import BatchQuestion
 from leadline.batch.items import BatchItem, result_from_job
 from leadline.batch.plan import BatchOptions, batch_id_for, open_batch
@@ -79,5 +80,7 @@ async def database_batch(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+
+register_batch_executor(database_batch)
 
 __all__ = ["database_batch"]

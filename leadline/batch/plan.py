@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from leadline.batch.inputs import BatchQuestion
 from leadline.budgets.ledger import Budget
+from leadline.budgets.pool import fit_shares
 from leadline.config import Settings
 from leadline.errors import ConfigError, InvalidBudgetError
 from leadline.storage.records import BatchRecord, JobSpec
@@ -57,12 +58,14 @@ class BatchOptions:
             raise ConfigError(f"headroom must be at least 1, got {self.headroom}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as JSON, stored with the batch for its workers."""
         data = asdict(self)
         data["per_question"] = self.per_question.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BatchOptions:
+        """Options from :meth:`to_dict`."""
         values = dict(data)
         values["per_question"] = Budget.from_dict(values["per_question"])
         return cls(**values)
@@ -83,6 +86,7 @@ def parse_total_budget(text: str) -> tuple[int, int]:
 
 
 def research_settings(settings: Settings) -> dict[str, Any]:
+    """The settings a batch stores for its workers (model, server, search, corpus, seed)."""
     return {k: getattr(settings, k) for k in RESEARCH_SETTINGS}
 
 
@@ -122,34 +126,6 @@ def plan_shares(
         plan = AdaptiveBatch(list(questions), total_budget=total, cost=cost)
     shares = [(plan.plan[q].tokens, plan.plan[q].searches) for q in questions]
     return fit_shares(shares, total_tokens, total_searches), plan.price
-
-
-def fit_shares(
-    shares: list[tuple[int, int]], total_tokens: int, total_searches: int
-) -> list[tuple[int, int]]:
-    """Make plan shares fit the batch total on both axes (an adaptive plan trades one for the other).
-
-    Every question gets at least one search and a few tokens while the total allows (the loop answers
-    nothing before a search); above that floor the shares keep their proportions, scaled down on an axis
-    whose sum is over the total.
-    """
-    n = len(shares)
-    if n == 0:
-        return []
-
-    def axis(values: list[int], total: int, floor: int) -> list[int]:
-        if floor * n > total:  # not even the floor for everyone: the first ones get it, the rest nothing
-            return [floor if i < total // max(1, floor) else 0 for i in range(n)]
-        values = [max(floor, v) for v in values]
-        above = [v - floor for v in values]
-        room = total - floor * n
-        if sum(above) <= room:
-            return values
-        return [floor + int(a * room / sum(above)) for a in above]
-
-    tokens = axis([t for t, _ in shares], total_tokens, min(64, total_tokens // n))
-    searches = axis([s for _, s in shares], total_searches, 1)
-    return list(zip(tokens, searches, strict=True))
 
 
 def open_batch(

@@ -76,9 +76,11 @@ class BatchActor:
         self.worker_id = "ray:" + default_worker_id()
 
     def name(self) -> str:
+        """This actor's worker id (what its leases are held under)."""
         return self.worker_id
 
     def run(self) -> dict[str, Any]:
+        """Work on the batch until no job is left; returns what was done."""
         import asyncio
 
         from leadline.batch.worker import BatchWorker

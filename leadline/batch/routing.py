@@ -22,9 +22,11 @@ class LeastLoadedLLM:
 
     @property
     def model_name(self) -> str:
+        """The model the replicas serve (the first one's name)."""
         return self.clients[0].model_name
 
     def count_tokens(self, text: str) -> int:
+        """Token count under the first replica's tokenizer."""
         return self.clients[0].count_tokens(text)
 
     def _pick(self) -> int:
@@ -45,9 +47,11 @@ class LeastLoadedLLM:
             self.in_flight[i] -= 1
 
     async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """A chat call on the least loaded replica."""
         return await self._call("chat", messages, params)
 
     async def complete(self, prompt: str, params: GenerationParams) -> Completion:
+        """A text completion on the least loaded replica."""
         return await self._call("complete", prompt, params)
 
     async def probe(self) -> None:
@@ -58,6 +62,7 @@ class LeastLoadedLLM:
                 await probe()
 
     async def aclose(self) -> None:
+        """Close every replica client."""
         for client in self.clients:
             await client.aclose()
 

@@ -61,6 +61,7 @@ class ReportWriter:
         return fresh
 
     def index(self, batch_id: str, jobs: Sequence[JobRecord], progress: BatchProgress) -> Path | None:
+        """Write the batch's index pages; returns the HTML one (None without an output folder)."""
         if self.out_dir is None:
             return None
         return write_index(batch_id, jobs, self.out_dir, describe(progress))[1]
@@ -97,6 +98,7 @@ class Display:
             self._progress.__exit__(None, None, None)
 
     def update(self, p: BatchProgress) -> None:
+        """Show the latest progress."""
         if self._progress is None:
             return
         desc = (
@@ -112,6 +114,7 @@ class Display:
             )
 
     def line(self, text: str) -> None:
+        """Print a line above the progress bar."""
         if self.enabled:
             self.console.print(text, highlight=False, soft_wrap=True)
 

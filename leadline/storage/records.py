@@ -137,10 +137,12 @@ class BatchProgress:
 
     @property
     def total_jobs(self) -> int:
+        """Jobs in the batch, whatever their status."""
         return self.pending + self.running + self.done + self.failed
 
     @property
     def finished(self) -> bool:
+        """No job waits or runs."""
         return self.pending == 0 and self.running == 0
 
 

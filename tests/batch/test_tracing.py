@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from leadline import Budget, Researcher, Settings, tracing
+from leadline import Budget, Researcher, Settings
+from leadline.agent import tracing
 from leadline.budgets.adaptive import AdaptiveController
 from leadline.testing import FakeSearch, MemoryRunStore, ScriptedLLM
 from leadline.tools.base import Document, SearchResult

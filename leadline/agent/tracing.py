@@ -51,6 +51,7 @@ def enable(*, capture_content: bool | None = None) -> None:
 
 
 def disable() -> None:
+    """Stop making spans (and exporting content)."""
     _State.enabled = False
     _State.content = False
 
@@ -193,6 +194,7 @@ class TracedGraph:
         return getattr(self._graph, name)
 
     async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
+        """The graph's ``ainvoke`` inside a ``leadline.run`` span while tracing is on."""
         if not _State.enabled:
             return await self._graph.ainvoke(input, config, **kwargs)
         ctx = kwargs.get("context")
@@ -235,16 +237,20 @@ class TracedLLM:
 
     @property
     def model_name(self) -> str:
+        """The wrapped client's model."""
         return str(self._llm.model_name)
 
     def count_tokens(self, text: str) -> int:
+        """The wrapped client's token count."""
         return int(self._llm.count_tokens(text))
 
     async def chat(self, messages: Sequence[Any], params: Any) -> Any:
+        """A chat call in a ``gen_ai`` span."""
         content = [f"{m.role}: {m.content}" for m in messages] if _State.content else None
         return await self._call("chat", self._llm.chat(messages, params), params, content)
 
     async def complete(self, prompt: str, params: Any) -> Any:
+        """A text completion in a ``gen_ai`` span."""
         return await self._call("text_completion", self._llm.complete(prompt, params), params, [prompt])
 
     async def _call(self, operation: str, call: Any, params: Any, content: list[str] | None) -> Any:
@@ -274,6 +280,7 @@ class TracedLLM:
             return completion
 
     async def aclose(self) -> None:
+        """Close the wrapped client."""
         await self._llm.aclose()
 
 
@@ -289,6 +296,7 @@ class TracedSearch:
         return getattr(self._search, name)
 
     async def search(self, query: str, *, k: int = 5) -> Any:
+        """A search in a ``leadline.search`` span."""
         if not _State.enabled:
             return await self._search.search(query, k=k)
         attrs = {"leadline.search.backend": self.name, "leadline.search.k": k}
@@ -299,6 +307,7 @@ class TracedSearch:
             return results
 
     async def read(self, result: Any) -> Any:
+        """A page read in a ``leadline.fetch`` span."""
         if not _State.enabled:
             return await self._reader.read(result)
         attrs = {"leadline.fetch.doc_id": result.doc_id, "leadline.fetch.url": result.url or None}
@@ -310,6 +319,7 @@ class TracedSearch:
             return document
 
     async def aclose(self) -> None:
+        """Close the wrapped backend."""
         await self._search.aclose()
 
 
