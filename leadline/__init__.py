@@ -5,7 +5,8 @@ tokens=1024, searches=4))``. A LangGraph loop interleaves reasoning (LLM tokens)
 page reads, and the budget controller decides how much of each a question gets.
 """
 
-from leadline.api import Researcher, aresearch, research
+from leadline.api import BatchItem, Researcher, aresearch, research
+from leadline.batch import library as _batch_library  # noqa: F401 - the database batch executor
 from leadline.budgets.controller import Allocation, Controller, Decision, FixedController, RunObservation
 from leadline.budgets.ledger import Budget, Ledger, Spend
 from leadline.budgets.tuned import TunedModel
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Allocation",
+    "BatchItem",
     "BlockedURLError",
     "Budget",
     "BudgetError",

@@ -9,9 +9,9 @@ run carries what it gathered in ``run_data``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeVar
 
 from leadline.agent.context import ProgressCallback
 from leadline.budgets.adaptive import AdaptiveBatch
@@ -22,6 +22,7 @@ from leadline.budgets.timings import EngineTimings, SearchPrice, engine_key, see
 from leadline.budgets.tuned import TunedModel
 from leadline.config import Settings
 from leadline.errors import (
+    BudgetExceededError,
     ConfigError,
     InvalidBudgetError,
     InvalidQuestionError,
@@ -50,6 +51,31 @@ def validate_question(question: object) -> str:
     if len(text) > MAX_QUESTION_CHARS:
         raise InvalidQuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
     return text
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """The outcome of question ``index`` of a batch: its result, or the error that ended it."""
+
+    index: int
+    question: str
+    outcome: ResearchResult | LeadlineError
+
+    @property
+    def ok(self) -> bool:
+        """True when the question has a result."""
+        return isinstance(self.outcome, ResearchResult)
+
+
+_batch_executor: Callable[..., AsyncIterator[BatchItem]] | None = None
+"""Runs a batch through the run database (worker processes, Ray); ``leadline.batch`` installs it."""
+
+
+def register_batch_executor(executor: Callable[..., AsyncIterator[BatchItem]]) -> None:
+    """Install the runner of :meth:`Researcher.abatch` for executors other than ``local`` (the batch
+    package sits above this module and registers itself when imported)."""
+    global _batch_executor
+    _batch_executor = executor
 
 
 def _validate_budget(budget: object) -> Budget:
@@ -242,36 +268,88 @@ class Researcher:
         questions: Sequence[str],
         *,
         per_question: Budget | None = None,
+        total_budget: Budget | None = None,
         adaptive: bool = True,
         concurrency: int = 1,
         mode: Mode = "answer",
         on_result: Callable[[int, ResearchResult | LeadlineError], None] | None = None,
         tuned: TunedModel | None = None,
-    ) -> list[ResearchResult | LeadlineError]:
-        """Research many questions under one total budget (``per_question`` times their number).
+        executor: Literal["local", "processes", "ray"] = "local",
+        workers: int = 1,
+        ray_address: str | None = None,
+    ) -> AsyncIterator[BatchItem]:
+        """Research many questions under one total budget; yields each :class:`BatchItem` as it finishes.
 
-        With ``adaptive`` the two-axis controller plans the whole batch (easy questions get less, hard
-        ones more) and runs return what they do not spend to a pool that later runs draw from; ``tuned``
-        (from ``leadline tune --save``) gives it fitted curves instead of the priors. A failed question
-        yields its error in place of a result; the batch goes on.
+        The total is ``total_budget`` (its tokens and searches) or ``per_question`` times the number of
+        questions. With ``adaptive`` the two-axis controller plans the whole batch (easy questions get
+        less, hard ones more) and runs return what they do not spend to a pool that later runs draw from;
+        ``tuned`` (from ``leadline tune --save``) gives it fitted curves instead of the priors. A failed
+        question yields its error in place of a result; the batch goes on. ``executor`` ``local`` runs
+        ``concurrency`` runs at once in this process; ``processes`` (``workers`` worker processes) and
+        ``ray`` (Ray actors, ``ray_address``) go through the SQL run store (see ``leadline.batch``).
         """
         texts = [validate_question(q) for q in questions]
         per_question = _validate_budget(per_question)
+        if total_budget is not None and not isinstance(total_budget, Budget):
+            raise InvalidBudgetError(
+                f"total_budget must be a leadline.Budget, got {type(total_budget).__name__}"
+            )
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        if executor not in ("local", "processes", "ray"):
+            raise ConfigError(f"unknown executor {executor!r}; use local, processes or ray")
+        if executor != "local":
+            if tuned is not None:
+                raise ConfigError(
+                    "tuned= works with the local executor; for workers use `leadline batch --tuned`"
+                )
+            if _batch_executor is None:
+                raise ConfigError(f"executor {executor!r} needs leadline.batch (import leadline)")
+            async for item in _batch_executor(
+                self.store,
+                self.settings,
+                texts,
+                per_question=per_question,
+                total_budget=total_budget,
+                adaptive=adaptive,
+                concurrency=concurrency,
+                mode=mode,
+                executor=executor,
+                workers=workers,
+                ray_address=ray_address,
+            ):
+                if on_result is not None:
+                    on_result(item.index, item.outcome)
+                yield item
+            return
+        from leadline.budgets.pool import LocalGrants, fit_shares
+
+        n = max(1, len(texts))
+        total_t = total_budget.tokens if total_budget is not None else per_question.tokens * n
+        total_s = total_budget.searches if total_budget is not None else per_question.searches * n
         batch: AdaptiveBatch | None = None
+        shares = fit_shares([(per_question.tokens, per_question.searches)] * len(texts), total_t, total_s)
         if adaptive and texts:
             cost = CostModel.for_budget(per_question, measured=self.measured_search_cost)
-            total = cost.budget_cost(per_question) * len(texts)
+            total = float(cost.cost(total_t, total_s))
             if tuned is not None:
                 batch = tuned.batch(texts, total, cost)
             else:
                 batch = AdaptiveBatch(texts, total_budget=total, cost=cost)
+            shares = fit_shares(
+                [(batch.plan[t].tokens, batch.plan[t].searches) for t in texts], total_t, total_s
+            )
+        # hard caps per run come out of one pool of the batch total, so the batch never spends more
+        grants = LocalGrants(total_t, total_s, shares)
         gate = asyncio.Semaphore(concurrency)
-        results: list[ResearchResult | LeadlineError | None] = [None] * len(texts)
 
-        async def one(i: int, text: str) -> None:
+        async def one(i: int, text: str) -> BatchItem:
             async with gate:
+                grant = await grants.take(i)
+                if grant is None:
+                    return BatchItem(
+                        i, text, BudgetExceededError("the batch budget is spent: none left for this")
+                    )
                 if batch is not None:
                     runner = Researcher(
                         self.settings,
@@ -282,25 +360,44 @@ class Researcher:
                         controller=batch.controller(),
                         search_k=self.search_k,
                     )
-                    budget = batch.budget_for(text, steps=per_question.steps)
+                    base = batch.budget_for(text, steps=per_question.steps)
                 else:
-                    runner, budget = self, per_question
+                    runner, base = self, per_question
+                budget = replace(base, tokens=grant[0], searches=grant[1])
+                spent = grant  # unless the run says otherwise, assume it spent everything
                 try:
-                    outcome: ResearchResult | LeadlineError = await runner.aresearch(
-                        text, budget=budget, mode=mode
-                    )
+                    result = await runner.aresearch(text, budget=budget, mode=mode)
+                    spent = (result.spend.tokens, result.spend.searches)
+                    outcome: ResearchResult | LeadlineError = result
                 except LeadlineError as exc:
                     outcome = exc
-                results[i] = outcome
-                if on_result is not None:
-                    on_result(i, outcome)
+                    if isinstance(exc.run_data.get("spend"), dict):
+                        s = exc.run_data["spend"]
+                        spent = (int(s.get("tokens", grant[0])), int(s.get("searches", grant[1])))
+                finally:
+                    await grants.settle(grant, *spent)
+                return BatchItem(i, text, outcome)
 
-        await asyncio.gather(*(one(i, t) for i, t in enumerate(texts)))
-        return [r for r in results if r is not None]
+        tasks = [asyncio.ensure_future(one(i, t)) for i, t in enumerate(texts)]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                item = await next_done
+                if on_result is not None:
+                    on_result(item.index, item.outcome)
+                yield item
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _collect(self, questions: Sequence[str], **kwargs: Any) -> list[ResearchResult | LeadlineError]:
+        items = [item async for item in self.abatch(questions, **kwargs)]
+        return [item.outcome for item in sorted(items, key=lambda item: item.index)]
 
     def batch(self, questions: Sequence[str], **kwargs: Any) -> list[ResearchResult | LeadlineError]:
-        """Synchronous :meth:`abatch`."""
-        return self._sync(self.abatch(questions, **kwargs))
+        """:meth:`abatch` to the end, synchronously: the outcomes in the order of the questions."""
+        outcomes: list[ResearchResult | LeadlineError] = self._sync(self._collect(questions, **kwargs))
+        return outcomes
 
     def research(self, question: str, **kwargs: Any) -> ResearchResult:
         """Synchronous :meth:`aresearch` (not from inside a running event loop)."""

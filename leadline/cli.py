@@ -1,4 +1,4 @@
-"""The ``leadline`` command line: ask, index, models, runs, resume, db, serve-site.
+"""The ``leadline`` command line: ask, batch, worker, index, models, runs, resume, db, serve-site.
 
 Library errors become one line on stderr and a non-zero exit code at the one edge (``cli_shared``);
 ``-v`` shows the traceback. Live progress goes to stderr, so ``--json`` leaves nothing but the result on
@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
+from leadline import cli_batch
 from leadline.cli_runs import db_app, runs_app
 from leadline.cli_shared import (
     BaseUrlOption,
@@ -30,7 +31,6 @@ from leadline.cli_shared import (
     set_verbose,
 )
 from leadline.config import Settings
-from leadline.errors import LeadlineError
 
 try:  # typer vendors click from 0.23 on; before, it uses click itself
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -178,12 +178,18 @@ def ask(
         Path | None,
         typer.Option(help="A tuned controller from `leadline tune --save` (implies --controller adaptive)."),
     ] = None,
+    trace: Annotated[
+        str | None, typer.Option(help="otlp: OpenTelemetry spans over OTLP (or set the OTEL_* variables).")
+    ] = None,
 ) -> None:
     """Research a question and print the answer with its citations."""
     from leadline.api import Researcher
     from leadline.budgets.ledger import Budget
 
     def run() -> Any:
+        from leadline.agent import tracing
+
+        tracing.configure(trace)
         settings = _settings(
             model=model,
             base_url=base_url,
@@ -221,116 +227,6 @@ def _load_tuned(path: Path) -> Any:
     from leadline.budgets.tuned import TunedModel
 
     return TunedModel.load(path)
-
-
-def _read_questions(path: Path) -> list[str]:
-    from leadline.errors import ConfigError
-
-    if not path.is_file():
-        raise ConfigError(f"question file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not a UTF-8 text file (byte {exc.start})") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if "\x00" in text:
-        raise ConfigError(f"{path} is a binary file, not questions")
-    questions = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                questions.append(str(json.loads(line)["question"]))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{path}:{lineno}: expected a JSON object with a 'question'") from exc
-        else:
-            questions.append(line.strip())
-    if not questions:
-        raise ConfigError(f"{path} holds no questions")
-    return questions
-
-
-@app.command()
-def batch(
-    questions_file: Annotated[
-        Path, typer.Argument(help="Questions: one per line, or JSONL with 'question'.")
-    ],
-    out: Annotated[
-        Path, typer.Option(help="Results as JSONL (appended; finished questions are skipped).")
-    ] = Path("leadline-results.jsonl"),
-    tokens_per_question: Annotated[int, typer.Option(help="Mean generated tokens per question.")] = 512,
-    searches_per_question: Annotated[int, typer.Option(help="Mean searches per question.")] = 3,
-    adaptive: Annotated[
-        bool, typer.Option("--adaptive/--fixed", help="Plan the batch with the two-axis controller.")
-    ] = True,
-    concurrency: Annotated[int, typer.Option(help="Runs at once (useful against a vLLM server).")] = 1,
-    report: Annotated[bool, typer.Option("--report", help="Write a report per question.")] = False,
-    model: ModelOption = None,
-    base_url: BaseUrlOption = None,
-    corpus: CorpusOption = None,
-    db: DbOption = None,
-    tuned: Annotated[
-        Path | None, typer.Option(help="A tuned controller from `leadline tune --save` (adaptive only).")
-    ] = None,
-) -> None:
-    """Research many questions unattended under one total budget, one JSON line per result."""
-    from leadline.api import Researcher
-    from leadline.budgets.ledger import Budget
-    from leadline.storage.engine import normalize_url
-
-    def run() -> tuple[int, int]:
-        from leadline.errors import ConfigError
-
-        if tuned is not None and not adaptive:
-            raise ConfigError("--tuned needs the adaptive controller; drop --fixed")
-        if concurrency < 1:
-            raise ConfigError(f"--concurrency must be at least 1, got {concurrency}")
-        model_file = _load_tuned(tuned) if tuned is not None else None
-        questions = _read_questions(questions_file)
-        finished = set()
-        if out.exists():
-            for line in out.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    finished.add(json.loads(line).get("question"))
-        todo = [q for q in questions if " ".join(q.split()) not in finished]
-        settings = _settings(model=model, base_url=base_url, corpus=corpus, db_url=db)
-        per_question = Budget(tokens=tokens_per_question, searches=searches_per_question)
-        normalize_url(settings.database_url)  # a bad --db is refused before anything is printed
-        failures = 0
-
-        def on_result(i: int, outcome: Any) -> None:
-            nonlocal failures
-            if isinstance(outcome, LeadlineError):
-                failures += 1
-                err.print(f"[{i + 1}/{len(todo)}] [red]failed:[/] {outcome.message}", highlight=False)
-                return
-            with out.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(outcome.to_dict(), default=str) + "\n")
-            s = outcome.spend
-            err.print(
-                f"[{i + 1}/{len(todo)}] {s.tokens} tokens, {s.searches} searches: {outcome.answer[:80]}",
-                highlight=False,
-            )
-
-        err.print(f"{len(todo)} questions to run ({len(questions) - len(todo)} already in {out})")
-        with Researcher(settings) as researcher:
-            researcher.batch(
-                todo,
-                per_question=per_question,
-                adaptive=adaptive,
-                concurrency=concurrency,
-                mode="report" if report else "answer",
-                on_result=on_result,
-                tuned=model_file,
-            )
-        return len(todo) - failures, failures
-
-    done, failures = _guard(run)
-    err.print(f"{done} answered, {failures} failed; results in {out}")
-    if failures:
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -506,6 +402,8 @@ def serve_site(
     _guard(lambda: run_site(source, host=host, port=port, latency_s=latency_ms / 1000, echo=typer.echo))
 
 
+app.command("batch")(cli_batch.batch)
+app.command("worker")(cli_batch.worker)
 app.add_typer(runs_app, name="runs", help="Browse, export and clean up recorded runs.")
 app.add_typer(db_app, name="db", help="Database operations (migrations).")
 

@@ -47,7 +47,7 @@ def set_verbose(verbose: bool) -> None:
 
 
 @contextmanager
-def cli_errors() -> Iterator[None]:
+def cli_errors(on_interrupt: str = "interrupted") -> Iterator[None]:
     """The CLI's error edge: a :class:`LeadlineError` becomes one line on stderr and exit code 1.
 
     A run that kept its record says how to continue it; Ctrl-C exits 130 without a traceback.
@@ -57,7 +57,8 @@ def cli_errors() -> Iterator[None]:
     except LeadlineError as exc:
         if _EdgeState.verbose:
             _err.print_exception()
-        _err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        message = " ".join(exc.message.split())  # one line, whatever a driver's message holds
+        _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         run_id = exc.run_data.get("run_id")
         if run_id:
             _err.print(
@@ -67,13 +68,13 @@ def cli_errors() -> Iterator[None]:
             )
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        _err.print("interrupted")
+        _err.print(on_interrupt, highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
 
 
-def guard(fn: Callable[[], T]) -> T:
-    """Run ``fn`` inside :func:`cli_errors` and return its result."""
-    with cli_errors():
+def guard(fn: Callable[[], T], *, on_interrupt: str = "interrupted") -> T:
+    """Run ``fn`` inside :func:`cli_errors` and return its result (``on_interrupt``: the Ctrl-C line)."""
+    with cli_errors(on_interrupt):
         return fn()
 
 

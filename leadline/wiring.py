@@ -22,8 +22,15 @@ from leadline.tools.fetch_policy import FetchPolicy
 
 def make_llm(settings: Settings) -> LLMClient:
     """The LLM client the settings ask for: an OpenAI-compatible server when a base URL is set, else the
-    embedded llama.cpp engine.
+    embedded llama.cpp engine; wrapped in tracing spans when OpenTelemetry is on.
     """
+    from leadline.agent.tracing import TracedLLM, enabled
+
+    llm = _make_llm(settings)
+    return TracedLLM(llm) if enabled() else llm
+
+
+def _make_llm(settings: Settings) -> LLMClient:
     if settings.base_url:
         from leadline.llm.openai_client import OpenAICompatibleClient
 
@@ -79,6 +86,18 @@ def make_search(
     settings: Settings, *, page_store: PageStore | None = None
 ) -> tuple[SearchBackend, Reader | None]:
     """The search backend and the reader behind its results (the corpus itself, or the web fetcher)."""
+    from leadline.agent.tracing import TracedSearch, enabled
+
+    search, reader = _make_search(settings, page_store=page_store)
+    if enabled():
+        traced = TracedSearch(search, reader)
+        return traced, traced if reader is not None else None
+    return search, reader
+
+
+def _make_search(
+    settings: Settings, *, page_store: PageStore | None = None
+) -> tuple[SearchBackend, Reader | None]:
     names = [n.strip().lower() for n in settings.search.split(",") if n.strip()]
     if names == ["local"]:
         from leadline.tools.corpus_index import CorpusSearch, resolve_corpus

@@ -99,7 +99,7 @@ def _questions(tmp_path: Path, name: str, content: bytes | None) -> Path:
         ("blank.txt", b"\n   \n\t\n", "holds no questions"),
         ("binary.txt", bytes(range(128, 256)) * 4, "not a UTF-8 text file"),
         ("nul.txt", b"Who wrote Hamlet?\x00\x00\x01\x02", "binary file"),
-        ("bad.jsonl", b'{"question": "Who wrote Hamlet?"}\n{not json\n', "bad.jsonl:2"),
+        ("bad.jsonl", b'{not json\n{"q": "Who wrote Hamlet?"}\n', "bad.jsonl:1"),
         ("noquestion.jsonl", b'{"q": "Who wrote Hamlet?"}\n', "noquestion.jsonl:1"),
         ("list.jsonl", b'["Who wrote Hamlet?"]\n', "list.jsonl:1"),
     ],
@@ -107,6 +107,8 @@ def _questions(tmp_path: Path, name: str, content: bytes | None) -> Path:
 def test_batch_questions_file_that_is_missing_empty_binary_or_malformed(
     leadline_home: Path, tmp_path: Path, name: str, content: bytes | None, says: str
 ) -> None:
+    # A file with good lines beside malformed ones runs the good ones and reports the rest by line number
+    # (issue #13; tests/batch/test_inputs.py); a file with no usable line is one error naming the first.
     path = _questions(tmp_path, name, content)
     out = tmp_path / "results.jsonl"
     line = _one_line_error(["batch", str(path), "--out", str(out)], leadline_home)

@@ -14,6 +14,7 @@ import pytest
 PINNED: dict[str, list[str]] = {
     "leadline": [
         "Allocation",
+        "BatchItem",
         "BlockedURLError",
         "Budget",
         "BudgetError",

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -23,6 +24,7 @@ from leadline.agent.nodes.report import report
 from leadline.agent.nodes.search import search
 from leadline.agent.nodes.think import think
 from leadline.agent.state import ResearchState
+from leadline.agent.tracing import TracedGraph, traced_node
 
 
 def build_graph() -> StateGraph[ResearchState, RunContext, ResearchState, ResearchState]:
@@ -30,14 +32,14 @@ def build_graph() -> StateGraph[ResearchState, RunContext, ResearchState, Resear
     answer (and report).
     """
     graph = StateGraph(ResearchState, context_schema=RunContext)
-    graph.add_node("assess", assess)
-    graph.add_node("plan", plan)
-    graph.add_node("decide", decide)
-    graph.add_node("search", search)
-    graph.add_node("read", read)
-    graph.add_node("think", think)
-    graph.add_node("answer", answer)
-    graph.add_node("report", report)
+    graph.add_node("assess", traced_node("assess", assess))
+    graph.add_node("plan", traced_node("plan", plan))
+    graph.add_node("decide", traced_node("decide", decide))
+    graph.add_node("search", traced_node("search", search))
+    graph.add_node("read", traced_node("read", read))
+    graph.add_node("think", traced_node("think", think))
+    graph.add_node("answer", traced_node("answer", answer))
+    graph.add_node("report", traced_node("report", report))
     graph.add_edge(START, "assess")
     graph.add_edge("assess", "plan")
     graph.add_edge("plan", "decide")
@@ -50,6 +52,20 @@ def build_graph() -> StateGraph[ResearchState, RunContext, ResearchState, Resear
     return graph
 
 
+_compiled: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+"""Compiled graphs by checkpointer: compiling takes ~0.1 s (LangGraph inspects every node), and a compiled
+graph keeps no run state, so the runs sharing a checkpointer (a batch worker's) share one."""
+
+
 def compile_graph(checkpointer: Any = None) -> Any:
-    """The compiled loop; pass a LangGraph checkpointer to make runs resumable."""
-    return build_graph().compile(checkpointer=checkpointer)
+    """The compiled loop; pass a LangGraph checkpointer to make runs resumable. Its runs and nodes make
+    OpenTelemetry spans while tracing is on (:mod:`leadline.agent.tracing`)."""
+    if checkpointer is None:
+        return TracedGraph(build_graph().compile())
+    try:
+        return _compiled[checkpointer]
+    except KeyError:
+        graph = _compiled[checkpointer] = TracedGraph(build_graph().compile(checkpointer=checkpointer))
+        return graph
+    except TypeError:  # a checkpointer that cannot be weakly referenced
+        return TracedGraph(build_graph().compile(checkpointer=checkpointer))

@@ -9,10 +9,13 @@ Consistency across processes (Ray workers) needs a shared store and is not this 
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from leadline.errors import InvalidBudgetError
+from leadline.storage.batches import grant_amount
 
 
 def _amount(name: str, value: int) -> int:
@@ -89,3 +92,86 @@ class BatchPool:
                 withdrawn_tokens=self._withdrawn[0],
                 withdrawn_searches=self._withdrawn[1],
             )
+
+
+def fit_shares(
+    shares: list[tuple[int, int]], total_tokens: int, total_searches: int
+) -> list[tuple[int, int]]:
+    """Make plan shares fit the batch total on both axes (an adaptive plan trades one for the other).
+
+    Every question gets at least one search and a few tokens while the total allows (the loop answers
+    nothing before a search); above that floor the shares keep their proportions, scaled down on an axis
+    whose sum is over the total.
+    """
+    n = len(shares)
+    if n == 0:
+        return []
+
+    def axis(values: list[int], total: int, floor: int) -> list[int]:
+        if floor * n > total:  # not even the floor for everyone: the first ones get it, the rest nothing
+            return [floor if i < total // max(1, floor) else 0 for i in range(n)]
+        values = [max(floor, v) for v in values]
+        above = [v - floor for v in values]
+        room = total - floor * n
+        if sum(above) <= room:
+            return values
+        return [floor + int(a * room / sum(above)) for a in above]
+
+    tokens = axis([t for t, _ in shares], total_tokens, min(64, total_tokens // n))
+    searches = axis([s for _, s in shares], total_searches, 1)
+    return list(zip(tokens, searches, strict=True))
+
+
+class LocalGrants:
+    """Hard caps for the runs of one in-process batch, out of the batch total.
+
+    A run starts with a grant — its planned share times a headroom, cut so the questions not yet started
+    keep their shares, never more than is left (the rule of the database pool, ``grant_amount``) — which
+    becomes its hard caps; when it ends, what it did not spend goes back. So a batch run in one process
+    never spends more than its total. A run that finds too little left waits for another to give some
+    back, and gets None when nothing is running that could.
+    """
+
+    def __init__(
+        self,
+        total_tokens: int,
+        total_searches: int,
+        shares: Sequence[tuple[int, int]],
+        *,
+        headroom: float = 2.0,
+        min_tokens: int = 16,
+    ) -> None:
+        self.tokens, self.searches = total_tokens, total_searches
+        self.shares = list(shares)
+        self.headroom = headroom
+        self.min_tokens = min_tokens
+        self._waiting = set(range(len(self.shares)))
+        self._running = 0
+        self._changed = asyncio.Condition()
+
+    async def take(self, i: int) -> tuple[int, int] | None:
+        """Question ``i``'s grant (tokens, searches), or None when the batch has nothing left for it."""
+        async with self._changed:
+            while True:
+                share_t, share_s = self.shares[i]
+                others = [self.shares[j] for j in self._waiting if j != i]
+                tokens = grant_amount(share_t, self.headroom, self.tokens, sum(t for t, _ in others))
+                searches = grant_amount(share_s, self.headroom, self.searches, sum(s for _, s in others))
+                if tokens >= min(self.min_tokens, max(1, share_t)) and searches >= 1:
+                    self._waiting.discard(i)
+                    self.tokens -= tokens
+                    self.searches -= searches
+                    self._running += 1
+                    return tokens, searches
+                if self._running == 0:
+                    self._waiting.discard(i)
+                    return None
+                await self._changed.wait()
+
+    async def settle(self, grant: tuple[int, int], spent_tokens: int, spent_searches: int) -> None:
+        """A run ended: return its grant less what it spent."""
+        async with self._changed:
+            self.tokens += max(0, grant[0] - spent_tokens)
+            self.searches += max(0, grant[1] - spent_searches)
+            self._running -= 1
+            self._changed.notify_all()

@@ -2,22 +2,40 @@
 
 A batch is a set of jobs (one per question); workers in any number of processes claim pending jobs
 atomically (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so no question is
-run twice. Jobs left ``running`` by a killed worker go back to ``pending`` with :meth:`requeue_jobs`.
+run twice. A claim may carry a lease (``lease_until``) that its worker renews with :meth:`heartbeat`; a
+job whose lease has passed belongs to a dead worker and the next claim takes it over. Jobs left
+``running`` can also be put back to ``pending`` with :meth:`requeue_jobs`.
+
+The batch pool lives in the batch row (``pool_tokens``, ``pool_searches``). A claim with
+``draw_from_pool`` takes the job's grant out of it in the claim's transaction, and :meth:`complete_job`
+returns what the run did not spend in the completion's transaction, so the pool plus the grants held
+plus the spend of finished jobs always equals the batch total: a batch never spends more than it has,
+however many workers on however many machines share it.
+
 Outcome rows are what sweeps produce and the budget controller is fitted on.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from leadline.errors import ConfigError
 from leadline.storage.access import StoreAccess
-from leadline.storage.models import Batch, Job, OutcomeRow, utc_now
-from leadline.storage.records import BatchRecord, JobRecord, JobStatus, OutcomeRecord
+from leadline.storage.models import Batch, Job, LedgerRow, OutcomeRow, utc_now
+from leadline.storage.records import (
+    BatchProgress,
+    BatchRecord,
+    JobRecord,
+    JobSpec,
+    JobStatus,
+    OutcomeRecord,
+)
 
 
 class BatchMethods(StoreAccess):
@@ -31,8 +49,10 @@ class BatchMethods(StoreAccess):
         budget: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
         batch_id: str | None = None,
+        pool_tokens: int = 0,
+        pool_searches: int = 0,
     ) -> str:
-        """Record a new batch and return its id."""
+        """A new batch; ``pool_*`` is the budget its jobs draw their grants from (see the module doc)."""
         batch_id = batch_id or uuid.uuid4().hex
         with self._write() as conn:
             inserted = conn.execute(
@@ -44,6 +64,8 @@ class BatchMethods(StoreAccess):
                     budget=budget or {},
                     settings=settings or {},
                     created_at=utc_now(),
+                    pool_tokens=pool_tokens,
+                    pool_searches=pool_searches,
                 )
                 .on_conflict_do_nothing(index_elements=["id"])
                 .returning(Batch.id)
@@ -66,6 +88,8 @@ class BatchMethods(StoreAccess):
             settings=row.settings,
             created_at=row.created_at,
             finished_at=row.finished_at,
+            pool_tokens=row.pool_tokens,
+            pool_searches=row.pool_searches,
         )
 
     def finish_batch(self, batch_id: str, *, status: str = "done") -> None:
@@ -74,6 +98,34 @@ class BatchMethods(StoreAccess):
             stmt = update(Batch).where(Batch.id == batch_id).values(status=status, finished_at=utc_now())
             if not conn.execute(stmt).rowcount:
                 raise ConfigError(f"no batch {batch_id!r}")
+
+    def set_batch_status(self, batch_id: str, status: str) -> None:
+        """Set a batch's status (``running`` again when a rerun continues it)."""
+        with self._write() as conn:
+            values: dict[str, Any] = {"status": status}
+            if status == "running":
+                values["finished_at"] = None
+            if not conn.execute(update(Batch).where(Batch.id == batch_id).values(**values)).rowcount:
+                raise ConfigError(f"no batch {batch_id!r}")
+
+    def grow_batch(self, batch_id: str, *, tokens: int, searches: int) -> None:
+        """Add to the batch's total and its pool (questions added to a batch bring their shares)."""
+        with self._write() as conn:
+            row = conn.execute(select(Batch.budget).where(Batch.id == batch_id).with_for_update()).first()
+            if row is None:
+                raise ConfigError(f"no batch {batch_id!r}")
+            budget = dict(row.budget)
+            budget["total_tokens"] = int(budget.get("total_tokens", 0)) + tokens
+            budget["total_searches"] = int(budget.get("total_searches", 0)) + searches
+            conn.execute(
+                update(Batch)
+                .where(Batch.id == batch_id)
+                .values(
+                    budget=budget,
+                    pool_tokens=Batch.pool_tokens + tokens,
+                    pool_searches=Batch.pool_searches + searches,
+                )
+            )
 
     # -- jobs ---------------------------------------------------------------------------------------
     def add_jobs(self, batch_id: str, questions: Iterable[tuple[str, str]]) -> int:
@@ -98,25 +150,246 @@ class BatchMethods(StoreAccess):
             )
             return len(conn.execute(stmt, rows).all())
 
-    def claim_job(self, batch_id: str, *, worker: str = "") -> JobRecord | None:
-        """Take the oldest pending job of the batch for ``worker``; None when none is left."""
+    def queue_jobs(self, batch_id: str, specs: Iterable[JobSpec]) -> int:
+        """Queue questions with their planned shares; a question id already in the batch is skipped."""
+        now = utc_now()
+        rows = [
+            {
+                "batch_id": batch_id,
+                "question_id": j.question_id,
+                "question": j.question,
+                "share_tokens": j.share_tokens,
+                "share_searches": j.share_searches,
+                "extra": dict(j.extra),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for j in specs
+        ]
+        if not rows:
+            return 0
         with self._write() as conn:
-            pending = (
-                select(Job.id)
-                .where(Job.batch_id == batch_id, Job.status == "pending")
-                .order_by(Job.id)
+            stmt = (
+                self._insert(Job)
+                .on_conflict_do_nothing(index_elements=["batch_id", "question_id"])
+                .returning(Job.id)
+            )
+            return len(conn.execute(stmt, rows).all())
+
+    def claim_job(
+        self,
+        batch_id: str,
+        *,
+        worker: str = "",
+        lease_s: float | None = None,
+        draw_from_pool: bool = False,
+        headroom: float = 1.0,
+        min_tokens: int = 1,
+    ) -> JobRecord | None:
+        """Take the oldest claimable job of the batch for ``worker``; None when there is none.
+
+        Claimable: pending, or (with ``lease_s``) running under a lease that has passed. With
+        ``lease_s`` the claim holds a lease of that many seconds. With ``draw_from_pool`` a job that
+        has no grant yet draws one from the batch pool: its share times ``headroom``, less when the pool
+        must keep the shares of the other jobs not yet started, never more than the pool holds. A job
+        the pool cannot fund (under ``min_tokens`` tokens or no search) stays pending and None is
+        returned; jobs with a grant are claimed first.
+        """
+        now = utc_now()
+        with self._write() as conn:
+            pool: Any = None
+            if draw_from_pool:
+                pool = conn.execute(
+                    select(Batch.pool_tokens, Batch.pool_searches)
+                    .where(Batch.id == batch_id)
+                    .with_for_update()
+                ).first()
+                if pool is None:
+                    raise ConfigError(f"no batch {batch_id!r}")
+            claimable = Job.status == "pending"
+            if lease_s is not None:
+                claimable = or_(
+                    claimable,
+                    and_(Job.status == "running", or_(Job.lease_until.is_(None), Job.lease_until < now)),
+                )
+            row = conn.execute(
+                select(Job)
+                .where(Job.batch_id == batch_id, claimable)
+                .order_by(Job.grant_tokens.is_(None), Job.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
-            )
-            job_id = conn.execute(pending).scalar()
-            if job_id is None:
+            ).first()
+            if row is None:
                 return None
-            conn.execute(
+            values: dict[str, Any] = {
+                "status": "running",
+                "worker": worker,
+                "attempts": Job.attempts + 1,
+                "updated_at": now,
+                "lease_until": None if lease_s is None else now + timedelta(seconds=lease_s),
+            }
+            if pool is not None and row.grant_tokens is None:
+                others = conn.execute(
+                    select(
+                        func.coalesce(func.sum(Job.share_tokens), 0),
+                        func.coalesce(func.sum(Job.share_searches), 0),
+                    ).where(
+                        Job.batch_id == batch_id,
+                        Job.status == "pending",
+                        Job.grant_tokens.is_(None),
+                        Job.id != row.id,
+                    )
+                ).one()
+                tokens = grant_amount(row.share_tokens, headroom, int(pool.pool_tokens), int(others[0]))
+                searches = grant_amount(row.share_searches, headroom, int(pool.pool_searches), int(others[1]))
+                if tokens < max(1, min_tokens) or searches < 1:
+                    return None
+                conn.execute(
+                    update(Batch)
+                    .where(Batch.id == batch_id)
+                    .values(
+                        pool_tokens=Batch.pool_tokens - tokens, pool_searches=Batch.pool_searches - searches
+                    )
+                )
+                values |= {"grant_tokens": tokens, "grant_searches": searches}
+            conn.execute(update(Job).where(Job.id == row.id).values(**values))
+            return _job_record(conn.execute(select(Job).where(Job.id == row.id)).one())
+
+    def heartbeat(self, batch_id: str, *, worker: str, lease_s: float) -> int:
+        """Renew the leases of ``worker``'s running jobs; returns how many it still holds."""
+        with self._write() as conn:
+            stmt = (
                 update(Job)
-                .where(Job.id == job_id)
-                .values(status="running", worker=worker, attempts=Job.attempts + 1, updated_at=utc_now())
+                .where(Job.batch_id == batch_id, Job.worker == worker, Job.status == "running")
+                .values(lease_until=utc_now() + timedelta(seconds=lease_s))
             )
-            return _job_record(conn.execute(select(Job).where(Job.id == job_id)).one())
+            return int(conn.execute(stmt).rowcount)
+
+    def attach_run(self, job_id: int, run_id: str) -> None:
+        """Link a job to the run doing it, as soon as that run exists (progress and spend see it)."""
+        with self._write() as conn:
+            conn.execute(update(Job).where(Job.id == job_id).values(run_id=run_id, updated_at=utc_now()))
+
+    def complete_job(
+        self,
+        job_id: int,
+        *,
+        worker: str,
+        status: JobStatus,
+        run_id: str | None = None,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+        spent_tokens: int = 0,
+        spent_searches: int = 0,
+        keep_grant: bool = False,
+    ) -> bool:
+        """Finish ``worker``'s job as done or failed and return its unspent grant to the batch pool.
+
+        ``keep_grant`` (a failed run that a retry will resume under the same caps) keeps the grant with
+        the job instead. A failed job that returns its grant forgets it, so a retry draws a new one.
+        One transaction; False (and nothing changed) when the job is no longer this worker's — its lease
+        passed and another worker took it over.
+        """
+        values: dict[str, Any] = {
+            "status": status,
+            "updated_at": utc_now(),
+            "error": error,
+            "result": result,
+            "lease_until": None,
+        }
+        if run_id is not None:
+            values["run_id"] = run_id
+        with self._write() as conn:
+            row = conn.execute(
+                select(Job.batch_id, Job.grant_tokens, Job.grant_searches)
+                .where(Job.id == job_id, Job.worker == worker, Job.status == "running")
+                .with_for_update()
+            ).first()
+            if row is None:
+                return False
+            if keep_grant:
+                conn.execute(update(Job).where(Job.id == job_id).values(**values))
+                return True
+            if status == "failed":
+                values |= {"grant_tokens": None, "grant_searches": None}
+            conn.execute(update(Job).where(Job.id == job_id).values(**values))
+            refund_t = max(0, (row.grant_tokens or 0) - spent_tokens)
+            refund_s = max(0, (row.grant_searches or 0) - spent_searches)
+            if refund_t or refund_s:
+                conn.execute(
+                    update(Batch)
+                    .where(Batch.id == row.batch_id)
+                    .values(
+                        pool_tokens=Batch.pool_tokens + refund_t, pool_searches=Batch.pool_searches + refund_s
+                    )
+                )
+            return True
+
+    def release_job(self, job_id: int, *, worker: str) -> bool:
+        """Give a job back unfinished (a clean stop): pending again, its grant and run kept for whoever
+        claims it next, who resumes the run from its checkpoint."""
+        with self._write() as conn:
+            stmt = (
+                update(Job)
+                .where(Job.id == job_id, Job.worker == worker, Job.status == "running")
+                .values(status="pending", lease_until=None, updated_at=utc_now())
+            )
+            return bool(conn.execute(stmt).rowcount)
+
+    def fail_unfunded(self, batch_id: str, *, error: str) -> int:
+        """Mark the pending jobs that never drew a grant failed with ``error`` (the pool is spent)."""
+        with self._write() as conn:
+            stmt = (
+                update(Job)
+                .where(Job.batch_id == batch_id, Job.status == "pending", Job.grant_tokens.is_(None))
+                .values(status="failed", error=error, updated_at=utc_now())
+            )
+            return int(conn.execute(stmt).rowcount)
+
+    def batch_progress(self, batch_id: str) -> BatchProgress:
+        """Jobs by status, the pool, the batch total and the spend recorded in the ledger of its runs."""
+        record = self.get_batch(batch_id)
+        now = utc_now()
+        with self._read() as conn:
+            counts = dict(
+                conn.execute(
+                    select(Job.status, func.count(Job.id))
+                    .where(Job.batch_id == batch_id)
+                    .group_by(Job.status)
+                ).all()
+            )
+            spent = conn.execute(
+                select(
+                    func.coalesce(func.sum(LedgerRow.completion_tokens), 0),
+                    func.coalesce(func.sum(LedgerRow.searches), 0),
+                ).where(LedgerRow.run_id.in_(select(Job.run_id).where(Job.batch_id == batch_id)))
+            ).one()
+            workers = conn.execute(
+                select(Job.worker)
+                .where(
+                    Job.batch_id == batch_id,
+                    Job.status == "running",
+                    or_(Job.lease_until.is_(None), Job.lease_until >= now),
+                )
+                .distinct()
+            ).scalars()
+            worker_names = tuple(sorted(w for w in workers if w))
+        total = record.budget
+        return BatchProgress(
+            batch_id=batch_id,
+            status=record.status,
+            pending=int(counts.get("pending", 0)),
+            running=int(counts.get("running", 0)),
+            done=int(counts.get("done", 0)),
+            failed=int(counts.get("failed", 0)),
+            pool_tokens=record.pool_tokens,
+            pool_searches=record.pool_searches,
+            total_tokens=int(total.get("total_tokens", 0)),
+            total_searches=int(total.get("total_searches", 0)),
+            spent_tokens=int(spent[0]),
+            spent_searches=int(spent[1]),
+            workers=worker_names,
+        )
 
     def finish_job(
         self, job_id: int, *, status: JobStatus = "done", run_id: str | None = None, error: str | None = None
@@ -129,13 +402,13 @@ class BatchMethods(StoreAccess):
             if not conn.execute(update(Job).where(Job.id == job_id).values(**values)).rowcount:
                 raise ConfigError(f"no job {job_id}")
 
-    def requeue_jobs(self, batch_id: str) -> int:
-        """Put jobs a dead worker left ``running`` back to ``pending``; returns how many."""
+    def requeue_jobs(self, batch_id: str, *, statuses: Sequence[JobStatus] = ("running",)) -> int:
+        """Put jobs a dead worker left ``running`` (or, asked, failed ones) back to ``pending``."""
         with self._write() as conn:
             stmt = (
                 update(Job)
-                .where(Job.batch_id == batch_id, Job.status == "running")
-                .values(status="pending", updated_at=utc_now())
+                .where(Job.batch_id == batch_id, Job.status.in_(list(statuses)))
+                .values(status="pending", lease_until=None, updated_at=utc_now())
             )
             return int(conn.execute(stmt).rowcount)
 
@@ -230,6 +503,11 @@ def _split_and_features(stored: dict[str, Any]) -> dict[str, Any]:
     split = str(extra.pop(_SPLIT_KEY, "dev"))
     features = {str(k): float(v) for k, v in dict(extra.pop(_FEATURES_KEY, {})).items()}
     return {"split": split, "features": features, "extra": extra}
+def grant_amount(share: int, headroom: float, pool: int, reserved: int) -> int:
+    """A job's grant on one axis: its share times headroom, cut to keep ``reserved`` for the jobs not yet
+    started, but never below its share while the pool holds it, and never above the pool."""
+    want = max(share, math.ceil(share * headroom))
+    return max(0, min(pool, max(share, min(want, pool - reserved))))
 
 
 def _job_record(row: Any) -> JobRecord:
@@ -243,7 +521,14 @@ def _job_record(row: Any) -> JobRecord:
         attempts=row.attempts,
         worker=row.worker,
         error=row.error,
+        share_tokens=row.share_tokens,
+        share_searches=row.share_searches,
+        grant_tokens=row.grant_tokens,
+        grant_searches=row.grant_searches,
+        lease_until=row.lease_until,
+        extra=dict(row.extra or {}),
+        result=row.result,
     )
 
 
-__all__ = ["BatchMethods"]
+__all__ = ["BatchMethods", "grant_amount"]

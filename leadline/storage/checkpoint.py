@@ -9,6 +9,7 @@ on the same PostgreSQL database. The thread id of a run's checkpoints is its run
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -83,6 +84,18 @@ async def _sqlite_saver(url: URL) -> AsyncIterator[BaseCheckpointSaver[Any]]:
         await conn.close()
 
 
+async def _take_setup_lock(conn: Any) -> None:
+    """Polled, not waited for: a session waiting on the lock holds a transaction open, which the
+    holder's CREATE INDEX CONCURRENTLY waits for in turn (a deadlock between two new workers)."""
+    while True:
+        row = await (
+            await conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (_PG_SETUP_LOCK,))
+        ).fetchone()
+        if row["got"]:
+            return
+        await asyncio.sleep(0.05)
+
+
 @asynccontextmanager
 async def _postgres_saver(url: URL) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     import psycopg
@@ -100,7 +113,7 @@ async def _postgres_saver(url: URL) -> AsyncIterator[BaseCheckpointSaver[Any]]:
         saver = AsyncPostgresSaver(conn=conn)
         # Session-level lock on the same connection: setup runs in autocommit (CREATE INDEX
         # CONCURRENTLY needs it), so a transaction-scoped lock would not cover it.
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_PG_SETUP_LOCK,))
+        await _take_setup_lock(conn)
         try:
             await saver.setup()
         finally:

@@ -234,6 +234,9 @@ class Batch(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     finished_at: Mapped[datetime | None]
+    pool_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
+    """The batch pool's tokens not granted to any run: updated in place, atomically, by every worker."""
+    pool_searches: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Job(Base):
@@ -256,6 +259,18 @@ class Job(Base):
     error: Mapped[str | None]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+    lease_until: Mapped[datetime | None]
+    """A running job whose lease has passed belongs to a dead worker; another may claim it."""
+    share_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
+    """The job's planned share of the batch budget."""
+    share_searches: Mapped[int] = mapped_column(default=0, server_default="0")
+    grant_tokens: Mapped[int | None]
+    """What the job drew from the pool when first claimed: its run's hard caps (kept across claims)."""
+    grant_searches: Mapped[int | None]
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    """Input fields beyond id and question, carried to the outputs."""
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """What the finished run decided and spent (difficulty, allocation, why it stopped), for the reports."""
 
 
 class OutcomeRow(Base):

@@ -103,6 +103,8 @@ class BatchRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     finished_at: datetime | None = None
+    pool_tokens: int = 0
+    pool_searches: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +120,53 @@ class JobRecord:
     attempts: int = 0
     worker: str = ""
     error: str | None = None
+    share_tokens: int = 0
+    share_searches: int = 0
+    grant_tokens: int | None = None
+    grant_searches: int | None = None
+    lease_until: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSpec:
+    """A question to queue in a batch, with its planned share of the batch budget."""
+
+    question_id: str
+    question: str
+    share_tokens: int = 0
+    share_searches: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchProgress:
+    """Where a batch stands, from any machine: jobs by status, the pool, and the spend in the ledger."""
+
+    batch_id: str
+    status: str
+    pending: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    pool_tokens: int = 0
+    pool_searches: int = 0
+    total_tokens: int = 0
+    total_searches: int = 0
+    spent_tokens: int = 0
+    spent_searches: int = 0
+    workers: tuple[str, ...] = ()
+
+    @property
+    def total_jobs(self) -> int:
+        """Jobs in the batch, whatever their status."""
+        return self.pending + self.running + self.done + self.failed
+
+    @property
+    def finished(self) -> bool:
+        """No job waits or runs."""
+        return self.pending == 0 and self.running == 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,8 +275,10 @@ class OutcomeRecord:
 
 __all__ = [
     "OUTCOME_METRICS",
+    "BatchProgress",
     "BatchRecord",
     "JobRecord",
+    "JobSpec",
     "JobStatus",
     "LLMCallRecord",
     "LedgerRecord",

@@ -23,7 +23,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -81,6 +81,9 @@ class FakeOpenAIServer:
     """Return one choice whatever ``n`` asks, as llama.cpp's server does; by default only for llamacpp."""
     delay_s: float = 0.0
     """Seconds every generation request waits before answering."""
+    responder: Callable[[dict[str, Any]], str] | None = None
+    """Answers a chat request from its JSON body (instead of the scripted replies): for runs in parallel,
+    whose calls arrive in no fixed order."""
     owned_by: str | None = None
     """``owned_by`` of the model listing; by default what the real server sends (a proxy may rewrite it)."""
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -140,7 +143,14 @@ class FakeOpenAIServer:
         self._socket = sock
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self._app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1, access_log=False
+            self._app(),
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            access_log=False,
+            # idle keep-alive connections stay open as behind a proxy: uvicorn's 5 s default closes
+            # them under load just as a pooled client reuses them (a ReadError, not the server's fault)
+            timeout_keep_alive=75,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -298,7 +308,7 @@ class FakeOpenAIServer:
         prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
         choices, completion_tokens = [], 0
         for index in range(self._choice_count(body)):
-            reply = self._next_reply()
+            reply = ScriptedReply(self.responder(body)) if self.responder is not None else self._next_reply()
             message: dict[str, Any] = {"role": "assistant", "content": reply.text}
             if reply.reasoning is not None:
                 message[self._reasoning_key()] = reply.reasoning
@@ -401,6 +411,7 @@ def serve_fake_openai(
     ignore_n: bool | None = None,
     delay_s: float = 0.0,
     owned_by: str | None = None,
+    responder: Callable[[dict[str, Any]], str] | None = None,
 ) -> Iterator[FakeOpenAIServer]:
     """Run a :class:`FakeOpenAIServer` on a free port of 127.0.0.1 for the ``with`` block."""
     server = FakeOpenAIServer(
@@ -410,6 +421,7 @@ def serve_fake_openai(
         ignore_n=ignore_n,
         delay_s=delay_s,
         owned_by=owned_by,
+        responder=responder,
     )
     server.add_replies(*replies)
     server.start()

@@ -60,31 +60,6 @@ def test_adaptive_controller_runs_the_loop_and_respects_hard_caps(docs: list[Doc
     assert "difficulty" in result.trace[0]["detail"]
 
 
-def test_batch_cli_writes_one_line_per_result_and_skips_finished(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docs: list[Document]
-) -> None:
-    from leadline import cli
-
-    made: list[Researcher] = []
-
-    def fake_researcher(settings: Settings, **kwargs: object) -> Researcher:
-        r = researcher(docs)
-        made.append(r)
-        return r
-
-    monkeypatch.setattr("leadline.api.Researcher", fake_researcher)
-    questions = tmp_path / "q.txt"
-    questions.write_text(f"{QUESTION}\n\n{EASY}\n")
-    out = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(cli.app, ["batch", str(questions), "--out", str(out), "--fixed"])
-    assert result.exit_code == 0, result.stderr
-    rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [r["question"] for r in rows] == [QUESTION, EASY]
-    result = CliRunner().invoke(cli.app, ["batch", str(questions), "--out", str(out)])
-    assert result.exit_code == 0 and "0 questions to run" in result.stderr
-    assert len(out.read_text().splitlines()) == 2
-
-
 def test_tune_runs_every_question_at_every_point_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docs: list[Document]
 ) -> None:

@@ -1,0 +1,240 @@
+"""Batch throughput, orchestration overhead, memory per run, worker scaling and pool accounting.
+
+Everything real but the model: a fake OpenAI-compatible server in its own process answers every
+generation request after 300 ms over real HTTP on 127.0.0.1 (answers shaped like a sensible model's,
+cut to ``max_tokens``), the packaged demo corpus behind the real BM25 index, PostgreSQL for the runs,
+their checkpoints, the jobs and the batch pool. Questions: ``benchmarks/data/batch_questions.jsonl``
+(256 questions about demo-corpus titles, committed). Measured side by side in one invocation:
+
+- throughput (finished runs per second) of one process running 1, 8, 32 and 128 runs at once
+  (``BatchWorker(concurrency=c)``; 2·c questions per level, 4 for one run at a time);
+  ``speedup_32`` = throughput at 32 / throughput at 1 (target ≥ 20);
+- orchestration overhead per graph step, excluding LLM and search time: for each run at concurrency
+  1, (run wall time − the LLM and search seconds in its ledger) / its graph steps; the median
+  (target < 5 ms);
+- memory per concurrent run: (peak RSS at 128 − peak RSS at 1) / 127, sampled every 20 ms;
+- 4 worker processes (``leadline worker``) against 1 on the same kind of batch: throughput over the
+  span from the first run created to the last job finished (process start-up excluded, printed
+  apart with the plain wall-clock ratio); ``workers4_speedup`` (target ≥ 3.5);
+- the pool's accounting: every batch's spend summed from the ledger against its total, plus a batch
+  whose total is 40 % of its nominal budget; ``pool_overspend`` is the largest excess (target 0).
+
+    .venv/bin/python benchmarks/batch.py [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
+
+Creates one schema in that database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+QUESTIONS = HERE / "data" / "batch_questions.jsonl"
+SERVER = """
+import sys, time
+from leadline.testing.fake_openai_server import serve_fake_openai
+from leadline.testing.research_responder import chat_responder
+with serve_fake_openai(responder=chat_responder, delay_s=float(sys.argv[1])) as s:
+    print(s.url, flush=True)
+    while True:
+        time.sleep(3600)
+"""
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakRss:
+    """Samples this process's RSS every 20 ms while in the ``with`` block."""
+
+    def __enter__(self) -> PeakRss:
+        self.peak = rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--delay", type=float, default=0.3, help="seconds the fake server takes per call")
+    parser.add_argument("--levels", default="1,8,32,128")
+    parser.add_argument("--worker-questions", type=int, default=48)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="leadline-bench-batch-"))
+    os.environ["LEADLINE_HOME"] = str(home)
+    import psycopg
+
+    from leadline.batch.inputs import read_questions
+    from leadline.storage.checkpoint import postgres_conninfo
+    from leadline.tools.corpus_index import resolve_corpus
+
+    questions = read_questions(QUESTIONS).questions
+    t0 = time.perf_counter()
+    resolve_corpus("demo", home / "indexes")
+    print(f"demo index built in {time.perf_counter() - t0:.1f} s (not measured)", flush=True)
+
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(args.delay)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert server.stdout is not None
+    base_url = server.stdout.readline().strip()
+    schema = f"leadline_bench_{uuid.uuid4().hex[:10]}"
+    admin = postgres_conninfo(args.pg)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{args.pg}?options=-csearch_path%3D{schema}"
+    try:
+        figures = asyncio.run(measure(url, base_url, questions, args))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    print(" ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+async def measure(url: str, base_url: str, questions: list[Any], args: argparse.Namespace) -> dict[str, Any]:
+    from leadline.batch.plan import BatchOptions, open_batch
+    from leadline.batch.worker import BatchWorker, JobEvent, run_id_for
+    from leadline.budgets.ledger import Budget
+    from leadline.config import Settings
+    from leadline.storage.store import SqlRunStore
+
+    store = SqlRunStore.from_url(url)
+    settings = Settings(base_url=base_url, corpus="demo", db_url=url)
+    options = BatchOptions(per_question=Budget(tokens=512, searches=3))
+    overspend: list[float] = []
+
+    def check_pool(batch_id: str) -> str:
+        p = store.batch_progress(batch_id)
+        for job in store.list_jobs(batch_id, status="failed")[:3]:
+            print(f"  failed {job.question_id}: {job.error}", flush=True)
+        overspend.append(max(p.spent_tokens - p.total_tokens, p.spent_searches - p.total_searches, 0))
+        return (
+            f"spent {p.spent_tokens}/{p.total_tokens} tokens, {p.spent_searches}/{p.total_searches} searches"
+            f" ({p.done} done, {p.failed} failed)"
+        )
+
+    # warm up: the client, the index, the store (not measured)
+    batch_id = open_batch(store, "warmup", questions[-2:], settings, options)[0].batch_id
+    await BatchWorker(store, batch_id, settings=settings).run()
+
+    levels = [int(x) for x in args.levels.split(",")]
+    throughput: dict[int, float] = {}
+    peaks: dict[int, float] = {}
+    overheads: list[float] = []
+    for c in levels:
+        n = 4 if c == 1 else 2 * c
+        record, _ = open_batch(store, f"level-{c}", questions[:n], settings, options)
+        done: list[JobEvent] = []
+        with PeakRss() as rss:
+            t = time.perf_counter()
+            await BatchWorker(
+                store, record.batch_id, settings=settings, concurrency=c, on_event=done.append
+            ).run()
+            wall = time.perf_counter() - t
+        finished = [e for e in done if e.kind == "done" and e.result is not None]
+        throughput[c], peaks[c] = len(finished) / wall, rss.peak
+        if c == 1:
+            for e in finished:
+                assert e.result is not None
+                external = sum(
+                    x.seconds for x in store.ledger_entries(run_id_for(record.batch_id, e.job.question_id))
+                )
+                overheads.append((e.result.spend.seconds - external) * 1000 / max(1, len(e.result.trace)))
+        print(
+            f"concurrency {c:>3}: {len(finished)}/{n} runs in {wall:6.2f} s = {throughput[c]:6.2f} runs/s; "
+            f"peak RSS {rss.peak:7.1f} MB; {check_pool(record.batch_id)}",
+            flush=True,
+        )
+
+    # worker processes: 1 against 4, the same number of questions each
+    spans: dict[int, tuple[float, float]] = {}
+    for workers in (1, 4):
+        n = args.worker_questions
+        record, _ = open_batch(store, f"workers-{workers}", questions[-n - 2 : -2], settings, options)
+        cmd = [sys.executable, "-m", "leadline.cli", "worker", record.batch_id, "--db", url, "--quiet"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        t = time.perf_counter()
+        procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
+        for p in procs:
+            p.wait()
+        wall = time.perf_counter() - t
+        jobs = store.list_jobs(record.batch_id)
+        starts = [store.get_run(j.run_id).created_at for j in jobs if j.run_id]
+        ends = [store.get_run(j.run_id).finished_at for j in jobs if j.run_id]
+        span = (max(e for e in ends if e) - min(starts)).total_seconds()
+        spans[workers] = (span, wall)
+        print(
+            f"{workers} worker process(es): {sum(j.status == 'done' for j in jobs)}/{n} done; "
+            f"{span:.2f} s from first run to last finish, {wall:.2f} s wall with start-up; "
+            f"{check_pool(record.batch_id)}",
+            flush=True,
+        )
+
+    # the pool under pressure: a total of 40 % of the nominal budget, 32 runs at once
+    tight = BatchOptions(
+        per_question=options.per_question, total_tokens=int(0.4 * 512 * 64), total_searches=int(0.4 * 3 * 64)
+    )
+    record, _ = open_batch(store, "tight-pool", questions[:64], settings, tight)
+    await BatchWorker(store, record.batch_id, settings=settings, concurrency=32).run()
+    print(f"tight pool (40 % of nominal): {check_pool(record.batch_id)}", flush=True)
+    store.close()
+
+    base = throughput[levels[0]]
+    figures = {
+        "speedup_32": f"{throughput[32] / base:.1f}" if 32 in throughput else "nan",
+        "overhead_ms_median": f"{statistics.median(overheads):.2f}",
+        "workers4_speedup": f"{spans[1][0] / spans[4][0]:.2f}",
+        "pool_overspend": f"{max(overspend):.0f}",
+    }
+    top = max(levels)
+    print(
+        json.dumps(
+            {
+                "throughput_runs_per_s": {str(c): round(v, 3) for c, v in throughput.items()},
+                "speedups": {str(c): round(v / base, 2) for c, v in throughput.items()},
+                "overhead_ms_per_step": {
+                    "median": round(statistics.median(overheads), 2),
+                    "max": round(max(overheads), 2),
+                    "runs": len(overheads),
+                },
+                "memory_mb_per_concurrent_run": round((peaks[top] - peaks[levels[0]]) / (top - levels[0]), 3),
+                "workers4_speedup_wall_with_startup": round(spans[1][1] / spans[4][1], 2),
+            }
+        )
+    )
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,459 @@
+"""A batch worker: claims jobs of one batch under a lease, runs them, and settles their grants.
+
+Any number of workers, in any number of processes on any number of machines, can work on one batch
+in one database. Each holds leases on the jobs it runs and renews them while it lives; a worker that
+dies (SIGKILL, a lost machine) stops renewing, and once its leases pass another worker claims the job
+and resumes its run from the last checkpoint — the run id is derived from the batch and the question,
+so whoever takes a job over finds the run, and the recorded LLM calls and searches are replayed from
+the store, never made again. A job's grant comes out of the batch pool when first claimed and its
+unspent part goes back when the job finishes, in the same transactions (``storage/batches.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leadline.batch.plan import BatchOptions
+from leadline.budgets.controller import Allocation, Controller, Decision, FixedController, RunObservation
+from leadline.budgets.ledger import Budget
+from leadline.config import Settings
+from leadline.errors import ConfigError, LeadlineError, RunNotFoundError
+from leadline.llm.base import LLMClient
+from leadline.result import ResearchResult
+from leadline.storage.checkpoint import open_checkpointer
+from leadline.storage.engine import is_sqlite
+from leadline.storage.records import JobRecord
+from leadline.storage.store import SqlRunStore
+from leadline.tools.base import Reader, SearchBackend
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_CONNECTIONS = 4
+"""Checkpoint savers (database connections) per worker process; runs are spread over them."""
+MIN_TOKENS = 16
+"""A grant below this many tokens cannot produce an answer; such a job waits for budget to come back."""
+_RUN_NAMESPACE = uuid.UUID("6f1d2b3c-9a4e-5b7d-8c1f-0e2a3b4c5d6e")
+_controller: contextvars.ContextVar[Controller] = contextvars.ContextVar("leadline_batch_controller")
+
+
+async def _async_commits(store: SqlRunStore, saver: Any) -> None:
+    """PostgreSQL commits that do not wait for the WAL flush (``synchronous_commit = off``), on the
+    worker's connections only.
+
+    A flush costs milliseconds per commit on an ordinary disk, and a run commits at every step: waited
+    for, it would be most of the orchestration time. What is given up: if the PostgreSQL *server*
+    crashes, the last fraction of a second of commits is lost — whole transactions, never part of one —
+    and the job or step they recorded is simply done again. A killed worker loses nothing; the server
+    still flushes everything it acknowledged. ``BatchWorker(async_commit=False)`` (``--sync-commit``)
+    waits for every flush.
+    """
+    from sqlalchemy import event
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cur:
+            cur.execute("SET synchronous_commit = off")
+        dbapi_connection.commit()
+
+    if not event.contains(store.engine, "connect", on_connect):
+        event.listen(store.engine, "connect", on_connect)
+    store.engine.dispose()  # pooled connections predate the setting
+    conn = getattr(saver, "conn", None)
+    if conn is not None:
+        await conn.execute("SET synchronous_commit = off")
+
+
+class _SharedCheckpoints:
+    """The worker's store with one checkpointer for all its runs (a store's own checkpointer is what
+    ``wiring.open_checkpointer`` uses): one database connection for checkpoints, not one per run."""
+
+    def __init__(self, store: SqlRunStore, saver: Any) -> None:
+        self._store = store
+        self.checkpointer = saver
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class _Resumed:
+    """A controller for a run resumed past its ``assess`` step: a new controller has not seen the
+    question yet, so it assesses it (same question, same caps) before its first decision."""
+
+    def __init__(self, inner: Controller, question: str, budget: Budget) -> None:
+        self.inner, self.question, self.budget = inner, question, budget
+        self._assessed = False
+
+    def assess(self, question: str, budget: Budget) -> Allocation:
+        self._assessed = True
+        return self.inner.assess(question, budget)
+
+    def decide(self, observation: RunObservation) -> Decision:
+        if not self._assessed:
+            self.assess(self.question, self.budget)
+        return self.inner.decide(observation)
+
+    def finish(self, *, tokens_unspent: int, searches_unspent: int) -> None:
+        self.inner.finish(tokens_unspent=tokens_unspent, searches_unspent=searches_unspent)
+
+
+def run_id_for(batch_id: str, question_id: str) -> str:
+    """The run id of a batch job: the same for every worker that ever takes the job."""
+    return uuid.uuid5(_RUN_NAMESPACE, f"{batch_id}/{question_id}").hex
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique across machines and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class JobEvent:
+    """What a worker reports as jobs move: ``claimed``, ``done``, ``failed`` or ``released``."""
+
+    kind: str
+    job: JobRecord
+    worker: str
+    error: str | None = None
+    result: ResearchResult | None = None
+
+
+@dataclass
+class WorkerStats:
+    """What one worker did."""
+
+    worker: str
+    done: int = 0
+    failed: int = 0
+    released: int = 0
+    unfunded: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def result_summary(result: ResearchResult) -> dict[str, Any]:
+    """What a job keeps of its run for the reports: answer, sources, spend and the controller's decisions."""
+    data = result.to_dict()
+    trace = data.pop("trace", []) or []
+    data["decisions"] = [t for t in trace if t.get("node") in ("assess", "decide")][-60:]
+    return data
+
+
+class BatchWorker:
+    """Works on one batch until no job is left that it could take.
+
+    ``concurrency`` runs at once in this process (asyncio tasks; useful against a server such as
+    vLLM). Clients are built from the batch's stored settings unless given (tests inject fakes).
+    """
+
+    def __init__(
+        self,
+        store: SqlRunStore,
+        batch_id: str,
+        *,
+        settings: Settings | None = None,
+        worker_id: str | None = None,
+        concurrency: int = 1,
+        lease_s: float = 60.0,
+        poll_s: float = 0.5,
+        llm: LLMClient | None = None,
+        search: SearchBackend | None = None,
+        reader: Reader | None = None,
+        on_event: Callable[[JobEvent], None] | None = None,
+        max_jobs: int | None = None,
+        async_commit: bool = True,
+        base_url: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        self.store = store
+        self.batch_id = batch_id
+        self.worker_id = worker_id or default_worker_id()
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.on_event = on_event
+        self.max_jobs = max_jobs
+        self.async_commit = async_commit
+        self.base_url = base_url
+        """Overrides the batch's endpoint(s) for this worker (Ray spreads replicas over actors)."""
+        self.stats = WorkerStats(self.worker_id)
+        self._settings = settings
+        self._llm, self._search, self._reader = llm, search, reader
+        self._active = 0
+        self._claimed = 0
+
+    def _clients(self, settings: Settings) -> tuple[LLMClient, SearchBackend, Reader | None, list[Any]]:
+        """The model and search clients every run of this worker shares (built from settings unless given)."""
+        from leadline.wiring import make_llm, make_search
+
+        owned: list[Any] = []
+        llm = self._llm
+        if llm is None:
+            urls = [u.strip() for u in (settings.base_url or "").split(",") if u.strip()]
+            if len(urls) > 1:  # vLLM replicas: each call to the least loaded
+                from leadline.batch.routing import LeastLoadedLLM
+
+                llm = LeastLoadedLLM([make_llm(settings.with_(base_url=u)) for u in urls])
+            else:
+                llm = make_llm(settings)
+            owned.append(llm)
+        search, reader = self._search, self._reader
+        if search is None:
+            search, reader = make_search(settings, page_store=self.store)
+            owned.extend(x for x in (search, reader) if x is not None)
+        elif reader is None and isinstance(search, Reader):
+            reader = search
+        return llm, search, reader, list(dict.fromkeys(owned))
+
+    # -- the loop ----------------------------------------------------------------------------------
+    async def run(self) -> WorkerStats:
+        """Claim and run jobs until none is left; returns what this worker did."""
+        from leadline.api import Researcher
+
+        record = self.store.get_batch(self.batch_id)
+        options = BatchOptions.from_dict(record.settings["options"])
+        price = float(record.settings.get("price", 0.0))
+        db_url = self.store.url.render_as_string(hide_password=False)
+        base = self._settings or Settings.from_env()
+        settings = base.with_(**record.settings.get("research", {}), db_url=db_url).with_(
+            base_url=self.base_url
+        )
+        if self.concurrency > 1 and is_sqlite(db_url):
+            raise ConfigError(
+                "several runs at once in one process need PostgreSQL (SQLite has one writer, and a run "
+                "waiting for it would stall the others): use --workers N processes, or a "
+                "postgresql+psycopg:// database"
+            )
+        llm, search, reader, owned = self._clients(settings)
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                # checkpoint writes of one saver go one at a time: spread the runs over a few savers
+                researchers = []
+                for _ in range(min(self.concurrency, CHECKPOINT_CONNECTIONS)):
+                    saver = await stack.enter_async_context(open_checkpointer(db_url))
+                    if self.async_commit and not is_sqlite(db_url):
+                        await _async_commits(self.store, saver)
+                    researchers.append(
+                        Researcher(
+                            settings,
+                            llm=llm,
+                            search=search,
+                            reader=reader,
+                            store=_SharedCheckpoints(self.store, saver),
+                            controller=_controller.get,
+                        )
+                    )
+                slots = [
+                    asyncio.create_task(self._slot(researchers[i % len(researchers)], options, price))
+                    for i in range(self.concurrency)
+                ]
+                try:
+                    await asyncio.gather(*slots)
+                finally:
+                    for t in slots:
+                        t.cancel()
+                    await asyncio.gather(*slots, return_exceptions=True)
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            for client in owned:
+                close = getattr(client, "aclose", None)
+                if close is not None:
+                    await close()
+        if self.store.batch_progress(self.batch_id).finished:
+            self.store.finish_batch(self.batch_id, status="done")
+        return self.stats
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.lease_s / 3))
+            try:
+                self.store.heartbeat(self.batch_id, worker=self.worker_id, lease_s=self.lease_s)
+            except LeadlineError as exc:  # a database hiccup: the next beat tries again
+                log.warning("lease renewal failed: %s", exc)
+
+    async def _slot(self, researcher: Any, options: BatchOptions, price: float) -> None:
+        while self.max_jobs is None or self._claimed < self.max_jobs:
+            job = self.store.claim_job(
+                self.batch_id,
+                worker=self.worker_id,
+                lease_s=self.lease_s,
+                draw_from_pool=True,
+                headroom=options.headroom,
+                min_tokens=min(MIN_TOKENS, options.per_question.tokens),
+            )
+            if job is None:
+                if not await self._wait_or_finish():
+                    return
+                continue
+            self._claimed += 1
+            await self._do(researcher, job, options, price)
+
+    async def _wait_or_finish(self) -> bool:
+        """No job could be claimed: wait while another run may finish or return budget; else finish."""
+        p = self.store.batch_progress(self.batch_id)
+        if p.pending == 0 and p.running == 0:
+            return False
+        others = bool(set(p.workers) - {self.worker_id}) or self._active > 0
+        if not others:
+            if p.pending > 0:  # nothing running can return budget: these jobs will never be funded
+                n = self.store.fail_unfunded(
+                    self.batch_id, error="the batch budget is spent: nothing left to grant this question"
+                )
+                self.stats.unfunded += n
+                return True
+            if p.running == 0:
+                return False
+        await asyncio.sleep(self.poll_s)
+        return True
+
+    # -- one job -----------------------------------------------------------------------------------
+    def _controller_for(self, job: JobRecord, options: BatchOptions, price: float) -> Controller:
+        if options.controller == "fixed":
+            return FixedController()
+        from leadline.budgets.adaptive import AdaptiveController
+        from leadline.budgets.allocation import QueryPlan
+        from leadline.budgets.cost import CostModel
+
+        cost = CostModel.for_budget(options.per_question)
+        grant_t, grant_s = job.grant_tokens or 0, job.grant_searches or 0
+        share = QueryPlan(
+            tokens=min(job.share_tokens, grant_t),
+            searches=min(job.share_searches, grant_s),
+            cost=float(cost.cost(job.share_tokens, job.share_searches)),
+            expected_quality=0.0,
+        )
+
+        def top_up(question: str, max_tokens: int, max_searches: int) -> tuple[int, int]:
+            # the grant's part above the share came from budget other runs returned: it is this run's
+            # to use where the curve says it pays at the batch price
+            return (
+                min(max_tokens, max(0, grant_t - share.tokens)),
+                min(max_searches, max(0, grant_s - share.searches)),
+            )
+
+        kwargs: dict[str, Any] = {
+            "cost": cost,
+            "price": price,
+            "plan": {job.question: share},
+            "top_up": top_up,
+        }
+        if options.tuned is not None:
+            from leadline.budgets.tuned import TunedModel
+
+            return TunedModel.load(Path(options.tuned)).controller(**kwargs)
+        return AdaptiveController(**kwargs)
+
+    def _run_exists(self, run_id: str) -> bool:
+        try:
+            self.store.get_run(run_id)
+        except RunNotFoundError:
+            return False
+        return True
+
+    def _emit(self, kind: str, job: JobRecord, **kw: Any) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(JobEvent(kind, job, self.worker_id, **kw))
+            except Exception:  # a display must never stop the batch
+                log.warning("batch progress callback failed", exc_info=True)
+
+    async def _do(self, researcher: Any, job: JobRecord, options: BatchOptions, price: float) -> None:
+        run_id = run_id_for(self.batch_id, job.question_id)
+        per = options.per_question
+        budget = Budget(
+            tokens=max(1, job.grant_tokens or 1),
+            searches=max(1, job.grant_searches or 1),
+            fetches=per.fetches,
+            seconds=per.seconds,
+            money=per.money,
+            steps=per.steps,
+            search_cost_tokens=per.search_cost_tokens,
+        )
+        attached = False
+
+        def progress(event: dict[str, Any]) -> None:
+            nonlocal attached
+            if not attached:
+                attached = True
+                self.store.attach_run(job.job_id, run_id)
+
+        self._active += 1
+        self._emit("claimed", job)
+        controller = self._controller_for(job, options, price)
+        resuming = self._run_exists(run_id)
+        token = _controller.set(_Resumed(controller, job.question, budget) if resuming else controller)
+        try:
+            if resuming:
+                self.store.attach_run(job.job_id, run_id)
+                attached = True
+                result = await researcher.aresume(run_id, progress=progress)
+            else:
+                result = await researcher.aresearch(
+                    job.question, budget=budget, mode=options.mode, progress=progress, run_id=run_id
+                )
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.store.release_job(job.job_id, worker=self.worker_id)
+            self.stats.released += 1
+            self._emit("released", job)
+            raise
+        except Exception as exc:  # the batch goes on: the job is recorded failed with its error
+            message = exc.message if isinstance(exc, LeadlineError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, LeadlineError):
+                log.error("job %s failed with an unexpected error", job.question_id, exc_info=True)
+            kept = self._run_exists(run_id)
+            totals = self.store.ledger_totals(run_id) if kept else None
+            self.store.complete_job(
+                job.job_id,
+                worker=self.worker_id,
+                status="failed",
+                run_id=run_id if kept else None,
+                error=message,
+                spent_tokens=totals.completion_tokens if totals else 0,
+                spent_searches=totals.searches if totals else 0,
+                keep_grant=kept,
+            )
+            self.stats.failed += 1
+            self.stats.errors.append(f"{job.question_id}: {message}")
+            self._emit("failed", job, error=message)
+        else:
+            totals = self.store.ledger_totals(run_id)
+            if self.store.complete_job(
+                job.job_id,
+                worker=self.worker_id,
+                status="done",
+                run_id=run_id,
+                result=result_summary(result),
+                spent_tokens=totals.completion_tokens,
+                spent_searches=totals.searches,
+            ):
+                self.stats.done += 1
+                self._emit("done", job, result=result)
+        finally:
+            _controller.reset(token)
+            self._active -= 1
+
+
+async def run_worker(store: SqlRunStore, batch_id: str, **kwargs: Any) -> WorkerStats:
+    """Run one :class:`BatchWorker` on ``batch_id`` to the end."""
+    return await BatchWorker(store, batch_id, **kwargs).run()
+
+
+__all__ = [
+    "BatchWorker",
+    "JobEvent",
+    "WorkerStats",
+    "default_worker_id",
+    "result_summary",
+    "run_id_for",
+    "run_worker",
+]

@@ -1,0 +1,92 @@
+"""The batch pool in the batch row and job leases: grants, refunds, takeovers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from leadline.storage.records import JobSpec
+from leadline.storage.store import SqlRunStore
+
+
+def _batch(store: SqlRunStore, n: int, *, tokens: int, searches: int, share: tuple[int, int]) -> str:
+    batch_id = store.create_batch(
+        budget={"total_tokens": tokens, "total_searches": searches},
+        pool_tokens=tokens,
+        pool_searches=searches,
+    )
+    store.queue_jobs(
+        batch_id,
+        [
+            JobSpec(
+                question_id=f"q{i}", question=f"question {i}", share_tokens=share[0], share_searches=share[1]
+            )
+            for i in range(n)
+        ],
+    )
+    return batch_id
+
+
+def test_grants_keep_the_shares_of_jobs_not_started_and_refunds_return(store: SqlRunStore) -> None:
+    batch_id = _batch(store, 3, tokens=900, searches=9, share=(300, 3))
+    first = store.claim_job(batch_id, worker="w", draw_from_pool=True, headroom=2.0)
+    assert first is not None and (first.grant_tokens, first.grant_searches) == (
+        300,
+        3,
+    )  # the rest is reserved
+    assert store.get_batch(batch_id).pool_tokens == 600
+    assert store.complete_job(first.job_id, worker="w", status="done", spent_tokens=100, spent_searches=1)
+    assert store.get_batch(batch_id).pool_tokens == 800 and store.get_batch(batch_id).pool_searches == 8
+    second = store.claim_job(batch_id, worker="w", draw_from_pool=True, headroom=2.0)
+    assert second is not None and (second.grant_tokens, second.grant_searches) == (500, 5)  # share + surplus
+    # a job already finished cannot be completed twice, nor by another worker
+    assert not store.complete_job(first.job_id, worker="w", status="done")
+    assert not store.complete_job(second.job_id, worker="other", status="done")
+
+
+def test_an_empty_pool_funds_nothing_and_unfunded_jobs_can_be_failed(store: SqlRunStore) -> None:
+    batch_id = _batch(store, 2, tokens=100, searches=1, share=(100, 1))
+    job = store.claim_job(batch_id, worker="w", draw_from_pool=True)
+    assert job is not None
+    assert store.claim_job(batch_id, worker="w", draw_from_pool=True) is None  # nothing left to grant
+    assert store.fail_unfunded(batch_id, error="the batch budget is spent") == 1
+    assert store.batch_progress(batch_id).failed == 1
+
+
+def test_an_expired_lease_is_taken_over_with_its_grant(store: SqlRunStore) -> None:
+    batch_id = _batch(store, 1, tokens=300, searches=3, share=(300, 3))
+    job = store.claim_job(batch_id, worker="dead", lease_s=0.2, draw_from_pool=True)
+    assert job is not None
+    assert store.claim_job(batch_id, worker="alive", lease_s=0.2, draw_from_pool=True) is None
+    assert store.heartbeat(batch_id, worker="dead", lease_s=0.2) == 1
+    time.sleep(0.5)
+    taken = store.claim_job(batch_id, worker="alive", lease_s=30, draw_from_pool=True)
+    assert taken is not None and taken.job_id == job.job_id and taken.attempts == 2
+    assert (taken.grant_tokens, taken.grant_searches) == (300, 3)  # kept, not drawn twice
+    assert store.get_batch(batch_id).pool_tokens == 0
+    assert not store.complete_job(job.job_id, worker="dead", status="done")  # the dead worker lost it
+    assert store.release_job(job.job_id, worker="alive")
+    assert store.list_jobs(batch_id, status="pending")[0].grant_tokens == 300
+
+
+def test_many_threads_never_grant_more_than_the_pool(store: SqlRunStore) -> None:
+    batch_id = _batch(store, 40, tokens=2000, searches=40, share=(100, 1))
+    grants: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def work(name: str) -> None:
+        while (job := store.claim_job(batch_id, worker=name, draw_from_pool=True, headroom=3.0)) is not None:
+            with lock:
+                grants.append((job.grant_tokens or 0, job.grant_searches or 0))
+            store.complete_job(job.job_id, worker=name, status="done", spent_tokens=40, spent_searches=1)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    progress = store.batch_progress(batch_id)
+    assert progress.done == 40 and len(grants) == 40
+    # pool + spend == total: every refund and grant accounted once
+    assert (progress.pool_tokens, progress.pool_searches) == (2000 - 40 * 40, 0)
+    assert all(t >= 100 and s == 1 for t, s in grants)  # every job got at least its share
