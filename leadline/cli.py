@@ -473,6 +473,42 @@ def serve_site(
     _guard(lambda: run_site(source, host=host, port=port, latency_s=latency_ms / 1000, echo=typer.echo))
 
 
+@app.command("mcp")
+def mcp_command(
+    port: Annotated[
+        int | None, typer.Option(help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address for --port (loopback by default).")] = "127.0.0.1",
+    model: Annotated[str | None, typer.Option(help="Packaged model, .gguf path, or server model.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
+    search: Annotated[str | None, typer.Option(help="local, searxng, ... (as for ask).")] = None,
+    searxng_url: Annotated[str | None, typer.Option(help="SearxNG base URL (with --search searxng).")] = None,
+    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in the data dir).")] = None,
+) -> None:
+    """Serve research, report and runs as MCP tools (stdio; streamable HTTP with --port)."""
+
+    def run() -> None:
+        try:
+            from leadline.mcp_server import serve
+        except ImportError as exc:
+            from leadline.errors import ConfigError
+
+            hint = "pip install 'leadline[mcp]'"
+            raise ConfigError(f"leadline mcp needs the mcp extra: {hint} ({exc})") from exc
+        settings = _settings(
+            model=model,
+            base_url=base_url,
+            corpus=corpus,
+            db_url=db,
+            search=search or ("searxng" if searxng_url else None),
+            searxng_url=searxng_url,
+        )
+        serve(settings, port=port, host=host)
+
+    _guard(run)
+
+
 app.add_typer(runs_app, name="runs", help="Browse, export and clean up recorded runs.")
 app.add_typer(db_app, name="db", help="Database operations (migrations).")
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -24,17 +25,32 @@ from leadline.agent.nodes.search import search
 from leadline.agent.nodes.think import think
 from leadline.agent.state import ResearchState
 
+Node = Callable[..., Awaitable[dict[str, Any]]]
+NodeWrapper = Callable[[str, Node], Node]
+"""Takes a node's name and function and returns the function to register (the served graph binds its
+run context this way; see :mod:`leadline.serve`)."""
 
-def build_graph() -> StateGraph[ResearchState, RunContext, ResearchState, ResearchState]:
-    graph = StateGraph(ResearchState, context_schema=RunContext)
-    graph.add_node("assess", assess)
-    graph.add_node("plan", plan)
-    graph.add_node("decide", decide)
-    graph.add_node("search", search)
-    graph.add_node("read", read)
-    graph.add_node("think", think)
-    graph.add_node("answer", answer)
-    graph.add_node("report", report)
+
+def _as_is(name: str, fn: Node) -> Node:
+    return fn
+
+
+def build_graph(
+    *,
+    context_schema: type[Any] = RunContext,
+    input_schema: type[Any] | None = None,
+    wrap: NodeWrapper = _as_is,
+) -> StateGraph[Any, Any, Any, Any]:
+    """The loop's topology; the keyword arguments let a server give it a JSON context and input schema."""
+    graph = StateGraph(ResearchState, context_schema=context_schema, input_schema=input_schema)
+    graph.add_node("assess", wrap("assess", assess))
+    graph.add_node("plan", wrap("plan", plan))
+    graph.add_node("decide", wrap("decide", decide))
+    graph.add_node("search", wrap("search", search))
+    graph.add_node("read", wrap("read", read))
+    graph.add_node("think", wrap("think", think))
+    graph.add_node("answer", wrap("answer", answer))
+    graph.add_node("report", wrap("report", report))
     graph.add_edge(START, "assess")
     graph.add_edge("assess", "plan")
     graph.add_edge("plan", "decide")
