@@ -426,10 +426,18 @@ def tune(
 
         out_console.print(_guard(lambda: evaluate_table(table)).describe())
     tuned_model = None
-    if save is not None or (report is not None and len(table.split("train"))):
+    report_notes: list[str] = []
+    if save is not None:
         from leadline.evals.tuning import fit_tuned
 
         tuned_model = _guard(lambda: fit_tuned(table))
+    elif report is not None and len(table.split("train")):
+        from leadline.evals.tuning import fit_tuned
+
+        try:
+            tuned_model = fit_tuned(table)
+        except LeadlineError as exc:  # the report still shows the fixed budgets
+            report_notes.append(f"no tuned controller: {exc.message}")
     if save is not None and tuned_model is not None:
         model_file = tuned_model
         _guard(lambda: model_file.save(save))
@@ -444,7 +452,9 @@ def tune(
 
         target = report
         with err.status(f"writing the report to {target}"):
-            data = _guard(lambda: write_report(table, target, source=str(out), tuned=tuned_model))
+            data = _guard(
+                lambda: write_report(table, target, source=str(out), tuned=tuned_model, notes=report_notes)
+            )
         rec = data.recommended
         hint = f"; recommended fixed budget {rec[0]} tokens x {rec[1]} searches" if rec else ""
         err.print(f"report: {target / 'report.html'} and {target / 'report.md'}{hint}", highlight=False)

@@ -439,15 +439,18 @@ def write_report(
     source: str = "",
     tuned: Any = None,
     curves: str = "auto",
+    notes: Sequence[str] = (),
 ) -> ReportData:
     """Write the report (report.md, report.html, PNG plots, tuned.json if ``tuned``) to ``path``.
 
-    ``tuned`` is a fitted :class:`~leadline.budgets.tuned.TunedModel` to save beside the report. All of
-    it is built in a scratch folder next to ``path`` and moved into place only when complete.
+    ``tuned`` is a fitted :class:`~leadline.budgets.tuned.TunedModel` to save beside the report; ``notes``
+    are added to the report's notes. All of it is built in a scratch folder next to ``path`` and moved
+    into place only when complete.
     """
     path = Path(path)
     check_report_dir(path)
     data = build_report_data(table, metric=metric, cost=cost, curves=curves)
+    data.notes.extend(notes)
     parent = path.parent if path.parent != Path("") else Path(".")
     try:
         scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
