@@ -166,3 +166,87 @@ def test_stdio_server_answers_on_the_embedded_default(tmp_path: Path) -> None:
             assert [r["run_id"] for r in listed["runs"]] == [data["run_id"]]
 
     asyncio.run(go())
+
+
+CORPUS = [
+    {"id": "d1", "title": "The Selfish Gene", "text": "The Selfish Gene is a 1976 book by Richard Dawkins."},
+    {"id": "d2", "title": "Richard Dawkins", "text": "Richard Dawkins studied at Balliol College, Oxford."},
+]
+REPLIES = [
+    '{"queries": ["Selfish Gene author"]}',
+    '{"known": "Dawkins wrote it", "answer_so_far": "", "next_query": "Richard Dawkins college"}',
+    '{"answer": "Balliol College", "sources": [2]}',
+]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_leadline_mcp_over_stdio_and_streamable_http(transport: str, tmp_path: Path) -> None:
+    """The `leadline mcp` command itself, as a subprocess, against a model server on 127.0.0.1."""
+    import json
+    import subprocess
+    import time
+
+    import httpx
+
+    from leadline.testing.fake_openai_server import serve_fake_openai
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in CORPUS))
+    with serve_fake_openai(flavor="vllm", replies=REPLIES * 2, model="served-model") as llm:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "LEADLINE_BASE_URL": llm.url,
+            "LEADLINE_CORPUS": str(corpus),
+        }
+        command = [sys.executable, "-m", "leadline.cli", "mcp"]
+        proc = None
+        if transport == "stdio":
+            target: Any = StdioServerParameters(command=command[0], args=command[1:], env=env)
+        else:
+            port = _free_port()
+            proc = subprocess.Popen([*command, "--port", str(port)], env=env, stderr=subprocess.PIPE)
+            target = f"http://127.0.0.1:{port}/mcp"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                try:
+                    httpx.get(target, timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.3)
+
+        async def go() -> None:
+            progress: list[str] = []
+
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                progress.append(message or "")
+
+            async with Client(target, read_timeout_seconds=120) as client:
+                result = await client.call_tool(
+                    "research",
+                    {"question": QUESTION, "budget": {"tokens": 600, "searches": 3}},
+                    progress_callback=on_progress,
+                )
+                assert not result.is_error, result.content
+                assert result.structured_content is not None
+                assert result.structured_content["answer"] == "Balliol College"
+                assert progress[0].startswith("assess") and any(p.startswith("answer") for p in progress)
+                with pytest.raises(MCPError) as caught:
+                    await client.call_tool("research", {"question": QUESTION, "budget": {"tokens": -1}})
+                assert caught.value.code == INVALID_PARAMS
+
+        try:
+            asyncio.run(go())
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=20)
