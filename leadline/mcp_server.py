@@ -44,9 +44,9 @@ MAX_LIST = 200
 class BudgetArgs(BaseModel):
     """What one run may spend, as a tool argument (the two axes and an optional wall-clock cap)."""
 
-    tokens: int = Field(1024, description="Generated tokens the run may spend (at least 1).")
-    searches: int = Field(4, description="Search calls the run may make (at least 1).")
-    seconds: float | None = Field(None, description="Optional wall-clock limit in seconds.")
+    tokens: int = Field(default=1024, description="Generated tokens the run may spend (at least 1).")
+    searches: int = Field(default=4, description="Search calls the run may make (at least 1).")
+    seconds: float | None = Field(default=None, description="Optional wall-clock limit in seconds.")
 
     def to_budget(self) -> Budget:
         """The library budget; raises :class:`~leadline.errors.InvalidBudgetError` on a bad value."""

@@ -35,6 +35,7 @@ from leadline.budgets.ledger import Budget, Ledger
 from leadline.config import Settings
 from leadline.errors import ConfigError, LeadlineError, RunNotFoundError
 from leadline.result import ResearchResult
+from leadline.storage.base import RunStatus
 from leadline.wiring import open_checkpointer
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ class _Run:
                 if name != "assess":
                     return await fn(state, bound)
                 start = self.start(state)
-                update = await fn({**state, **start}, bound)  # type: ignore[typeddict-item]
+                update = await fn({**state, **start}, bound)
                 return {**start, **update}
             except LeadlineError as exc:
                 raise ServedRunError(f"{type(exc).__name__}: {exc.message}") from exc
@@ -189,7 +190,7 @@ class _Run:
             return
         spend = self.ledger.spend.to_dict()
         if error is not None:
-            status = "failed" if isinstance(error, Exception) else "interrupted"
+            status: RunStatus = "failed" if isinstance(error, Exception) else "interrupted"
             cause = error.__cause__ if isinstance(error, ServedRunError) else error
             message = cause.message if isinstance(cause, LeadlineError) else (repr(error) or "interrupted")
             self.store.finish_run(self.run_id, status=status, spend=spend, error=message)
@@ -211,7 +212,7 @@ class _Run:
 
 
 @contextlib.asynccontextmanager
-async def make_graph(config: RunnableConfig, runtime: ServerRuntime) -> AsyncIterator[Any]:
+async def make_graph(config: RunnableConfig, runtime: ServerRuntime[Any]) -> AsyncIterator[Any]:
     """The graph factory langgraph.json names: the loop, with its run context built for a server run."""
     execution = runtime.execution_runtime
     thread_id = (config.get("configurable") or {}).get("thread_id")
