@@ -22,7 +22,9 @@ async def main(question: str, tokens: int, searches: int) -> None:
     async def on_progress(step: float, total: float | None, message: str | None) -> None:
         print(f"  progress {step:.0f}: {message}", file=sys.stderr)
 
-    async with Client(server, read_timeout_seconds=900) as client:
+    # "legacy" connects with the initialize handshake, which waits as long as any request; the default
+    # probe gives a server 10 s to answer, less than a loaded machine may need to start leadline.
+    async with Client(server, mode="legacy", read_timeout_seconds=900) as client:
         tools = (await client.list_tools()).tools
         print("tools:", ", ".join(t.name for t in tools))
         result = await client.call_tool(

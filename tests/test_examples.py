@@ -22,12 +22,17 @@ RUNS: dict[str, list[str]] = {
 """How the test runs each example (small budgets: the point is that it runs, not what it answers)."""
 
 
+def _pythonpath() -> str:
+    """This checkout first, then whatever the test run had (a subprocess imports the same code)."""
+    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def test_every_example_has_a_run() -> None:
     assert sorted(RUNS) == EXAMPLES
 
 
 def _run(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}  # LEADLINE_HOME: this test's own (tests/conftest.py)
+    env = {**os.environ, "PYTHONPATH": _pythonpath()}  # LEADLINE_HOME: this test's own (tests/conftest.py)
     return subprocess.run(
         [sys.executable, str(REPO / "examples" / name), *RUNS[name]],
         cwd=cwd,

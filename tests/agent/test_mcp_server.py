@@ -24,6 +24,11 @@ from .conftest import QUESTION, sensible
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _pythonpath() -> str:
+    """This checkout first, then whatever the test run had (a subprocess imports the same code)."""
+    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def _server(docs: Any) -> tuple[Any, MemoryRunStore]:
     store = MemoryRunStore()
     researcher = Researcher(Settings(), llm=ScriptedLLM(sensible), search=FakeSearch(docs), store=store)
@@ -132,7 +137,7 @@ def test_unknown_run_id_is_an_mcp_error(docs: Any) -> None:
 @pytest.mark.slow
 def test_stdio_server_answers_on_the_embedded_default(tmp_path: Path) -> None:
     """The real thing: `leadline mcp` as a subprocess over stdio, the packaged model, the demo corpus."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}  # LEADLINE_HOME: this test's own (tests/conftest.py)
+    env = {**os.environ, "PYTHONPATH": _pythonpath()}  # LEADLINE_HOME: this test's own (tests/conftest.py)
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "leadline.cli", "mcp"], env=env, cwd=str(tmp_path)
     )
@@ -143,7 +148,9 @@ def test_stdio_server_answers_on_the_embedded_default(tmp_path: Path) -> None:
         async def on_progress(value: float, total: float | None, message: str | None) -> None:
             progress.append(message or "")
 
-        async with Client(params, read_timeout_seconds=600) as client:
+        # legacy: the initialize handshake waits read_timeout_seconds; the default 10 s discover probe can
+        # expire while a loaded machine is still importing leadline
+        async with Client(params, mode="legacy", read_timeout_seconds=600) as client:
             result = await client.call_tool(
                 "research",
                 {
@@ -203,7 +210,7 @@ def test_leadline_mcp_over_stdio_and_streamable_http(transport: str, tmp_path: P
     with serve_fake_openai(flavor="vllm", replies=REPLIES * 2, model="served-model") as llm:
         env = {
             **os.environ,
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": _pythonpath(),
             "LEADLINE_BASE_URL": llm.url,
             "LEADLINE_CORPUS": str(corpus),
         }
@@ -230,7 +237,8 @@ def test_leadline_mcp_over_stdio_and_streamable_http(transport: str, tmp_path: P
             async def on_progress(value: float, total: float | None, message: str | None) -> None:
                 progress.append(message or "")
 
-            async with Client(target, read_timeout_seconds=120) as client:
+            mode = "legacy" if transport == "stdio" else "auto"  # see the slow test above
+            async with Client(target, mode=mode, read_timeout_seconds=120) as client:
                 result = await client.call_tool(
                     "research",
                     {"question": QUESTION, "budget": {"tokens": 600, "searches": 3}},

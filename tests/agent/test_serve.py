@@ -47,6 +47,11 @@ CORPUS = [
 ]
 
 
+def _pythonpath() -> str:
+    """This checkout first, then whatever the test run had (a subprocess imports the same code)."""
+    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def _load_by_path() -> Any:
     """What the server does with langgraph.json: import the file by path and take the variable."""
     config = json.loads((REPO / "langgraph.json").read_text())
@@ -97,7 +102,7 @@ def dev_server(tmp_path: Path, leadline_home: Path) -> Iterator[Any]:
         port = _free_port()
         env = {
             **os.environ,
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": _pythonpath(),
             "LEADLINE_HOME": str(leadline_home),
             "LANGSMITH_TRACING": "false",
             "LANGGRAPH_CLI_NO_ANALYTICS": "1",
@@ -175,7 +180,7 @@ def test_dev_server_streams_the_loop_and_resumes_with_leadline(dev_server: Any, 
             calls_before = len(llm.generation_requests())
             done = subprocess.run(
                 [sys.executable, "-m", "leadline.cli", "resume", thread, "--json", "-q"],
-                env={**os.environ, "PYTHONPATH": str(REPO)},
+                env={**os.environ, "PYTHONPATH": _pythonpath()},
                 capture_output=True,
                 text=True,
                 timeout=120,
