@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from mcp import Client, StdioServerParameters
 
 
 async def main(question: str, tokens: int, searches: int) -> None:
-    server = StdioServerParameters(command=sys.executable, args=["-m", "leadline.cli", "mcp"])
+    # the SDK starts a server with a minimal environment; pass ours so LEADLINE_* settings reach it
+    server = StdioServerParameters(
+        command=sys.executable, args=["-m", "leadline.cli", "mcp"], env=dict(os.environ)
+    )
 
     async def on_progress(step: float, total: float | None, message: str | None) -> None:
         print(f"  progress {step:.0f}: {message}", file=sys.stderr)

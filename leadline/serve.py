@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NotRequired
 
 from langgraph.runtime import Runtime
@@ -36,11 +38,13 @@ from leadline.config import Settings
 from leadline.errors import ConfigError, LeadlineError, RunNotFoundError
 from leadline.result import ResearchResult
 from leadline.storage.base import RunStatus
+from leadline.storage.engine import BUSY_TIMEOUT_MS, normalize_url, sqlite_path
 from leadline.wiring import open_checkpointer
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
     from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph_sdk.runtime import ServerRuntime
 
 __all__ = ["ServedRunError", "StudioContext", "StudioInput", "checkpointer", "make_graph"]
@@ -226,7 +230,7 @@ async def make_graph(config: RunnableConfig, runtime: ServerRuntime[Any]) -> Asy
     except LeadlineError as exc:
         raise ServedRunError(f"{type(exc).__name__}: {exc.message}") from exc
     graph = build_graph(context_schema=StudioContext, input_schema=StudioInput, wrap=run.wrap)
-    async with open_checkpointer(researcher.store, researcher.settings) as saver:
+    async with _run_database_saver(researcher) as saver:
         compiled = graph.compile(checkpointer=saver)
         try:
             yield compiled
@@ -236,9 +240,69 @@ async def make_graph(config: RunnableConfig, runtime: ServerRuntime[Any]) -> Asy
         await run.finish(compiled, {"configurable": {"thread_id": run.run_id}}, None)
 
 
+def _blocking_sqlite_saver(path: Path | None) -> SqliteSaver:
+    """LangGraph's SQLite saver with its async methods run inline: each write commits before it returns.
+
+    The server writes checkpoints in the background while the next node runs (``durability="async"``),
+    and the run store writes the same SQLite file synchronously from that node. With the aiosqlite
+    saver a checkpoint's transaction stays open across an ``await`` while the store's blocking write
+    holds the event loop waiting for the lock: a deadlock until the busy timeout. Inline writes never
+    hold the lock across an ``await``. Same tables as leadline's own saver, so ``leadline resume`` reads
+    them.
+    """
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    class InlineSqliteSaver(SqliteSaver):
+        async def aget_tuple(self, config: Any) -> Any:
+            return self.get_tuple(config)
+
+        async def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            for item in self.list(config, **kwargs):
+                yield item
+
+        async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+            return self.put(config, checkpoint, metadata, new_versions)
+
+        async def aput_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+            self.put_writes(config, writes, task_id, task_path)
+
+        async def adelete_thread(self, thread_id: str) -> None:
+            self.delete_thread(thread_id)
+
+    target = str(path) if path is not None else ":memory:"
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(target, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA synchronous = FULL")
+    saver = InlineSqliteSaver(conn)
+    saver.setup()
+    return saver
+
+
+@contextlib.asynccontextmanager
+async def _run_database_saver(researcher: Researcher) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """The run database's checkpointer as the server uses it (inline on SQLite, see above)."""
+    url = researcher.settings.database_url
+    if (
+        getattr(researcher.store, "checkpointer", None) is None
+        and normalize_url(url).get_backend_name() == "sqlite"
+    ):
+        try:
+            saver = _blocking_sqlite_saver(sqlite_path(url))
+        except (OSError, sqlite3.Error) as exc:
+            raise ServedRunError(f"cannot open the checkpoints in {url}: {exc}") from exc
+        try:
+            yield saver
+        finally:
+            saver.conn.close()
+        return
+    async with open_checkpointer(researcher.store, researcher.settings) as saver:
+        yield saver
+
+
 @contextlib.asynccontextmanager
 async def checkpointer() -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """The server's checkpointer: leadline's own, on the run database (langgraph.json names it)."""
-    settings = Settings.from_env()
-    async with open_checkpointer(_researcher(settings).store, settings) as saver:
+    async with _run_database_saver(_researcher(Settings.from_env())) as saver:
         yield saver

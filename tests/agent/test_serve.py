@@ -153,14 +153,14 @@ def test_dev_server_streams_the_loop_and_resumes_with_leadline(dev_server: Any, 
             budget = {"budget_tokens": 600, "budget_searches": 3}
             # 1. a question streams node by node and ends in the cited answer, recorded as a leadline run
             thread = (await client.threads.create())["thread_id"]
-            updates = [
-                chunk.data
+            events = [
+                chunk
                 async for chunk in client.runs.stream(
                     thread, "research", input={"question": QUESTION}, context=budget, stream_mode="updates"
                 )
-                if chunk.event == "updates"
             ]
-            nodes = [next(iter(u)) for u in updates]
+            assert not [e for e in events if e.event == "error"], events[-1]
+            nodes = [next(iter(e.data)) for e in events if e.event == "updates"]
             assert nodes[:4] == ["assess", "plan", "decide", "search"]
             assert {"read", "answer"} <= set(nodes) and nodes[-1] == "answer"
             final = (await client.threads.get_state(thread))["values"]
