@@ -12,6 +12,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -108,11 +109,18 @@ def dev_server(tmp_path: Path, leadline_home: Path) -> Iterator[Any]:
             "LANGGRAPH_CLI_NO_ANALYTICS": "1",
             **extra_env,
         }
+        # The in-memory server keeps its own files in ./.langgraph_api: run it in a scratch folder that
+        # holds the committed langgraph.json and a link to the package it names, not in the checkout.
+        work = tmp_path / "serve"
+        work.mkdir(exist_ok=True)
+        shutil.copy(REPO / "langgraph.json", work / "langgraph.json")
+        if not (work / "leadline").exists():
+            (work / "leadline").symlink_to(REPO / "leadline", target_is_directory=True)
         log = (tmp_path / "dev.log").open("wb")
         cmd = [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser", "--no-reload"]
         cmd += ["--allow-blocking", "--host", "127.0.0.1", "--port", str(port)]
         proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
