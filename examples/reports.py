@@ -1,6 +1,6 @@
 """Unattended report generation: write one cited Markdown report per question in a file.
 
-    python examples/reports.py questions.txt out/
+    python examples/reports.py questions.txt out/ [--tokens 1500 --searches 4]
 
 Each line of questions.txt is a question. Every run is recorded in the run database, so an interrupted
 batch loses nothing: finished reports are skipped on a rerun and `leadline resume RUN_ID` finishes a
@@ -9,6 +9,7 @@ run that was cut off.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
 import sys
@@ -21,7 +22,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "report"
 
 
-async def main(questions_file: Path, out_dir: Path) -> None:
+async def main(questions_file: Path, out_dir: Path, budget: leadline.Budget) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     questions = [q.strip() for q in questions_file.read_text().splitlines() if q.strip()]
     async with leadline.Researcher() as researcher:
@@ -30,9 +31,7 @@ async def main(questions_file: Path, out_dir: Path) -> None:
             if target.exists():
                 continue
             try:
-                result = await researcher.aresearch(
-                    question, mode="report", budget=leadline.Budget(tokens=1500, searches=4)
-                )
+                result = await researcher.aresearch(question, mode="report", budget=budget)
             except leadline.LeadlineError as exc:  # keep going; the run and its evidence stay recorded
                 print(f"[{i}/{len(questions)}] failed: {exc.message}", file=sys.stderr)
                 continue
@@ -45,4 +44,11 @@ async def main(questions_file: Path, out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2] if len(sys.argv) > 2 else "reports")))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("questions_file", type=Path)
+    parser.add_argument("out_dir", type=Path, nargs="?", default=Path("reports"))
+    parser.add_argument("--tokens", type=int, default=1500, help="generated tokens per report")
+    parser.add_argument("--searches", type=int, default=4, help="search calls per report")
+    args = parser.parse_args()
+    budget = leadline.Budget(tokens=args.tokens, searches=args.searches)
+    asyncio.run(main(args.questions_file, args.out_dir, budget))

@@ -232,8 +232,12 @@ def _load_tuned(path: Path) -> Any:
 @app.command()
 def tune(
     questions_file: Annotated[
-        Path, typer.Argument(help="JSONL with id, question, answers (the multihop format).")
-    ],
+        Path | None,
+        typer.Argument(
+            help="Questions with gold answers: the project's JSONL, HotpotQA .json, MuSiQue .jsonl or "
+            "FRAMES .csv/.tsv. Leave out with --no-run."
+        ),
+    ] = None,
     points: Annotated[str, typer.Option(help="Budget points TOKENSxSEARCHES, comma separated.")] = (
         "128x1,256x2,512x3"
     ),
@@ -247,48 +251,87 @@ def tune(
     model: ModelOption = None,
     base_url: BaseUrlOption = None,
     corpus: CorpusOption = None,
+    search: SearchOption = None,
+    searxng_url: Annotated[str | None, typer.Option(help="SearxNG base URL (with --search searxng).")] = None,
+    db: DbOption = None,
     save: Annotated[
         Path | None,
         typer.Option(help="Fit a controller on the table's train rows and save it here (for --tuned)."),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write an HTML and Markdown report with plots and recommended settings here."),
+    ] = None,
+    no_run: Annotated[
+        bool, typer.Option("--no-run", help="Run nothing: summarize (and report on) the rows in --out.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """See what each extra search or token buys: run questions at a grid of budgets and score them.
 
     Prints mean quality and real spend per budget point; when the table holds train and dev rows, also
     compares uniform, adaptive and oracle allocation on it (curves fitted on train, scored on dev).
-    With --save, fits a controller on the train rows for `ask --tuned` and `batch --tuned`.
+    With --save, fits a controller on the train rows for `ask --tuned` and `batch --tuned`; with
+    --report DIR, writes the tuning report (plots, intervals, recommended settings) to DIR.
     """
     import asyncio
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from leadline.api import Researcher
+    from leadline.errors import ConfigError
     from leadline.evals.datasets import load_questions
     from leadline.evals.outcomes import OutcomeTable
-    from leadline.evals.sweep import parse_points, run_sweep
+    from leadline.evals.sweep import done_rows, parse_points, run_sweep
 
     def run() -> OutcomeTable:
+        if report is not None:
+            from leadline.evals.report import check_report_dir
+
+            check_report_dir(report)  # before the sweep, not after it
+        if no_run:
+            return OutcomeTable.read_jsonl(out)
+        if questions_file is None:
+            raise ConfigError("give a questions file, or --no-run to use the rows already in --out")
         grid = parse_points(points)
         items = load_questions(questions_file)[:limit]
-        settings = _settings(model=model, base_url=base_url, corpus=corpus)
+        settings = _settings(
+            model=model,
+            base_url=base_url,
+            corpus=corpus,
+            db_url=db,
+            search=search or ("searxng" if searxng_url else None),
+            searxng_url=searxng_url,
+        )
+        done = done_rows(out)
+        todo = sum((item.id, *point) not in done for item in items for point in grid)
+        err.print(f"{len(items)} questions x {len(grid)} budget points: {todo} runs to do", highlight=False)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, disable=quiet or todo == 0, transient=True) as bar:
+            task = bar.add_task("tuning", total=todo)
 
-        async def sweep() -> None:
-            async with Researcher(settings) as researcher:
-                await run_sweep(
-                    researcher,
-                    items,
-                    grid,
-                    out,
-                    split=split,
-                    on_row=lambda r: err.print(
-                        f"{r.question_id} {r.tokens}x{r.searches}: f1 {r.f1:.2f}, "
-                        f"spent {r.spent_tokens} tokens / {r.spent_searches} searches",
-                        highlight=False,
-                    ),
+            def on_row(r: Any) -> None:
+                bar.advance(task)
+                bar.console.print(
+                    f"{r.question_id} {r.tokens}x{r.searches}: f1 {r.f1:.2f}, "
+                    f"spent {r.spent_tokens} tokens / {r.spent_searches} searches",
+                    highlight=False,
                 )
 
-        asyncio.run(sweep())
+            async def sweep() -> None:
+                async with Researcher(settings) as researcher:
+                    await run_sweep(researcher, items, grid, out, split=split, on_row=on_row)
+
+            asyncio.run(sweep())
         return OutcomeTable.read_jsonl(out)
 
-    table = _guard(run)
+    def read() -> OutcomeTable:
+        table = run()
+        if not len(table):
+            raise ConfigError(f"{out} holds no outcome rows")
+        return table
+
+    table = _guard(read)
     summary = Table("tokens x searches", "questions", "EM", "F1", "recall", "spent tokens", "spent searches")
     for tokens, searches, shape in table.budget_points():
         rows = [r for r in table if r.point == (tokens, searches, shape)]
@@ -308,17 +351,40 @@ def tune(
         from leadline.evals.policies import evaluate_table
 
         out_console.print(_guard(lambda: evaluate_table(table)).describe())
+    tuned_model = None
+    report_notes: list[str] = []
     if save is not None:
         from leadline.evals.tuning import fit_tuned
 
         tuned_model = _guard(lambda: fit_tuned(table))
-        _guard(lambda: tuned_model.save(save))
-        scored = ", ".join(f"{k} {v:.3f}" for k, v in tuned_model.held_out.items())
+    elif report is not None and len(table.split("train")):
+        from leadline.errors import LeadlineError
+        from leadline.evals.tuning import fit_tuned
+
+        try:
+            tuned_model = fit_tuned(table)
+        except LeadlineError as exc:  # the report still shows the fixed budgets
+            report_notes.append(f"no tuned controller: {exc.message}")
+    if save is not None and tuned_model is not None:
+        model_file = tuned_model
+        _guard(lambda: model_file.save(save))
+        scored = ", ".join(f"{k} {v:.3f}" for k, v in model_file.held_out.items())
         err.print(
-            f"saved a tuned controller ({tuned_model.kind}; held-out train quality: {scored or 'n/a'})"
+            f"saved a tuned controller ({model_file.kind}; held-out train quality: {scored or 'n/a'})"
             f" to {save}; use it with --tuned {save}",
             highlight=False,
         )
+    if report is not None:
+        from leadline.evals.report import write_report
+
+        target = report
+        with err.status(f"writing the report to {target}"):
+            data = _guard(
+                lambda: write_report(table, target, source=str(out), tuned=tuned_model, notes=report_notes)
+            )
+        rec = data.recommended
+        hint = f"; recommended fixed budget {rec[0]} tokens x {rec[1]} searches" if rec else ""
+        err.print(f"report: {target / 'report.html'} and {target / 'report.md'}{hint}", highlight=False)
 
 
 @app.command()
@@ -400,6 +466,42 @@ def serve_site(
     from leadline.tools.site_server import run_site
 
     _guard(lambda: run_site(source, host=host, port=port, latency_s=latency_ms / 1000, echo=typer.echo))
+
+
+@app.command("mcp")
+def mcp_command(
+    port: Annotated[
+        int | None, typer.Option(help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address for --port (loopback by default).")] = "127.0.0.1",
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    corpus: CorpusOption = None,
+    search: SearchOption = None,
+    searxng_url: Annotated[str | None, typer.Option(help="SearxNG base URL (with --search searxng).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Serve research, report and runs as MCP tools (stdio; streamable HTTP with --port)."""
+
+    def run() -> None:
+        try:
+            from leadline.mcp_server import serve
+        except ImportError as exc:
+            from leadline.errors import ConfigError
+
+            hint = "pip install 'leadline[mcp]'"
+            raise ConfigError(f"leadline mcp needs the mcp extra: {hint} ({exc})") from exc
+        settings = _settings(
+            model=model,
+            base_url=base_url,
+            corpus=corpus,
+            db_url=db,
+            search=search or ("searxng" if searxng_url else None),
+            searxng_url=searxng_url,
+        )
+        serve(settings, port=port, host=host)
+
+    _guard(run)
 
 
 app.command("batch")(cli_batch.batch)

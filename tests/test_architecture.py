@@ -18,9 +18,7 @@ PACKAGE = ROOT / "leadline"
 DOC = ROOT / "docs" / "architecture.md"
 
 # Imports the document says are on their way out, each with the branch that removes it. Nothing else.
-KNOWN_UPWARD = {
-    ("leadline/agent/serve.py", "api"): "the serving entry point moves above the API (branch eco)",
-}
+KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

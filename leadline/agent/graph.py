@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -26,20 +27,35 @@ from leadline.agent.nodes.think import think
 from leadline.agent.state import ResearchState
 from leadline.agent.tracing import TracedGraph, traced_node
 
+Node = Callable[..., Awaitable[dict[str, Any]]]
+NodeWrapper = Callable[[str, Node], Node]
+"""Takes a node's name and function and returns the function to register (the served graph binds its
+run context this way; see :mod:`leadline.serve`)."""
 
-def build_graph() -> StateGraph[ResearchState, RunContext, ResearchState, ResearchState]:
-    """The research loop's topology, in one place: assess, plan, then decide between search/read, think and
-    answer (and report).
+
+def _as_is(name: str, fn: Node) -> Node:
+    return fn
+
+
+def build_graph(
+    *,
+    context_schema: type[Any] = RunContext,
+    input_schema: type[Any] | None = None,
+    wrap: NodeWrapper = _as_is,
+) -> StateGraph[Any, Any, Any, Any]:
+    """The loop's topology (assess, plan, then decide between search/read, think and answer, and report);
+    the keyword arguments let a server give it a JSON context and input schema. Nodes are traced when
+    OpenTelemetry is on.
     """
-    graph = StateGraph(ResearchState, context_schema=RunContext)
-    graph.add_node("assess", traced_node("assess", assess))
-    graph.add_node("plan", traced_node("plan", plan))
-    graph.add_node("decide", traced_node("decide", decide))
-    graph.add_node("search", traced_node("search", search))
-    graph.add_node("read", traced_node("read", read))
-    graph.add_node("think", traced_node("think", think))
-    graph.add_node("answer", traced_node("answer", answer))
-    graph.add_node("report", traced_node("report", report))
+    graph = StateGraph(ResearchState, context_schema=context_schema, input_schema=input_schema)
+    graph.add_node("assess", traced_node("assess", wrap("assess", assess)))
+    graph.add_node("plan", traced_node("plan", wrap("plan", plan)))
+    graph.add_node("decide", traced_node("decide", wrap("decide", decide)))
+    graph.add_node("search", traced_node("search", wrap("search", search)))
+    graph.add_node("read", traced_node("read", wrap("read", read)))
+    graph.add_node("think", traced_node("think", wrap("think", think)))
+    graph.add_node("answer", traced_node("answer", wrap("answer", answer)))
+    graph.add_node("report", traced_node("report", wrap("report", report)))
     graph.add_edge(START, "assess")
     graph.add_edge("assess", "plan")
     graph.add_edge("plan", "decide")

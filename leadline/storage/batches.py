@@ -503,6 +503,8 @@ def _split_and_features(stored: dict[str, Any]) -> dict[str, Any]:
     split = str(extra.pop(_SPLIT_KEY, "dev"))
     features = {str(k): float(v) for k, v in dict(extra.pop(_FEATURES_KEY, {})).items()}
     return {"split": split, "features": features, "extra": extra}
+
+
 def grant_amount(share: int, headroom: float, pool: int, reserved: int) -> int:
     """A job's grant on one axis: its share times headroom, cut to keep ``reserved`` for the jobs not yet
     started, but never below its share while the pool holds it, and never above the pool."""
