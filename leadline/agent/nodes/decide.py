@@ -38,6 +38,7 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     obs = observe(state, ctx)
     think_tokens = int(allocation(state).get("think_tokens", 128))
     forced: str | None = None
+    granted: dict[str, Any] | None = None
     exhausted = ctx.ledger.exhausted()
     if state["step"] >= ctx.budget.steps - 2:
         action, reason, forced = "answer", "step cap reached", "steps"
@@ -46,6 +47,13 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     else:
         decision = ctx.controller.decide(obs)
         action, reason = decision.action, decision.reason
+        if decision.extra_tokens > 0 or decision.extra_searches > 0:  # a grant from the batch pool
+            grown = dict(allocation(state))
+            grown["tokens"] = int(grown.get("tokens", ctx.budget.tokens)) + decision.extra_tokens
+            grown["searches"] = int(grown.get("searches", ctx.budget.searches)) + decision.extra_searches
+            state = {**state, "allocation": grown}  # type: ignore[typeddict-item]
+            granted = grown
+            obs = observe(state, ctx)
         if action == "answer" and obs.searches_done == 0 and obs.searches_left > 0:
             action, reason = "search", "at least one search before an answer"
         if action == "search" and obs.searches_left <= 0:
@@ -67,6 +75,8 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     }
     if forced is not None:
         update["forced"] = forced
+    if granted is not None:
+        update["allocation"] = granted
     return update
 
 
