@@ -388,9 +388,10 @@ def run(seeds: Sequence[int], n: int, out: dict[str, Any], *, myopic: bool = Tru
             if myopic:
                 extra = f"  myopic {row['myopic_gap_closed']:.3f} ({row['myopic_efficiency']:.2f}x)"
             print(
-                f"seed {seed} B={budget:>5.0f}  uniform {q_uni:.4f} ({row['uniform_split']})  oracle {q_or:.4f}  "
-                f"runtime {row['runtime']:.4f} (cost {row['runtime_cost']:.0f}, price {row['runtime_price']:.2e})"
-                f"  gap closed: runtime {row['runtime_gap_closed']:.3f} ({row['runtime_efficiency']:.2f}x){extra}"
+                f"seed {seed} B={budget:>5.0f}  uniform {q_uni:.4f} ({row['uniform_split']})  "
+                f"oracle {q_or:.4f}  runtime {row['runtime']:.4f} (cost {row['runtime_cost']:.0f}, "
+                f"price {row['runtime_price']:.2e})  gap closed: runtime {row['runtime_gap_closed']:.3f} "
+                f"({row['runtime_efficiency']:.2f}x){extra}"
                 f"  static dual {row['static_dual']:.3f}  runtime ceiling {row['ceiling']:.3f}"
                 f"  [{time.perf_counter() - started:.0f}s]",
                 flush=True,
@@ -412,7 +413,8 @@ def run(seeds: Sequence[int], n: int, out: dict[str, Any], *, myopic: bool = Tru
         cell["budget"] = budget
         cells.append(cell)
         print(
-            f"| {budget:.0f} | {cell['uniform']:.4f} | {cell['oracle']:.4f} | {cell['runtime_gap_closed']:.3f} | "
+            f"| {budget:.0f} | {cell['uniform']:.4f} | {cell['oracle']:.4f} | "
+            f"{cell['runtime_gap_closed']:.3f} | "
             f"{cell['runtime_efficiency']:.2f}x | {cell.get('myopic_gap_closed', float('nan')):.3f} | "
             f"{cell.get('myopic_efficiency', float('nan')):.2f}x | {cell['static_dual']:.3f} | "
             f"{cell['ceiling']:.3f} |"

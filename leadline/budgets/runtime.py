@@ -298,7 +298,7 @@ class RuntimePolicy:
         searches: IntArray,
         price: FloatArray,
     ) -> FloatArray:
-        """E over the belief of the best continuation were (A, k) known: Σ_{k,a} w·max_plan[a·G_k − μ·cost]."""
+        """E over the belief of the best continuation were (A, k) known: Σ w·max_plan[a·G_k − μ·cost]."""
         max_c, max_s = gt.shape[1] - 1, gs.shape[1] - 1
         rows = np.arange(len(thinks))[:, None]
         ci = np.minimum(thinks[:, None] + np.asarray(self.think_offsets)[None, :], max_c)
