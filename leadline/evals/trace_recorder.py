@@ -155,7 +155,7 @@ async def _probe(
 async def record_trace(
     researcher: Any, item: QAItem, *, budget: Budget, split: str, model: str | None = None
 ) -> Trace:
-    """Run ``item`` through the loop of ``researcher`` (a :class:`leadline.api.Researcher`) and probe each step."""
+    """Run ``item`` through the loop of ``researcher`` (a ``leadline.api.Researcher``); probe each step."""
     from leadline.api import Researcher
 
     search = _LoggedSearch(researcher.search_backend)

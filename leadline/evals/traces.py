@@ -364,7 +364,8 @@ class TracesReport:
             f"{self.best_fixed_se:.3f} at {self.best_fixed_compute:.0f}; the controller matches it "
             f"(within its s.e.) at {self.compute_to_match:.0f} [{self.compute_interval[0]:.0f}, "
             f"{self.compute_interval[1]:.0f}]; F1 gain at equal compute {self.f1_gain_at_equal_compute:+.3f} "
-            f"[{self.f1_gain_interval[0]:+.3f}, {self.f1_gain_interval[1]:+.3f}] over {self.questions} questions"
+            f"[{self.f1_gain_interval[0]:+.3f}, {self.f1_gain_interval[1]:+.3f}] "
+            f"over {self.questions} questions"
         )
         return "\n".join(lines)
 
@@ -406,7 +407,7 @@ def evaluate_traces(
         oracle.append((p, float(cost[rows, pick].mean()), float(f1[rows, pick].mean())))
 
     def match(idx: npt.NDArray[np.int64]) -> tuple[float, float]:
-        """(compute the controller needs to reach the best fixed F1 within its s.e., F1 gain at its compute)."""
+        """(compute to reach the best fixed F1 within its s.e., F1 gain at the best fixed compute)."""
         target = f1[idx, best_i].mean() - best_se
         q, c = ctl_f1[:, idx].mean(axis=1), ctl_cost[:, idx].mean(axis=1)
         ok = q >= target

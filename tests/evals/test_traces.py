@@ -138,7 +138,7 @@ def test_bad_traces_are_reported_and_skipped_and_bad_splits_are_one_line_errors(
         evaluate_traces(TraceSet(traces=_population(1, 5, "dev")))
     with pytest.raises(ConfigError, match="no train traces"):
         fit_runtime([])
-    mixed = TraceSet(traces=_population(1, 5, "train") + [_trace("x", "dev", [1.0], [1], model="other")])
+    mixed = TraceSet(traces=[*_population(1, 5, "train"), _trace("x", "dev", [1.0], [1], model="other")])
     with pytest.raises(ConfigError, match="several models"):
         evaluate_traces(mixed)
 
