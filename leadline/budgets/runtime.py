@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import stats  # type: ignore[import-untyped]
 
 from leadline.errors import ConfigError
 
@@ -71,7 +71,7 @@ class SignalModel:
         base, slope = tuple(float(x) for x in data["base"]), tuple(float(x) for x in data["slope"])
         if len(base) != 3 or len(slope) != 3:
             raise ConfigError("a signal model needs base and slope for each of the 3 kinds")
-        return cls(base=base, slope=slope)  # type: ignore[arg-type]
+        return cls(base=(base[0], base[1], base[2]), slope=(slope[0], slope[1], slope[2]))
 
 
 def _beta_grid(alpha: float, beta: float, points: int) -> tuple[FloatArray, FloatArray]:
@@ -167,11 +167,11 @@ class RuntimeModel:
         logw = logw + hc[:, None, None] * np.log(pt)[None] + (c - hc)[:, None, None] * np.log1p(-pt)[None]
         logw -= logw.max(axis=(1, 2), keepdims=True)
         w = np.exp(logw)
-        return w / w.sum(axis=(1, 2), keepdims=True)
+        return np.asarray(w / w.sum(axis=(1, 2), keepdims=True), dtype=np.float64)
 
     def expected_amplitude(self, weights: FloatArray) -> FloatArray:
         """(n, 3): E[A · 1{kind = k}] under the belief — all the value of a plan depends on."""
-        return (weights * self.grid[None, None, :]).sum(axis=2)
+        return np.asarray((weights * self.grid[None, None, :]).sum(axis=2), dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
         return {

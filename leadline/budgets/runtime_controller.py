@@ -167,7 +167,9 @@ class RuntimeController:
         settled = c.agreeing_in_a_row >= 2
         gs, gt = self._curves(s_cap, c_cap, think, settled)
         policy = RuntimePolicy(
-            self.model, search_cost=float(budget.search_cost_tokens), think_cost=float(think)
+            self.model,
+            search_cost=500.0 if budget.search_cost_tokens is None else float(budget.search_cost_tokens),
+            think_cost=float(think),
         )
         dec = policy.decide(
             kind_prior=np.asarray([self.kind_prior]),

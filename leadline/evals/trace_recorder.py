@@ -39,10 +39,10 @@ class _LoggedSearch:
 
     inner: SearchBackend
     calls: list[list[SearchResult]] = field(default_factory=list)
+    name: str = ""
 
-    @property
-    def name(self) -> str:
-        return self.inner.name
+    def __post_init__(self) -> None:
+        self.name = self.inner.name
 
     async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
         results = await self.inner.search(query, k=k)
@@ -163,8 +163,8 @@ async def record_trace(
     ctl = ExploringController()
     runner = Researcher(
         researcher.settings,
-        llm=llm,  # type: ignore[arg-type]
-        search=search,  # type: ignore[arg-type]
+        llm=llm,
+        search=search,
         reader=researcher._reader,
         store=researcher.store,
         controller=ctl,

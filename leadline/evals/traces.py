@@ -253,7 +253,10 @@ def fit_runtime(train: Sequence[Trace], *, points: int = 32) -> FittedTraces:
         rates_s.append(h / s if s else np.nan)
         rates_t.append(g / max(1, len(t.steps)))
     rs, rt = np.array(rates_s), np.array(rates_t)
-    base_s, slope_s, base_t, slope_t = [], [], [], []
+    base_s: list[float] = []
+    slope_s: list[float] = []
+    base_t: list[float] = []
+    slope_t: list[float] = []
     for k in range(3):
         for rates, base, slope in ((rs, base_s, slope_s), (rt, base_t, slope_t)):
             sel = (kind_fit == k) & np.isfinite(rates)
@@ -271,12 +274,12 @@ def fit_runtime(train: Sequence[Trace], *, points: int = 32) -> FittedTraces:
     model = RuntimeModel.beta_prior(
         max(mean * common, 0.05),
         max((1.0 - mean) * common, 0.05),
-        search_signal=SignalModel(tuple(base_s), tuple(slope_s)),  # type: ignore[arg-type]
-        think_signal=SignalModel(tuple(base_t), tuple(slope_t)),  # type: ignore[arg-type]
+        search_signal=SignalModel((base_s[0], base_s[1], base_s[2]), (slope_s[0], slope_s[1], slope_s[2])),
+        think_signal=SignalModel((base_t[0], base_t[1], base_t[2]), (slope_t[0], slope_t[1], slope_t[2])),
         points=points,
         source=f"fitted on {len(train)} train traces of {train[0].model}",
     )
-    best = (math.inf, 1.0, 1.0)
+    best: tuple[float, float, float] = (math.inf, 1.0, 1.0)
     for sigma in (0.5, 1.0, 2.0, 3.0, 5.0, 8.0):
         for tau in (0.5, 1.0, 2.0, 3.0, 5.0, 8.0):
             err = 0.0
@@ -284,11 +287,12 @@ def fit_runtime(train: Sequence[Trace], *, points: int = 32) -> FittedTraces:
                 for i in range(1, len(t.steps) + 1):
                     s, _, c, _ = _signal_counts(t, i)
                     gs, gt = 1 - math.exp(-s / sigma), 1 - math.exp(-c / tau)
-                    g = gs if k == 0 else gt if k == 1 else gs * gt
-                    err += (t.f1(i) - a * g) ** 2
+                    curve = gs if k == 0 else gt if k == 1 else gs * gt
+                    err += (t.f1(i) - a * curve) ** 2
             if err < best[0]:
                 best = (err, sigma, tau)
-    return FittedTraces(model, best[1], best[2], kind_prior, len(train))  # type: ignore[arg-type]
+    prior = (kind_prior[0], kind_prior[1], kind_prior[2])
+    return FittedTraces(model, best[1], best[2], prior, len(train))
 
 
 def controller_stops(fitted: FittedTraces, trace: Trace, price: float) -> int:
