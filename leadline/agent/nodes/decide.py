@@ -51,7 +51,7 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
             grown = dict(allocation(state))
             grown["tokens"] = int(grown.get("tokens", ctx.budget.tokens)) + decision.extra_tokens
             grown["searches"] = int(grown.get("searches", ctx.budget.searches)) + decision.extra_searches
-            state = {**state, "allocation": grown}  # type: ignore[typeddict-item]
+            state = {**state, "allocation": grown}
             granted = grown
             obs = observe(state, ctx)
         if action == "answer" and obs.searches_done == 0 and obs.searches_left > 0:
