@@ -8,6 +8,8 @@ page reads, and the budget controller decides how much of each a question gets.
 from leadline.api import Researcher, aresearch, research
 from leadline.budgets.controller import Allocation, Controller, Decision, FixedController, RunObservation
 from leadline.budgets.ledger import Budget, Ledger, Spend
+from leadline.budgets.runtime import RuntimeModel
+from leadline.budgets.runtime_controller import RuntimeController
 from leadline.budgets.tuned import TunedModel
 from leadline.config import Settings
 from leadline.errors import (
@@ -66,6 +68,8 @@ __all__ = [
     "Researcher",
     "RunNotFoundError",
     "RunObservation",
+    "RuntimeController",
+    "RuntimeModel",
     "SchemaVersionError",
     "SearchBackend",
     "SearchError",

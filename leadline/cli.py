@@ -151,7 +151,11 @@ def ask(
     db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in the data dir).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
     controller: Annotated[
-        str, typer.Option(help="fixed (spend the budget as given) or adaptive (the two-axis controller).")
+        str,
+        typer.Option(
+            help="fixed (spend the budget as given), adaptive (the two-axis controller) or runtime "
+            "(adaptive, then stop/continue by the runtime belief; each decision's reason is shown)."
+        ),
     ] = "fixed",
     tuned: Annotated[
         Path | None,
@@ -188,11 +192,16 @@ def ask(
 def _controller(name: str) -> Any:
     from leadline.budgets.adaptive import AdaptiveController
     from leadline.budgets.controller import FixedController
+    from leadline.budgets.runtime_controller import RuntimeController
     from leadline.errors import ConfigError
 
-    factories = {"fixed": FixedController, "adaptive": AdaptiveController}
+    factories = {
+        "fixed": FixedController,
+        "adaptive": AdaptiveController,
+        "runtime": lambda: RuntimeController(base=AdaptiveController()),
+    }
     if name not in factories:
-        raise ConfigError(f"unknown controller {name!r}; use fixed or adaptive")
+        raise ConfigError(f"unknown controller {name!r}; use fixed, adaptive or runtime")
     return factories[name]
 
 
@@ -322,6 +331,10 @@ def tune(
         Path | None,
         typer.Option(help="Fit a controller on the table's train rows and save it here (for --tuned)."),
     ] = None,
+    traces: Annotated[
+        Path | None,
+        typer.Option(help="Record anytime traces here instead (JSONL, resumable; --points' last point)."),
+    ] = None,
 ) -> None:
     """See what each extra search or token buys: run questions at a grid of budgets and score them.
 
@@ -335,6 +348,13 @@ def tune(
     from leadline.evals.datasets import load_questions
     from leadline.evals.outcomes import OutcomeTable
     from leadline.evals.sweep import parse_points, run_sweep
+
+    if traces is not None:  # anytime traces (docs/controller.md), not an outcome table
+        from leadline.evals.trace_recorder import record_traces_cli
+
+        settings = _settings(model=model, base_url=base_url, corpus=corpus)
+        _guard(lambda: record_traces_cli(questions_file, traces, points, split, limit, settings, err.print))
+        return
 
     def run() -> OutcomeTable:
         grid = parse_points(points)

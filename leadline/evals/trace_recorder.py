@@ -264,4 +264,44 @@ async def record_traces(
     return recorded
 
 
-__all__ = ["ExploringController", "record_trace", "record_traces"]
+def record_traces_cli(
+    questions_file: Path,
+    out: Path,
+    points: str,
+    split: str,
+    limit: int | None,
+    settings: Any,
+    echo: Callable[[str], Any],
+) -> int:
+    """``leadline tune --traces OUT``: record traces of a question file at the last budget point."""
+    import asyncio
+
+    from leadline.api import Researcher
+    from leadline.evals.datasets import load_questions
+    from leadline.evals.sweep import parse_points
+
+    grid = parse_points(points)
+    tokens, searches = grid[-1][0], grid[-1][1]
+    items = load_questions(questions_file)[:limit]
+    budget = Budget(tokens=int(tokens), searches=int(searches), steps=4 * int(searches) + 12)
+
+    async def go() -> int:
+        async with Researcher(settings) as researcher:
+            return await record_traces(
+                researcher,
+                items,
+                out,
+                budget=budget,
+                split=split,
+                on_trace=lambda t: echo(
+                    f"{t.question_id}: {len(t.steps)} steps, probe F1 "
+                    + " ".join(f"{t.f1(i):.2f}" for i in range(len(t.steps) + 1))
+                ),
+            )
+
+    n = asyncio.run(go())
+    echo(f"{n} traces recorded in {out}")
+    return n
+
+
+__all__ = ["ExploringController", "record_trace", "record_traces", "record_traces_cli"]
