@@ -239,7 +239,14 @@ def simulate(
 
 
 class PriceCurve:
-    """A policy's (quality, cost) at each price tried on one population, cached; searches on price."""
+    """A policy's (quality, cost) at each price tried on one population, cached; searches on price.
+
+    Quality and cost both fall as the price rises. A search brackets the target among the prices
+    already tried (else walks a coarse ladder from the expensive end, where runs are short), then
+    narrows it by regula falsi in log price (Illinois variant) until the value is within ``tol``.
+    """
+
+    LADDER = tuple(float(x) for x in np.geomspace(1e-2, 1e-7, 11))
 
     def __init__(self, run: Callable[[float], tuple[float, float]]) -> None:
         self.run = run
@@ -250,34 +257,57 @@ class PriceCurve:
             self.points[price] = self.run(price)
         return self.points[price]
 
-    def _bisect(self, ok: Callable[[tuple[float, float]], bool], steps: int) -> float:
-        """The lowest price (in log space) whose point satisfies ``ok`` (ok must hold at high prices)."""
-        lo, hi = math.log(1e-7), math.log(1e-2)
-        ladder = np.linspace(lo, hi, 11)
-        for x in ladder:  # bracket on a coarse ladder first (cached across searches)
-            if ok(self.at(float(math.exp(x)))):
-                hi = float(x)
-                break
-            lo = float(x)
-        for _ in range(steps):
-            mid = 0.5 * (lo + hi)
-            if ok(self.at(math.exp(mid))):
-                hi = mid
-            else:
-                lo = mid
-        return math.exp(hi)
+    def _search(self, key: int, target: float, tol: float, steps: int) -> None:
+        """Try prices until one gives ``points[p][key]`` within ``tol`` of ``target`` (or steps run out)."""
 
-    def meets_budget(self, budget: float, steps: int = 9) -> tuple[float, float, float]:
-        """(price, quality, cost) of the lowest price whose batch mean cost is within ``budget``."""
-        price = self._bisect(lambda qc: qc[1] <= budget, steps)
-        q, c = self.at(price)
+        def bracket() -> tuple[float, float] | None:
+            above = [p for p, v in self.points.items() if v[key] >= target]  # low prices
+            below = [p for p, v in self.points.items() if v[key] < target]  # high prices
+            if above and below and max(above) < min(below):
+                return max(above), min(below)
+            return None
+
+        for p in self.LADDER:
+            if bracket() is not None:
+                break
+            self.at(p)
+        b = bracket()
+        if b is None:
+            return
+        lo, hi = math.log(b[0]), math.log(b[1])
+        f_lo, f_hi = self.at(b[0])[key] - target, self.at(b[1])[key] - target
+        side = 0
+        for _ in range(steps):
+            if min(abs(f_lo), abs(f_hi)) <= tol:
+                return
+            x = hi - f_hi * (hi - lo) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (lo + hi)
+            if not lo < x < hi:
+                x = 0.5 * (lo + hi)
+            f = self.at(math.exp(x))[key] - target
+            if f >= 0:
+                lo, f_lo = x, f
+                if side == -1:
+                    f_hi /= 2.0
+                side = -1
+            else:
+                hi, f_hi = x, f
+                if side == 1:
+                    f_lo /= 2.0
+                side = 1
+
+    def meets_budget(self, budget: float, steps: int = 10) -> tuple[float, float, float]:
+        """(price, quality, cost) of the lowest price tried whose batch mean cost is within ``budget``."""
+        self._search(1, budget, 0.002 * budget, steps)
+        ok = [p for p, (_, c) in self.points.items() if c <= budget]
+        price = min(ok) if ok else max(self.points)
+        q, c = self.points[price]
         return price, q, c
 
-    def compute_to_match(self, target: float, steps: int = 9) -> float:
+    def compute_to_match(self, target: float, steps: int = 10) -> float:
         """The least mean cost among the prices tried whose quality reaches ``target`` (inf if none)."""
         if self.at(1e-7)[0] < target:
             return INF
-        self._bisect(lambda qc: qc[0] < target, steps)
+        self._search(0, target, 0.001 * target, steps)
         return min((c for q, c in self.points.values() if q >= target), default=INF)
 
 
@@ -396,6 +426,13 @@ def run(seeds: Sequence[int], n: int, out: dict[str, Any], *, myopic: bool = Tru
                 f"  [{time.perf_counter() - started:.0f}s]",
                 flush=True,
             )
+    summarise(rows, out, myopic=myopic)
+    out["seconds"] = time.perf_counter() - started
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]], out: dict[str, Any], *, myopic: bool = True) -> None:
+    """The per-budget table (means over the seeds) and the summary figures."""
     print("\nmean of the seeds per budget:")
     print(
         "| B | uniform | oracle | runtime gap closed | efficiency | myopic gap closed | myopic eff. "
@@ -428,8 +465,7 @@ def run(seeds: Sequence[int], n: int, out: dict[str, Any], *, myopic: bool = Tru
         out["myopic_efficiency_min"] = min(c["myopic_efficiency"] for c in cells)
     out["runtime_ceiling_min"] = min(c["ceiling"] for c in cells)
     out["static_dual_max"] = max(c["static_dual"] for c in cells)
-    out["seconds"] = time.perf_counter() - started
-    return rows
+    out["seeds"] = len({r["seed"] for r in rows})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -438,9 +474,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=N_QUERIES, help="queries per population (R1: 5,000)")
     parser.add_argument("--no-myopic", action="store_true", help="skip the myopic baseline")
     parser.add_argument("--json", type=Path, default=None, help="write every row here too")
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="summarise rows of earlier --json runs (one a seed)",
+    )
     args = parser.parse_args(argv)
     out: dict[str, Any] = {}
-    rows = run(args.seeds, args.queries, out, myopic=not args.no_myopic)
+    if args.combine:
+        rows = [r for path in args.combine for r in json.loads(path.read_text())["rows"]]
+        summarise(rows, out, myopic=all("myopic_gap_closed" in r for r in rows))
+    else:
+        rows = run(args.seeds, args.queries, out, myopic=not args.no_myopic)
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summary": out}, indent=2))
     print(" ".join(f"{k}={v:.4g}" for k, v in out.items()))
