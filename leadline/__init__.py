@@ -9,6 +9,8 @@ from leadline.api import BatchItem, Researcher, aresearch, research
 from leadline.batch import library as _batch_library  # noqa: F401 - the database batch executor
 from leadline.budgets.controller import Allocation, Controller, Decision, FixedController, RunObservation
 from leadline.budgets.ledger import Budget, Ledger, Spend
+from leadline.budgets.runtime import RuntimeModel
+from leadline.budgets.runtime_controller import RuntimeController
 from leadline.budgets.tuned import TunedModel
 from leadline.config import Settings
 from leadline.errors import (
@@ -68,6 +70,8 @@ __all__ = [
     "Researcher",
     "RunNotFoundError",
     "RunObservation",
+    "RuntimeController",
+    "RuntimeModel",
     "SchemaVersionError",
     "SearchBackend",
     "SearchError",

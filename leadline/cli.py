@@ -90,6 +90,10 @@ def _main(
 _guard = guard  # the one error edge (leadline.cli_shared); the commands below call it by this name
 
 
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
 def _settings(**overrides: Any) -> Settings:
     return Settings.from_env(**overrides)
 
@@ -172,7 +176,11 @@ def ask(
     db: DbOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
     controller: Annotated[
-        str, typer.Option(help="fixed (spend the budget as given) or adaptive (the two-axis controller).")
+        str,
+        typer.Option(
+            help="fixed (spend the budget as given), adaptive (the two-axis controller) or runtime "
+            "(adaptive, then stop/continue by the runtime belief; each decision's reason is shown)."
+        ),
     ] = "fixed",
     tuned: Annotated[
         Path | None,
@@ -215,11 +223,16 @@ def ask(
 def _controller(name: str) -> Any:
     from leadline.budgets.adaptive import AdaptiveController
     from leadline.budgets.controller import FixedController
+    from leadline.budgets.runtime_controller import RuntimeController
     from leadline.errors import ConfigError
 
-    factories = {"fixed": FixedController, "adaptive": AdaptiveController}
+    factories = {
+        "fixed": FixedController,
+        "adaptive": AdaptiveController,
+        "runtime": lambda: RuntimeController(base=AdaptiveController()),
+    }
     if name not in factories:
-        raise ConfigError(f"unknown controller {name!r}; use fixed or adaptive")
+        raise ConfigError(f"unknown controller {name!r}; use fixed, adaptive or runtime")
     return factories[name]
 
 
@@ -266,6 +279,10 @@ def tune(
         bool, typer.Option("--no-run", help="Run nothing: summarize (and report on) the rows in --out.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    traces: Annotated[
+        Path | None,
+        typer.Option(help="Record anytime traces here instead (JSONL, resumable; --points' last point)."),
+    ] = None,
 ) -> None:
     """See what each extra search or token buys: run questions at a grid of budgets and score them.
 
@@ -283,6 +300,24 @@ def tune(
     from leadline.evals.datasets import load_questions
     from leadline.evals.outcomes import OutcomeTable
     from leadline.evals.sweep import done_rows, parse_points, run_sweep
+
+    if traces is not None:  # anytime traces (docs/controller.md), not an outcome table
+        from leadline.evals.trace_recorder import record_traces_cli
+
+        if questions_file is None:
+            _guard(lambda: _raise(ConfigError("--traces needs a questions file")))
+            return
+        questions = questions_file
+        settings = _settings(
+            model=model,
+            base_url=base_url,
+            corpus=corpus,
+            db_url=db,
+            search=search or ("searxng" if searxng_url else None),
+            searxng_url=searxng_url,
+        )
+        _guard(lambda: record_traces_cli(questions, traces, points, split, limit, settings, err.print))
+        return
 
     def run() -> OutcomeTable:
         if report is not None:

@@ -26,6 +26,8 @@ from leadline.budgets.difficulty import (
 )
 from leadline.budgets.ledger import Budget, Ledger, LedgerEntry, Spend
 from leadline.budgets.pool import BatchPool
+from leadline.budgets.runtime import RuntimeModel, RuntimePolicy, SignalModel
+from leadline.budgets.runtime_controller import RuntimeController
 from leadline.budgets.shape import choose_shape
 from leadline.budgets.timings import EngineTimings, SearchPrice
 from leadline.budgets.tuned import TunedModel
@@ -54,7 +56,11 @@ __all__ = [
     "ProbeEstimator",
     "QueryPlan",
     "RunObservation",
+    "RuntimeController",
+    "RuntimeModel",
+    "RuntimePolicy",
     "SearchPrice",
+    "SignalModel",
     "Spend",
     "TextFeatureEstimator",
     "TunedModel",

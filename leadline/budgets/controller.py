@@ -85,6 +85,9 @@ class Decision:
 
     action: Action
     reason: str
+    extra_tokens: int = 0
+    """Budget granted from a batch pool with this decision: the loop widens the run's allocation by it."""
+    extra_searches: int = 0
 
 
 @runtime_checkable

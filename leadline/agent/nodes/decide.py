@@ -8,6 +8,7 @@ silent stop, never an endless loop).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -44,6 +45,7 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     obs = observe(state, ctx)
     think_tokens = allocation(state, ctx).think_tokens
     forced: str | None = None
+    granted: dict[str, Any] | None = None
     exhausted = ctx.ledger.exhausted()
     # Graph steps still allowed after this one, less the run's end (answer, and the report in report mode).
     end = 2 if state["mode"] == "report" else 1
@@ -55,6 +57,16 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     else:
         decision = ctx.controller.decide(obs)
         action, reason = decision.action, decision.reason
+        if decision.extra_tokens > 0 or decision.extra_searches > 0:  # a grant from the batch pool
+            current = allocation(state, ctx)
+            grown = replace(
+                current,
+                tokens=current.tokens + decision.extra_tokens,
+                searches=current.searches + decision.extra_searches,
+            ).to_state()
+            state = {**state, "allocation": grown}
+            granted = grown
+            obs = observe(state, ctx)
         if action == "answer" and obs.searches_done == 0 and obs.searches_left > 0:
             action, reason = "search", "at least one search before an answer"
         if action == "search" and obs.searches_left <= 0:
@@ -79,6 +91,8 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     }
     if forced is not None:
         update["forced"] = forced
+    if granted is not None:
+        update["allocation"] = granted
     return update
 
 

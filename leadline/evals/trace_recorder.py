@@ -1,0 +1,307 @@
+"""Record anytime traces (:mod:`leadline.evals.traces`) by running the real loop, resumably.
+
+A question's trace is one run of the loop at a generous budget under an *exploring* controller (search
+while queries are pending, think when there are new sources, until the budget is spent), with the
+search backend and the model wrapped so that every search's results and every think step's notes are
+logged. After the run, the "answer now" probe of each step asks the same model the loop's own answer
+prompt over the sources and notes the run had at that step (greedy, with the answer's log-probability
+when the engine gives one); its tokens are recorded as the probe's cost and charged to no policy. The
+closed-book answer is recorded too. Traces are appended to a JSONL file one question at a time; questions
+already there are skipped, so an interrupted recording resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leadline.agent.parsing import as_text, parse_json_object
+from leadline.agent.prompts import ANSWER_SCHEMA, answer_messages
+from leadline.agent.state import Evidence
+from leadline.budgets.controller import Allocation, Decision, RunObservation
+from leadline.budgets.ledger import Budget
+from leadline.evals.closed_book import closed_book_answer
+from leadline.evals.datasets import QAItem
+from leadline.evals.traces import SCHEMA, Probe, Trace, TraceStep, score
+from leadline.llm.base import Completion, GenerationParams, LLMClient, Message
+from leadline.tools.base import SearchBackend, SearchResult
+
+PROBE_TOKENS = 48
+EVIDENCE_CHARS = 600
+
+
+@dataclass
+class _LoggedSearch:
+    """A search backend that keeps every call's results, in order."""
+
+    inner: SearchBackend
+    calls: list[list[SearchResult]] = field(default_factory=list)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.inner.name
+
+    async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
+        results = await self.inner.search(query, k=k)
+        self.calls.append(list(results))
+        return results
+
+    async def read(self, result: SearchResult) -> Any:
+        return await self.inner.read(result)  # type: ignore[attr-defined]
+
+    async def aclose(self) -> None:  # the wrapped backend belongs to its owner
+        return None
+
+
+@dataclass
+class _LoggedLLM:
+    """A model client that keeps the notes of every think step (the loop's think prompt asks for them)."""
+
+    inner: LLMClient
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
+    async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        completion = await self.inner.chat(messages, params)
+        if messages and '"next_query"' in messages[-1].content:
+            parsed = parse_json_object(completion.text) or {}
+            known = as_text(parsed.get("known")) or completion.text.strip()[:300]
+            so_far = as_text(parsed.get("answer_so_far"))
+            self.notes.append(known + (f" (answer so far: {so_far})" if so_far else ""))
+        return completion
+
+    async def complete(self, prompt: str, params: GenerationParams) -> Completion:
+        return await self.inner.complete(prompt, params)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class ExploringController:
+    """Spend the whole budget on evidence and reasoning, recording what the controller could see."""
+
+    think_tokens: int = 96
+    observations: list[RunObservation] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    _evidence_at_think: int = -1
+
+    def assess(self, question: str, budget: Budget) -> Allocation:
+        return Allocation(
+            tokens=budget.tokens,
+            searches=budget.searches,
+            think_tokens=self.think_tokens,
+            reason="trace recording: spend the budget",
+        )
+
+    def decide(self, observation: RunObservation) -> Decision:
+        o = observation
+        self.observations.append(o)
+        if o.thinks_done and self._evidence_at_think < 0:
+            self._evidence_at_think = o.evidence_count
+        if o.searches_left > 0 and (o.searches_done == 0 or o.pending_queries > 0):
+            action = "search"
+        elif o.tokens_left > self.think_tokens + 64 and o.evidence_count != self._evidence_at_think:
+            action, self._evidence_at_think = "think", o.evidence_count
+        else:
+            action = "answer"
+        self.actions.append(action)
+        return Decision(action, "trace recording")  # type: ignore[arg-type]
+
+    def finish(self, *, tokens_unspent: int, searches_unspent: int) -> None:
+        return None
+
+
+def _evidence(calls: Sequence[Sequence[SearchResult]]) -> list[Evidence]:
+    seen: dict[str, Evidence] = {}
+    for results in calls:
+        for r in results:
+            if r.doc_id not in seen:
+                seen[r.doc_id] = Evidence(
+                    n=len(seen) + 1,
+                    doc_id=r.doc_id,
+                    title=r.title,
+                    url=r.url or "",
+                    text=r.text or r.snippet,
+                    query="",
+                    score=float(r.score or 0.0),
+                    rank=int(r.rank or 0),
+                )
+    return list(seen.values())
+
+
+async def _probe(
+    llm: LLMClient, question: str, evidence: list[Evidence], notes: list[str]
+) -> tuple[Probe, Any]:
+    messages = answer_messages(question, evidence, notes, max_chars=EVIDENCE_CHARS, budget_line="")
+    completion = await llm.chat(
+        messages, GenerationParams(max_tokens=PROBE_TOKENS, json_schema=ANSWER_SCHEMA)
+    )
+    parsed = parse_json_object(completion.text)
+    answer = as_text(parsed.get("answer")) if parsed else completion.text.strip()[:200]
+    lp = completion.choices[0].mean_logprob if completion.choices else None
+    return Probe(answer=answer, cost=int(completion.usage.total_tokens)), lp
+
+
+async def record_trace(
+    researcher: Any, item: QAItem, *, budget: Budget, split: str, model: str | None = None
+) -> Trace:
+    """Run ``item`` through the loop of ``researcher`` (a ``leadline.api.Researcher``); probe each step."""
+    from leadline.api import Researcher
+
+    search = _LoggedSearch(researcher.search_backend)
+    llm = _LoggedLLM(researcher.llm)
+    ctl = ExploringController()
+    runner = Researcher(
+        researcher.settings,
+        llm=llm,
+        search=search,
+        reader=researcher._reader,
+        store=researcher.store,
+        controller=ctl,
+        search_k=researcher.search_k,
+    )
+    await runner.aresearch(item.question, budget=budget)
+    lam = float(budget.search_cost_tokens if budget.search_cost_tokens is not None else 500.0)
+    closed = await closed_book_answer(researcher.llm, item.question, max_tokens=PROBE_TOKENS)
+    closed_probe = Probe(answer=_clean(closed.answer), cost=int(closed.usage.total_tokens))
+    steps: list[TraceStep] = []
+    previous = closed_probe.answer
+    think_tokens = 0
+    for j, action in enumerate(ctl.actions):
+        if action == "answer" or j + 1 >= len(ctl.observations):
+            break
+        after = ctl.observations[j + 1]
+        if action == "think":
+            think_tokens += ctl.think_tokens
+        calls = search.calls[: after.searches_done]
+        evidence = _evidence(calls)
+        probe, lp = await _probe(researcher.llm, item.question, evidence, llm.notes[: after.thinks_done])
+        scores = [float(r.score or 0.0) for r in (calls[-1] if calls else [])]
+        signals: dict[str, float | None] = {
+            "new_docs": float(after.new_docs_last_search) if action == "search" else 0.0,
+            "score_spread": (max(scores) - sum(scores) / len(scores)) if scores else None,
+            "evidence": float(after.evidence_count),
+            "answer_logprob": lp,
+            "sample_agreement": None,
+            "bridge_entities": float(len(after.bridge_entities)),
+            "probe_agrees": float(bool(probe.answer) and _norm(probe.answer) == _norm(previous)),
+        }
+        previous = probe.answer
+        steps.append(
+            TraceStep(
+                step=len(steps) + 1,
+                action=action,
+                tokens=think_tokens,
+                searches=after.searches_done,
+                signals=signals,
+                probe=probe,
+            )
+        )
+    trace = Trace(
+        question_id=item.id,
+        question=item.question,
+        split=split,
+        model=model or researcher.llm.model_name,
+        gold=tuple(item.answers),
+        closed_book=closed_probe,
+        steps=tuple(steps),
+        search_cost_tokens=lam,
+        schema=SCHEMA,
+    )
+    return score(trace)
+
+
+def _clean(text: str) -> str:
+    parsed = parse_json_object(text)
+    return as_text(parsed.get("answer")) if parsed else text.strip()[:200]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+async def record_traces(
+    researcher: Any,
+    items: Sequence[QAItem],
+    out: str | Path,
+    *,
+    budget: Budget,
+    split: str,
+    on_trace: Callable[[Trace], None] | None = None,
+) -> int:
+    """Append a trace per question not yet in ``out``; returns how many were recorded now (resumable)."""
+    path = Path(out)
+    done: set[tuple[str, str]] = set()
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                data = json.loads(line)
+                done.add((str(data["question_id"]), str(data.get("split", ""))))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line: that question is recorded again
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recorded = 0
+    for item in items:
+        if (item.id, split) in done:
+            continue
+        trace = await record_trace(researcher, item, budget=budget, split=split)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(trace.to_dict()) + "\n")
+            fh.flush()
+        recorded += 1
+        if on_trace is not None:
+            on_trace(trace)
+    return recorded
+
+
+def record_traces_cli(
+    questions_file: Path,
+    out: Path,
+    points: str,
+    split: str,
+    limit: int | None,
+    settings: Any,
+    echo: Callable[[str], Any],
+) -> int:
+    """``leadline tune --traces OUT``: record traces of a question file at the last budget point."""
+    import asyncio
+
+    from leadline.api import Researcher
+    from leadline.evals.datasets import load_questions
+    from leadline.evals.sweep import parse_points
+
+    grid = parse_points(points)
+    tokens, searches = grid[-1][0], grid[-1][1]
+    items = load_questions(questions_file)[:limit]
+    budget = Budget(tokens=int(tokens), searches=int(searches), steps=4 * int(searches) + 12)
+
+    async def go() -> int:
+        async with Researcher(settings) as researcher:
+            return await record_traces(
+                researcher,
+                items,
+                out,
+                budget=budget,
+                split=split,
+                on_trace=lambda t: echo(
+                    f"{t.question_id}: {len(t.steps)} steps, probe F1 "
+                    + " ".join(f"{t.f1(i):.2f}" for i in range(len(t.steps) + 1))
+                ),
+            )
+
+    n = asyncio.run(go())
+    echo(f"{n} traces recorded in {out}")
+    return n
+
+
+__all__ = ["ExploringController", "record_trace", "record_traces", "record_traces_cli"]

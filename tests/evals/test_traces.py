@@ -1,0 +1,159 @@
+"""Anytime traces: recording through the real loop (scripted fakes), bad input, the fit and the dev report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leadline import Budget, Researcher, Settings
+from leadline.errors import ConfigError
+from leadline.evals.datasets import QAItem
+from leadline.evals.trace_recorder import record_traces
+from leadline.evals.traces import (
+    Probe,
+    Trace,
+    TraceSet,
+    TraceStep,
+    evaluate_traces,
+    fit_runtime,
+    read_traces,
+)
+from leadline.llm.base import GenerationParams, Message
+from leadline.testing import FakeSearch, MemoryRunStore, ScriptedLLM
+from leadline.tools.base import Document
+
+
+def _docs() -> list[Document]:
+    return [
+        Document(
+            doc_id="d1", title="The Selfish Gene", text="The Selfish Gene is a 1976 book by Richard Dawkins."
+        ),
+        Document(
+            doc_id="d2", title="Richard Dawkins", text="Richard Dawkins studied at Balliol College, Oxford."
+        ),
+    ]
+
+
+def _respond(messages: Sequence[Message], params: GenerationParams) -> str:
+    prompt = messages[-1].content
+    if '"queries"' in prompt:
+        return json.dumps({"queries": ["Selfish Gene author"]})
+    if '"next_query"' in prompt:
+        return json.dumps({"known": "Dawkins wrote it", "answer_so_far": "", "next_query": "Dawkins college"})
+    if "Sources:" in prompt:  # the answer prompt, in the loop or as a probe
+        answer = "Balliol College" if "Balliol" in prompt else "Oxford"
+        return json.dumps({"answer": answer, "sources": [1]})
+    return json.dumps({"answer": "Cambridge", "sources": []})  # closed book
+
+
+def test_the_recorder_runs_the_loop_probes_every_step_and_resumes(tmp_path: Path) -> None:
+    r = Researcher(Settings(), llm=ScriptedLLM(_respond), search=FakeSearch(_docs()), store=MemoryRunStore())
+    items = [
+        QAItem(
+            id="q1",
+            question="Which college did the author of The Selfish Gene attend?",
+            answers=("Balliol College",),
+        ),
+        QAItem(
+            id="q2", question="Where did the author of The Selfish Gene study?", answers=("Balliol College",)
+        ),
+    ]
+    out = tmp_path / "traces.jsonl"
+    budget = Budget(tokens=1500, searches=4, search_cost_tokens=200)
+    n = asyncio.run(record_traces(r, items[:1], out, budget=budget, split="train"))
+    assert n == 1
+    n = asyncio.run(record_traces(r, items, out, budget=budget, split="train"))  # resumes: q1 is there
+    assert n == 1 and len(out.read_text().splitlines()) == 2
+    traces = read_traces(out)
+    assert not traces.skipped and [t.question_id for t in traces.traces] == ["q1", "q2"]
+    t = traces.traces[0]
+    assert t.closed_book.answer == "Cambridge" and t.closed_book.f1 == 0.0
+    assert [s.step for s in t.steps] == list(range(1, len(t.steps) + 1)) and len(t.steps) >= 2
+    assert t.steps[0].action == "search" and t.steps[-1].probe.f1 == 1.0  # Balliol found by the end
+    assert all(s.probe.cost > 0 for s in t.steps)
+    assert {"new_docs", "score_spread", "evidence", "probe_agrees"} <= set(t.steps[0].signals)
+    costs = [t.cost(i) for i in range(len(t.steps) + 1)]
+    assert costs == sorted(costs) and costs[0] == 0.0
+
+
+def _trace(qid: str, split: str, f1s: Sequence[float], new_docs: Sequence[int], model: str = "m") -> Trace:
+    steps = []
+    prev = None
+    for i, (f, d) in enumerate(zip(f1s, new_docs, strict=True), 1):
+        answer = "right" if f > 0.5 else f"wrong {i}"
+        steps.append(
+            TraceStep(
+                step=i,
+                action="search",
+                tokens=100 * i,
+                searches=i,
+                signals={"new_docs": float(d), "probe_agrees": float(answer == prev)},
+                probe=Probe(answer, 10, f, f),
+            )
+        )
+        prev = answer
+    return Trace(
+        qid, f"question {qid}", split, model, ("right",), Probe("", 5, 0.0, 0.0), tuple(steps), 400.0
+    )
+
+
+def _population(seed: int, n: int, split: str) -> list[Trace]:
+    """Answerable questions find new documents and turn right by step 2-3; hopeless ones find nothing."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        if rng.random() < 0.5:
+            at = int(rng.integers(2, 4))
+            f1s = [1.0 if s >= at else 0.0 for s in range(1, 9)]
+            docs = [1] * 8
+        else:
+            f1s = [0.0] * 8
+            docs = [0] * 8
+        out.append(_trace(f"{split}{i}", split, f1s, docs))
+    return out
+
+
+def test_bad_traces_are_reported_and_skipped_and_bad_splits_are_one_line_errors(tmp_path: Path) -> None:
+    good = _trace("a", "train", [0.0, 1.0], [1, 1])
+    gap = good.to_dict()
+    gap["question_id"] = "gap"
+    gap["steps"][1]["step"] = 3  # step 2 missing
+    unscored = good.to_dict()
+    unscored["question_id"] = "unscored"
+    unscored["steps"][0]["probe"]["f1"] = None
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in (good.to_dict(), gap, unscored)) + "\n{torn")
+    traces = read_traces(path)
+    assert [t.question_id for t in traces.traces] == ["a"]
+    assert len(traces.skipped) == 3
+    assert any("missing steps" in s for s in traces.skipped) and any("unscored" in s for s in traces.skipped)
+    with pytest.raises(ConfigError, match="model 'm', not 'other'"):
+        read_traces(path, model="other")
+    with pytest.raises(ConfigError, match="no train traces"):
+        evaluate_traces(TraceSet(traces=_population(1, 5, "dev")))
+    with pytest.raises(ConfigError, match="no train traces"):
+        fit_runtime([])
+    mixed = TraceSet(traces=[*_population(1, 5, "train"), _trace("x", "dev", [1.0], [1], model="other")])
+    with pytest.raises(ConfigError, match="several models"):
+        evaluate_traces(mixed)
+
+
+def test_the_fitted_controller_stops_hopeless_questions_early_on_dev() -> None:
+    traces = TraceSet(traces=_population(7, 60, "train") + _population(8, 60, "dev"))
+    fitted = fit_runtime(traces.split("train"))
+    # the fit saw that a relevant search says the question is answerable
+    assert fitted.model.search_signal.slope[0] > 0.3 and fitted.model.source.startswith("fitted on 60 train")
+    report = evaluate_traces(traces, prices=np.geomspace(1e-6, 1e-2, 9).tolist(), bootstrap=50)
+    assert report.questions == 60
+    assert report.best_fixed_f1 > 0.4
+    # the controller matches the best fixed budget with much less compute, and knows its uncertainty
+    # (the ideal: hopeless questions stop after one search, answerable ones when right: 1.5x)
+    assert report.efficiency > 1.2
+    assert report.compute_interval[0] <= report.compute_to_match <= report.compute_interval[1]
+    assert report.f1_gain_at_equal_compute >= -report.best_fixed_se
+    assert "best fixed budget" in report.describe()
