@@ -67,6 +67,7 @@ class LeadlineTools:
     gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     def open(self) -> Researcher:
+        """The one Researcher every tool call shares, made on first use."""
         if self.researcher is None:
             self.researcher = Researcher(self.settings)
             if self.settings.base_url:  # a server batches requests: let runs overlap
@@ -74,6 +75,7 @@ class LeadlineTools:
         return self.researcher
 
     async def aclose(self) -> None:
+        """Close the shared Researcher, if one was made."""
         if self.researcher is not None:
             await self.researcher.aclose()
             self.researcher = None

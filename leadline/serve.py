@@ -92,9 +92,11 @@ class StudioContext:
         return ctx
 
     def budget(self) -> Budget:
+        """The run's budget from the context's fields."""
         return Budget(tokens=self.budget_tokens, searches=self.budget_searches, seconds=self.budget_seconds)
 
     def make_controller(self) -> Controller:
+        """The controller the context names (fixed or adaptive)."""
         return AdaptiveController() if self.controller == "adaptive" else FixedController()
 
 

@@ -64,10 +64,12 @@ class SignalModel:
         return np.clip(p, _EPS, 1.0 - _EPS)
 
     def to_dict(self) -> dict[str, Any]:
+        """The signal model as JSON-ready data."""
         return {"base": list(self.base), "slope": list(self.slope)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SignalModel:
+        """Read a signal model written by :meth:`to_dict`."""
         base, slope = tuple(float(x) for x in data["base"]), tuple(float(x) for x in data["slope"])
         if len(base) != 3 or len(slope) != 3:
             raise ConfigError("a signal model needs base and slope for each of the 3 kinds")
@@ -142,6 +144,7 @@ class RuntimeModel:
 
     @property
     def grid(self) -> FloatArray:
+        """The amplitude grid the belief is held on (equal-mass bins of the prior)."""
         return np.asarray(self.amplitudes, dtype=np.float64)
 
     def log_prior(self, kind_prior: FloatArray) -> FloatArray:
@@ -174,6 +177,7 @@ class RuntimeModel:
         return np.asarray((weights * self.grid[None, None, :]).sum(axis=2), dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
+        """The model as JSON-ready data (what a fitted controller ships)."""
         return {
             "amplitudes": list(self.amplitudes),
             "amplitude_weights": list(self.amplitude_weights),
@@ -184,6 +188,7 @@ class RuntimeModel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RuntimeModel:
+        """Read a model written by :meth:`to_dict`."""
         try:
             return cls(
                 amplitudes=tuple(float(x) for x in data["amplitudes"]),

@@ -93,6 +93,7 @@ class RuntimeController:
         return f"runtime controller ({'look-ahead' if self.lookahead else 'myopic'}; {note})"
 
     def assess(self, question: str, budget: Budget) -> Allocation:
+        """The run's allocation before it starts; the belief starts from the model's prior."""
         self.budget = budget
         self._counts = _Counts()
         self.granted = [0, 0]
@@ -147,6 +148,7 @@ class RuntimeController:
         return gs, gt
 
     def decide(self, observation: RunObservation) -> Decision:
+        """Update the belief from the step's signals and answer now, continue on an axis, or draw from the pool."""
         o = observation
         alloc, budget = self.allocation, self.budget
         if alloc is None or budget is None:

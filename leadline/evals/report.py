@@ -210,6 +210,7 @@ def _errorbar(ax: Any, pts: Sequence[PolicyPoint], label: str, style: str, color
 
 
 def plot_quality_vs_compute(data: ReportData, path: Path) -> None:
+    """Plot quality against mean compute: fixed budgets, adaptive and oracle, with intervals."""
     fig = _figure()
     ax = fig.add_subplot()
     _errorbar(ax, data.uniform, "fixed budgets (uniform)", "o-", "#4c72b0")
@@ -233,6 +234,7 @@ def plot_quality_vs_compute(data: ReportData, path: Path) -> None:
 
 
 def plot_quality_vs_axis(data: ReportData, path: Path) -> None:
+    """Plot quality against searches and against tokens, one panel each."""
     fig = _figure(10.0, 4.2)
     axes = fig.subplots(1, 2, sharey=True)
     points = sorted(data.by_point)
@@ -254,6 +256,7 @@ def plot_quality_vs_axis(data: ReportData, path: Path) -> None:
 
 
 def plot_stops(data: ReportData, path: Path) -> None:
+    """Plot where runs stopped: the share of the token budget used and the searches used."""
     fig = _figure(10.0, 4.2)
     axes = fig.subplots(1, 2)
     points = sorted(data.by_point)

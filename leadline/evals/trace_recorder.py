@@ -96,6 +96,7 @@ class ExploringController:
     _evidence_at_think: int = -1
 
     def assess(self, question: str, budget: Budget) -> Allocation:
+        """Allocate the whole trace budget: a trace explores past where any policy would stop."""
         return Allocation(
             tokens=budget.tokens,
             searches=budget.searches,
@@ -104,6 +105,7 @@ class ExploringController:
         )
 
     def decide(self, observation: RunObservation) -> Decision:
+        """Alternate searches and thinks until the budget is spent, whatever the evidence says."""
         o = observation
         self.observations.append(o)
         if o.thinks_done and self._evidence_at_think < 0:
@@ -118,6 +120,7 @@ class ExploringController:
         return Decision(action, "trace recording")  # type: ignore[arg-type]
 
     def finish(self, *, tokens_unspent: int, searches_unspent: int) -> None:
+        """Nothing to hand back: a trace has no batch pool."""
         return None
 
 

@@ -83,10 +83,12 @@ class Trace:
         return float(s.tokens + self.search_cost_tokens * s.searches)
 
     def f1(self, i: int) -> float:
+        """The F1 of the answer-now probe after ``i`` steps (0: the closed-book answer)."""
         probe = self.closed_book if i == 0 else self.steps[i - 1].probe
         return float(probe.f1) if probe.f1 is not None else math.nan
 
     def to_dict(self) -> dict[str, Any]:
+        """The trace as one JSON object (one line of a traces file)."""
         data = asdict(self)
         data["gold"] = list(self.gold)
         data["steps"] = [asdict(s) for s in self.steps]
@@ -94,6 +96,7 @@ class Trace:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trace:
+        """Read one trace line written by :meth:`to_dict`."""
         steps = tuple(
             TraceStep(
                 step=int(s["step"]),
@@ -126,6 +129,7 @@ class TraceSet:
     skipped: list[str] = field(default_factory=list)
 
     def split(self, name: str) -> list[Trace]:
+        """The traces of one split (train or dev)."""
         return [t for t in self.traces if t.split == name]
 
 
@@ -355,6 +359,7 @@ class TracesReport:
     skipped: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
+        """The report as text, one line per figure."""
         lines = [
             "fixed budgets (steps: compute, F1): "
             + ", ".join(f"{s}: {c:.0f}, {f:.3f}" for s, c, f in self.fixed)
