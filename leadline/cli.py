@@ -450,12 +450,18 @@ def models() -> None:
     settings = _settings()
     table = Table()
     table.add_column("model", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
     for column in ("installed", "cached", "description"):
         table.add_column(column)
     for s in model_status(settings.models_dir):
         name = s.name + (" (default)" if s.name == DEFAULT_MODEL else "")
+        size = f"{s.size / 1e9:.2f} GB" if s.size >= 1e9 else f"{s.size / 1e6:.0f} MB"
         table.add_row(
-            name, "yes" if s.installed else f"no: {s.install}", "yes" if s.cached else "no", s.description
+            name,
+            size,
+            "yes" if s.installed else f"no: {s.install}",
+            "yes" if s.cached else "no",
+            s.description,
         )
     out.print(table)
 
