@@ -17,6 +17,8 @@ class Citation:
     title: str
     url: str = ""
     passage: str = ""
+    support: str = ""
+    """The sentence of the passage that supports the answer (empty when none does)."""
 
     @property
     def source(self) -> str:
@@ -35,6 +37,10 @@ class ResearchResult:
     forced: str | None = None
     """The limit that forced the answer (tokens, searches, steps, seconds), or None."""
     confidence: float | None = None
+    confidence_basis: str = ""
+    """Where the confidence comes from, in words."""
+    unsure: bool = False
+    """The answer is not grounded in the sources read, or was forced: a guess, not a finding."""
     allocation: dict[str, Any] = field(default_factory=dict)
     trace: list[dict[str, Any]] = field(default_factory=list)
 
@@ -54,6 +60,8 @@ class ResearchResult:
             report=state.get("report"),
             forced=state.get("forced"),
             confidence=state.get("confidence"),
+            confidence_basis=state.get("confidence_basis") or "",
+            unsure=bool(state.get("unsure", False)),
             allocation=state.get("allocation") or {},
             trace=[dict(t) for t in state.get("trace") or []],
         )
