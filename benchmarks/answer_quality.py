@@ -30,7 +30,9 @@ from leadline.evals.metrics import exact_match, passage_recall, token_f1
 from leadline.llm.models import PACKAGED_MODELS
 from leadline.wiring import make_llm, make_search
 
-DATASETS = Path(os.environ.get("LEADLINE_DATASETS") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
+DATASETS = Path(
+    os.environ.get("LEADLINE_DATASETS") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+)
 
 
 @dataclass

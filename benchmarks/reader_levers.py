@@ -100,7 +100,8 @@ async def capture(args: argparse.Namespace) -> None:
     print(
         f"captured={len(rows)} loop_f1={statistics.fmean(r['loop_f1'] for r in rows):.3f} "
         f"loop_em={statistics.fmean(r['loop_em'] for r in rows):.3f} "
-        f"seconds_per_q={statistics.fmean(r['seconds'] for r in rows):.1f} reader={args.reader} bridge={args.bridge}"
+        f"seconds_per_q={statistics.fmean(r['seconds'] for r in rows):.1f} "
+        f"reader={args.reader} bridge={args.bridge}"
     )
 
 
@@ -151,7 +152,7 @@ async def evaluate(args: argparse.Namespace) -> None:
                 shown = shown_sources(evidence, r["question"], r["notes"], opts, 8)
                 usage: list[int] = []
 
-                async def chat(messages: list[Any], params: Any) -> Any:
+                async def chat(messages: list[Any], params: Any, usage: list[int] = usage) -> Any:
                     completion = await llm.chat(messages, params)
                     usage.append(completion.usage.prompt_tokens)
                     return completion
@@ -203,9 +204,10 @@ async def evaluate(args: argparse.Namespace) -> None:
             if args.log:
                 with args.log.open("a") as fh:
                     fh.write("".join(json.dumps(x) + "\n" for x in log if x["variant"] == spec))
+            m = summary[spec]
             print(
-                f"| {args.model} | {spec} | {len(rows)} | {summary[spec]['em']:.3f} | {summary[spec]['f1']:.3f} | "
-                f"{summary[spec]['gold_shown']:.3f} | {summary[spec]['prompt']:.0f} | {summary[spec]['s']:.1f} |",
+                f"| {args.model} | {spec} | {len(rows)} | {m['em']:.3f} | {m['f1']:.3f} | "
+                f"{m['gold_shown']:.3f} | {m['prompt']:.0f} | {m['s']:.1f} |",
                 flush=True,
             )
     finally:

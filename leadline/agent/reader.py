@@ -19,36 +19,17 @@ from leadline.agent.state import Evidence
 
 QuestionKind = Literal["open", "yesno", "choice"]
 
-_AUX = frozenset(
-    [
-        "is",
-        "are",
-        "was",
-        "were",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "has",
-        "have",
-        "had",
-        "will",
-        "would",
-        "should",
-        "may",
-        "might",
-        "am",
-    ]
-)
-_STOP = frozenset(
-    re.split(
-        r"\s+",
-        """a an the of in on at to for from by with and or but is are was were be been being do does did
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_AUX = _wordset("is are was were do does did can could has have had will would should may might am")
+_STOP = _wordset(
+    """a an the of in on at to for from by with and or but is are was were be been being do does did
     what which who whom whose when where why how that this these those it its as than then there their
     his her he she they them we you your our i me my has have had not no yes same both also into
-    about after before during first last most more many much one two name named called""",
-    )
+    about after before during first last most more many much one two name named called"""
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
