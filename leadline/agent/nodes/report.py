@@ -41,8 +41,8 @@ def _one_line(text: str) -> str:
 def checked_findings(
     raw: list[tuple[str, int]], evidence: list[Evidence]
 ) -> tuple[list[tuple[str, int]], int]:
-    """Claims whose cited passage supports them; an unsupported claim becomes its source's closest
-    sentence when that sentence shares most of its words, else it is dropped. Returns the findings
+    """Claims whose cited passage supports them; an unsupported claim becomes its source's sentence
+    that holds most of its words (at least half), else it is dropped. Returns the findings
     and how many of the model's claims were supported as written."""
     by_n = {e["n"]: e for e in evidence}
     kept: list[tuple[str, int]] = []
@@ -56,8 +56,8 @@ def checked_findings(
         if supported(claim, e["text"] + " " + e["title"]):
             as_written += 1
         else:
-            best = max(sentences(e["text"]), key=lambda s: claim_support(s, claim), default="")
-            if not best or claim_support(best, claim) < 0.5:
+            best = max(sentences(e["text"]), key=lambda s: claim_support(claim, s), default="")
+            if not best or claim_support(claim, best) < 0.5:
                 continue
             claim = _one_line(best)
         if claim.lower() not in seen:
