@@ -175,7 +175,3 @@ def test_a_piped_report_is_raw_markdown_and_out_writes_it(
     _print_result(_result(report=report), as_json=False, out_file=target)
     assert capsys.readouterr().out == report  # stdout is not a terminal here: no wrapping, no styling
     assert target.read_text() == report
-    code, _, err = run(
-        "ask", "Who wrote Hamlet?", "--out", str(tmp_path / "no" / "dir" / "r.md"), "--model", "x"
-    )
-    assert code == 1 and len(err.strip().splitlines()) == 1
