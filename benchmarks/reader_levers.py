@@ -117,45 +117,37 @@ def load_texts(doc_ids: set[str]) -> dict[str, dict[str, str]]:
 
 
 def parse_variant(spec: str) -> ReaderOptions:
-    """``k=4,rank,quote,snap,shape,samples=3`` (``baseline`` is the reader before this work)."""
-    opts: dict[str, Any] = {}
-    for part in filter(None, spec.split(",")):
-        key, _, value = part.partition("=")
-        if key == "baseline":
-            continue
-        if key == "k":
-            opts["max_sources"] = int(value)
-        elif key == "samples":
-            opts["samples"] = int(value)
-        elif key in ("rank", "quote", "snap", "shape"):
-            opts[key] = True
-        else:
-            raise SystemExit(f"unknown lever {key!r} in {spec!r}")
-    return ReaderOptions(**opts)
+    return ReaderOptions.parse(spec)
 
 
 async def evaluate(args: argparse.Namespace) -> None:
+    """Every variant on every context; questions outer, variants inner, so consecutive calls share
+    their sources' prefix (llama.cpp reuses it) and identical calls (a variant that differs only in
+    post-processing, like ``snap``) are made once."""
     rows = [json.loads(line) for line in args.contexts.read_text().splitlines() if line.strip()]
     rows = rows[: args.n] if args.n else rows
     texts = load_texts({e["doc_id"] for r in rows for e in r["evidence"]})
     settings = Settings.from_env(home=args.home, model=args.model, seed=0)
     llm = make_llm(settings)
     variants = [v.strip() for v in args.variants.split(";") if v.strip()]
-    log = []
-    summary: dict[str, dict[str, float]] = {}
+    options = {spec: parse_variant(spec) for spec in variants}
+    log: list[dict[str, Any]] = []
     try:
-        for spec in variants:
-            opts = parse_variant(spec)
-            f1s, ems, secs, prompt = [], [], [], []
-            for i, r in enumerate(rows, 1):
-                evidence = [Evidence(**{**e, **texts[e["doc_id"]]}) for e in r["evidence"]]  # type: ignore[typeddict-item]
+        for i, r in enumerate(rows, 1):
+            evidence = [Evidence(**{**e, **texts[e["doc_id"]]}) for e in r["evidence"]]  # type: ignore[typeddict-item]
+            memo: dict[str, Any] = {}
+            for spec, opts in options.items():
                 shown = shown_sources(evidence, r["question"], r["notes"], opts, 8)
                 usage: list[int] = []
 
-                async def chat(messages: list[Any], params: Any, usage: list[int] = usage) -> Any:
-                    completion = await llm.chat(messages, params)
-                    usage.append(completion.usage.prompt_tokens)
-                    return completion
+                async def chat(
+                    messages: list[Any], params: Any, usage: list[int] = usage, memo: dict[str, Any] = memo
+                ) -> Any:
+                    key = json.dumps([[m.to_dict() for m in messages], repr(params)])
+                    if key not in memo:
+                        memo[key] = await llm.chat(messages, params)
+                        usage.append(memo[key].usage.prompt_tokens)
+                    return memo[key]
 
                 t0 = time.perf_counter()
                 got = await read_answer(
@@ -167,11 +159,6 @@ async def evaluate(args: argparse.Namespace) -> None:
                     max_chars=700,
                     budget_line=r["budget_line"],
                 )
-                secs.append(time.perf_counter() - t0)
-                prompt.append(sum(usage))
-                text = got.text
-                f1s.append(token_f1(text, r["gold"]))
-                ems.append(exact_match(text, r["gold"]))
                 gold_shown = len({e["doc_id"] for e in shown} & set(r["supporting"])) / max(
                     1, len(r["supporting"])
                 )
@@ -182,39 +169,38 @@ async def evaluate(args: argparse.Namespace) -> None:
                         "id": r["id"],
                         "type": r["type"],
                         "gold": r["gold"],
-                        "answer": text,
+                        "answer": got.text,
                         "quote": got.quote,
-                        "f1": f1s[-1],
-                        "em": ems[-1],
+                        "f1": token_f1(got.text, r["gold"]),
+                        "em": exact_match(got.text, r["gold"]),
                         "gold_shown": gold_shown,
-                        "seconds": round(secs[-1], 2),
-                        "prompt_tokens": prompt[-1],
+                        "seconds": round(time.perf_counter() - t0, 2),
+                        "prompt_tokens": sum(usage),
                     }
                 )
-                print(
-                    f"  [{spec}] {i}/{len(rows)} f1 {statistics.fmean(f1s):.3f}", file=sys.stderr, flush=True
-                )
-            summary[spec] = {
-                "f1": statistics.fmean(f1s),
-                "em": statistics.fmean(ems),
-                "s": statistics.fmean(secs),
-                "prompt": statistics.fmean(prompt),
-                "gold_shown": statistics.fmean(x["gold_shown"] for x in log if x["variant"] == spec),
-            }
+            line = " ".join(
+                f"{spec}={statistics.fmean(x['f1'] for x in log if x['variant'] == spec):.3f}"
+                for spec in variants
+            )
+            print(f"  {i}/{len(rows)} f1 {line}", file=sys.stderr, flush=True)
             if args.log:
                 with args.log.open("a") as fh:
-                    fh.write("".join(json.dumps(x) + "\n" for x in log if x["variant"] == spec))
-            m = summary[spec]
-            print(
-                f"| {args.model} | {spec} | {len(rows)} | {m['em']:.3f} | {m['f1']:.3f} | "
-                f"{m['gold_shown']:.3f} | {m['prompt']:.0f} | {m['s']:.1f} |",
-                flush=True,
-            )
+                    fh.write("".join(json.dumps(x) + "\n" for x in log[-len(variants) :]))
     finally:
         await llm.aclose()
-    print(
-        " ".join(f"f1[{k}]={v['f1']:.3f}" for k, v in summary.items()) + f" model={args.model} n={len(rows)}"
-    )
+    print("| model | reader variant | n | EM | F1 | gold passages shown | prompt tokens/q | s/q |")
+    print("|---|---|---|---|---|---|---|---|")
+    summary: dict[str, float] = {}
+    for spec in variants:
+        mine = [x for x in log if x["variant"] == spec]
+        summary[spec] = statistics.fmean(x["f1"] for x in mine)
+        print(
+            f"| {args.model} | {spec} | {len(mine)} | {statistics.fmean(x['em'] for x in mine):.3f} | "
+            f"{summary[spec]:.3f} | {statistics.fmean(x['gold_shown'] for x in mine):.3f} | "
+            f"{statistics.fmean(x['prompt_tokens'] for x in mine):.0f} | "
+            f"{statistics.fmean(x['seconds'] for x in mine):.1f} |"
+        )
+    print(" ".join(f"f1[{k}]={v:.3f}" for k, v in summary.items()) + f" model={args.model} n={len(rows)}")
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from leadline.agent.reader import (
     supporting_sentence,
 )
 from leadline.agent.state import Evidence, ResearchState
-from leadline.errors import BudgetExceededError
+from leadline.errors import BudgetExceededError, ConfigError
 from leadline.llm.base import Completion, GenerationParams, Message
 
 ANSWER_TOKENS = 48
@@ -60,6 +60,27 @@ class ReaderOptions:
     """Samples that vote (at temperature 0.7) when the controller did not ask for more."""
 
 
+    @classmethod
+    def parse(cls, spec: str) -> ReaderOptions:
+        """Options from a lever list such as ``k=4,rank,quote,snap,shape,samples=3`` (``baseline``: the
+        reader before these levers: 8 sources in search order, a bare answer)."""
+        opts: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, _, value = part.partition("=")
+            if key == "baseline":
+                continue
+            if key == "k" and value.isdigit():
+                opts["max_sources"] = int(value)
+            elif key == "samples" and value.isdigit():
+                opts["samples"] = int(value)
+            elif key in ("rank", "quote", "snap", "shape") and not value:
+                opts[key] = True
+            else:
+                raise ConfigError(f"unknown reader lever {part!r} in {spec!r}")
+        return cls(**opts)
+
+
+BASELINE_READER = ReaderOptions()
 DEFAULT_READER = ReaderOptions()
 
 
