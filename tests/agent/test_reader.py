@@ -135,3 +135,25 @@ def test_a_report_on_a_question_the_sources_do_not_cover_says_so(docs: list[Docu
     report = result.report or ""
     assert "do not cover this question: none of them mentions Brooklyn Bridge" in report
     assert "## Findings" not in report
+
+
+def test_reader_options_parse_lever_lists_and_refuse_unknown_ones() -> None:
+    import pytest
+
+    from leadline.agent.nodes.answer import ReaderOptions
+    from leadline.errors import ConfigError
+
+    opts = ReaderOptions.parse("k=4,rank,quote,snap,shape,samples=3")
+    assert (opts.max_sources, opts.rank, opts.quote, opts.snap, opts.shape, opts.samples) == (
+        4,
+        True,
+        True,
+        True,
+        True,
+        3,
+    )
+    assert ReaderOptions.parse("baseline") == ReaderOptions(
+        max_sources=8, rank=False, quote=False, snap=False, shape=False
+    )
+    with pytest.raises(ConfigError, match="unknown reader lever 'fast'"):
+        ReaderOptions.parse("k=4,fast")
