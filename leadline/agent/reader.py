@@ -179,6 +179,21 @@ def snap_to_source(answer: str, texts: Sequence[str], question: str = "", *, min
     return answer
 
 
+_CLAUSE = re.compile(r",|;|\s\(|\s[–—]\s|\s(?:which|who|where|when|because|and is|and was)\s")
+
+
+def trim_answer(answer: str, *, max_words: int = 5) -> str:
+    """A long answer cut to its first clause: ``Leyton, East London, in 1975 by ...`` -> ``Leyton``.
+
+    Small models often continue past the answer into the rest of the sentence; short answers are what
+    the question asks for. Answers of ``max_words`` words or fewer are kept.
+    """
+    if len(answer.split()) <= max_words:
+        return answer
+    head = _CLAUSE.split(answer, maxsplit=1)[0].strip(" .")
+    return head if head else answer
+
+
 def snap_to_option(answer: str, shape: QuestionShape) -> str:
     """For yes/no and either-or questions, the option the answer names (the answer itself if none)."""
     if shape.kind == "open":

@@ -157,3 +157,14 @@ def test_reader_options_parse_lever_lists_and_refuse_unknown_ones() -> None:
     )
     with pytest.raises(ConfigError, match="unknown reader lever 'fast'"):
         ReaderOptions.parse("k=4,fast")
+
+
+def test_a_long_answer_is_cut_to_its_first_clause() -> None:
+    from leadline.agent.reader import trim_answer
+
+    long = "Leyton, East London, in 1975 by bassist and primary songwriter Steve Harris"
+    assert trim_answer(long) == "Leyton"
+    assert trim_answer("The Carry On franchise") == "The Carry On franchise"  # short: kept
+    assert trim_answer("Silverplate version of the Boeing B - 29 Superfortress") == (
+        "Silverplate version of the Boeing B - 29 Superfortress"  # spaced hyphens are not clause breaks
+    )

@@ -29,6 +29,7 @@ from leadline.agent.reader import (
     snap_to_option,
     snap_to_source,
     supporting_sentence,
+    trim_answer,
 )
 from leadline.agent.state import Evidence, ResearchState
 from leadline.errors import BudgetExceededError, ConfigError
@@ -54,6 +55,8 @@ class ReaderOptions:
     """Ask for the supporting sentence before the answer."""
     snap: bool = False
     """Replace a paraphrased answer by the best-matching span of its quote or cited source."""
+    trim: bool = False
+    """Cut an answer of more than five words to its first clause."""
     shape: bool = False
     """Recognise yes/no and either-or questions and constrain the answer to their options."""
     samples: int = 1
@@ -73,7 +76,7 @@ class ReaderOptions:
                 opts["max_sources"] = int(value)
             elif key == "samples" and value.isdigit():
                 opts["samples"] = int(value)
-            elif key in ("rank", "quote", "snap", "shape") and not value:
+            elif key in ("rank", "quote", "snap", "shape", "trim") and not value:
                 opts[key] = True
             else:
                 raise ConfigError(f"unknown reader lever {part!r} in {spec!r}")
@@ -159,6 +162,8 @@ async def read_answer(
                 (as_text(obj.get("answer")), as_int_list(obj.get("sources", [])), as_text(obj.get("quote")))
             )
     text, cited, quote, agreement = _vote(parsed)
+    if text and opts.trim:
+        text = trim_answer(text)
     if text and opts.snap:
         if shape is not None and shape.kind != "open":
             text = snap_to_option(text, shape)
