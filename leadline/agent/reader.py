@@ -31,6 +31,7 @@ _STOP = _wordset(
     his her he she they them we you your our i me my has have had not no yes same both also into
     about after before during first last most more many much one two name named called"""
 )
+_WH = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
@@ -74,7 +75,8 @@ def question_shape(question: str) -> QuestionShape:
         if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
             return QuestionShape("choice", (left, right))
     first = body.split(" ", 1)[0].lower() if body else ""
-    if first in _AUX:
+    asks_what = bool(_WH.search(body.split(" ", 1)[1] if " " in body else ""))
+    if first in _AUX and not asks_what:
         return QuestionShape("yesno", ("yes", "no"))
     return QuestionShape("open")
 
