@@ -108,6 +108,7 @@ async def evaluate(
     home: Path,
     log: list[dict],
     paired: ReaderOptions | None = None,
+    progress_log: Path | None = None,
 ) -> dict:
     settings = Settings.from_env(home=home, model=model, seed=0)
     closed, loop, other = Tally(), Tally(), Tally()
@@ -177,6 +178,9 @@ async def evaluate(
                     "seconds": seconds,
                 }
             )
+            if progress_log is not None:  # per question, so an interrupted run keeps what it measured
+                with progress_log.open("a") as fh:
+                    fh.write(json.dumps(log[-1]) + "\n")
             print(
                 f"  [{model}] {i}/{len(items)} f1 closed {closed.mean('f1'):.3f} research "
                 f"{loop.mean('f1'):.3f} recall {loop.mean('recall'):.3f}",
@@ -209,6 +213,7 @@ def main() -> None:
     parser.add_argument("--budget-searches", type=int, default=3)
     parser.add_argument("--models", nargs="*", default=None, help="models (default: all packaged)")
     parser.add_argument("--log", type=Path, default=None, help="write per-question JSONL here")
+    parser.add_argument("--progress-log", type=Path, default=None, help="append each question's row here")
     parser.add_argument("--home", type=Path, default=None, help="leadline home (default: a temporary one)")
     parser.add_argument(
         "--paired-reader",
@@ -227,7 +232,9 @@ def main() -> None:
         home = args.home or Path(tmp)
         for model in models:
             n = args.n if model == models[0] else min(args.n_other, len(items))
-            results[model] = asyncio.run(evaluate(model, items[:n], budget, home, log, paired))
+            results[model] = asyncio.run(
+                evaluate(model, items[:n], budget, home, log, paired, args.progress_log)
+            )
             if args.log:  # after each model, so a long run keeps what it measured
                 args.log.write_text("".join(json.dumps(x) + "\n" for x in log))
 
