@@ -210,7 +210,7 @@ def snap_to_option(answer: str, shape: QuestionShape) -> str:
 
 
 _NUMBER = re.compile(r"\d[\d,.]*")
-_NAMED = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|de|von|van|and|&)?\s*[A-Z][\w'’.-]*)*")
+_NAMED = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|de|von|van)?\s*[A-Z][\w'’.-]*)*")
 
 
 def claim_support(claim: str, passage: str) -> float:

@@ -17,7 +17,7 @@ from leadline.agent.context import RunContext
 from leadline.agent.nodes.common import budget_line, call_id, select_evidence, tokens_left, trace
 from leadline.agent.parsing import as_text, parse_json_object
 from leadline.agent.prompts import REPORT_SCHEMA, report_messages
-from leadline.agent.reader import claim_support, sentences, supported, uncovered_names
+from leadline.agent.reader import claim_support, named_phrases, sentences, supported, uncovered_names
 from leadline.agent.state import Evidence, ResearchState
 from leadline.errors import BudgetExceededError
 from leadline.llm.base import GenerationParams
@@ -113,7 +113,11 @@ async def report(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     ctx = runtime.context
     shown = select_evidence(state["evidence"], ctx.max_evidence)
     answer = state.get("answer", "")
-    missing = uncovered_names(state["question"], [e["title"] + " " + e["text"] for e in state["evidence"]])
+    texts = [e["title"] + " " + e["text"] for e in state["evidence"]]
+    names = named_phrases(state["question"])
+    unmentioned = uncovered_names(state["question"], texts)
+    # not covered: the sources mention none of the names the question asks about
+    missing = unmentioned if names and len(unmentioned) == len(names) else []
     raw: list[tuple[str, int]] = []
     open_question = ""
     if not missing and tokens_left(state, ctx) > 32:
