@@ -92,7 +92,8 @@ def compose(
         lines += [
             "## Summary",
             "",
-            f"The sources found do not clearly answer this question. Best guess: {answer} {cites}".rstrip(),
+            "The sources found do not clearly answer this question. "
+            f"Best guess, not confirmed by any source: {answer}.",
             "",
         ]
     else:
