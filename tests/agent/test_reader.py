@@ -168,3 +168,14 @@ def test_a_long_answer_is_cut_to_its_first_clause() -> None:
     assert trim_answer("Silverplate version of the Boeing B - 29 Superfortress") == (
         "Silverplate version of the Boeing B - 29 Superfortress"  # spaced hyphens are not clause breaks
     )
+
+
+def test_an_answer_its_named_sources_do_not_contain_cites_the_source_that_does(docs: list[Document]) -> None:
+    def miscite(messages: Sequence[Message], params: GenerationParams) -> str:
+        if '"answer"' in messages[-1].content and '"next_query"' not in messages[-1].content:
+            return json.dumps({"answer": "Balliol College", "sources": [1]})  # [1] is the book
+        return sensible(messages, params)
+
+    result = _make(docs, miscite).research(QUESTION, budget=Budget(tokens=600, searches=3))
+    assert [c.doc_id for c in result.citations] == ["d2", "d1"]
+    assert result.citations[0].support == "Richard Dawkins studied at Balliol College, Oxford."

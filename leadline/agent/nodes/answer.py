@@ -189,10 +189,14 @@ def _citations(
 ) -> list[Evidence]:
     by_n = {e["n"]: e for e in all_ev}
     chosen = [by_n[n] for n in dict.fromkeys(cited) if n in by_n]
+    needle = normalize(answer)
+    if chosen and needle and needle not in ("yes", "no") and not _grounded(answer, chosen):
+        # the sources the model named do not contain its answer: put first the shown one that does
+        holder = next((e for e in shown if _grounded(answer, [e])), None)
+        return [holder, *[e for e in chosen if e is not holder]] if holder else chosen
     if chosen:
         return chosen
     # the model cited nothing usable: cite the shown source that contains the answer, else the best one
-    needle = normalize(answer)
     if needle:
         for e in shown:
             if needle in normalize(e["text"]) or needle in normalize(e["title"]):
