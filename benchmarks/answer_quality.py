@@ -14,14 +14,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from leadline import Budget, Researcher, Settings
+from leadline import Budget, LeadlineError, Researcher, Settings
+from leadline.agent.nodes import answer as answer_module
+from leadline.agent.nodes.answer import ReaderOptions, read_answer, shown_sources
+from leadline.agent.nodes.common import budget_line
 from leadline.config import DEFAULT_MODEL
 from leadline.evals.closed_book import closed_book_answer
 from leadline.evals.datasets import QAItem, load_questions, sample
@@ -29,7 +34,9 @@ from leadline.evals.metrics import exact_match, passage_recall, token_f1
 from leadline.llm.models import PACKAGED_MODELS
 from leadline.wiring import make_llm, make_search
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+DATASETS = Path(
+    os.environ.get("LEADLINE_DATASETS") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+)
 
 
 @dataclass
@@ -65,10 +72,50 @@ class Tally:
         return statistics.fmean(values) if values else float("nan")
 
 
-async def evaluate(model: str, items: list[QAItem], budget: Budget, home: Path, log: list[dict]) -> dict:
+def pair_with_reader(llm: Any, paired: ReaderOptions, into: dict[str, Any]) -> None:
+    """Make the loop's answer step also answer with the ``paired`` reader over the very same sources
+    and notes (outside the budget, before the real answer so llama.cpp's cached prefix is reused)."""
+    import leadline.agent.graph as graph_module
+
+    real_answer = answer_module.answer
+
+    async def answer_twice(state: Any, runtime: Any) -> dict[str, Any]:
+        ctx = runtime.context
+        shown = shown_sources(state["evidence"], state["question"], state["notes"], paired, ctx.max_evidence)
+        into.clear()
+        try:
+            got = await read_answer(
+                llm.chat,
+                state["question"],
+                shown,
+                state["notes"],
+                opts=paired,
+                max_chars=ctx.evidence_chars,
+                budget_line=budget_line(state, ctx),
+            )
+            into["answer"] = got.text
+        except LeadlineError as exc:
+            into["answer"] = f"(failed: {exc})"
+        return await real_answer(state, runtime)
+
+    graph_module.answer = answer_twice  # type: ignore[assignment]
+
+
+async def evaluate(
+    model: str,
+    items: list[QAItem],
+    budget: Budget,
+    home: Path,
+    log: list[dict],
+    paired: ReaderOptions | None = None,
+    progress_log: Path | None = None,
+) -> dict:
     settings = Settings.from_env(home=home, model=model, seed=0)
-    closed, loop = Tally(), Tally()
+    closed, loop, other = Tally(), Tally(), Tally()
     llm = make_llm(settings)
+    pair: dict[str, Any] = {}
+    if paired is not None:
+        pair_with_reader(llm, paired, pair)
     search, reader = make_search(settings)
     researcher = Researcher(settings, llm=llm, search=search, reader=reader)
     try:
@@ -98,8 +145,19 @@ async def evaluate(model: str, items: list[QAItem], budget: Budget, home: Path, 
                 result.spend.searches,
                 seconds,
             )
+            if paired is not None:
+                other.add(item, pair.get("answer", ""), retrieved, 0, 0, result.spend.searches, 0.0)
             log.append(
                 {
+                    **(
+                        {
+                            "paired_reader": pair.get("answer", ""),
+                            "f1_paired": other.f1[-1],
+                            "em_paired": other.em[-1],
+                        }
+                        if paired is not None
+                        else {}
+                    ),
                     "model": model,
                     "id": item.id,
                     "gold": item.answers,
@@ -109,6 +167,7 @@ async def evaluate(model: str, items: list[QAItem], budget: Budget, home: Path, 
                     "em_closed": closed.em[-1],
                     "f1_closed": closed.f1[-1],
                     "em_research": loop.em[-1],
+                    "unsure": result.unsure,
                     "f1_research": loop.f1[-1],
                     "recall": loop.recall[-1],
                     "tokens": result.spend.tokens,
@@ -119,6 +178,9 @@ async def evaluate(model: str, items: list[QAItem], budget: Budget, home: Path, 
                     "seconds": seconds,
                 }
             )
+            if progress_log is not None:  # per question, so an interrupted run keeps what it measured
+                with progress_log.open("a") as fh:
+                    fh.write(json.dumps(log[-1]) + "\n")
             print(
                 f"  [{model}] {i}/{len(items)} f1 closed {closed.mean('f1'):.3f} research "
                 f"{loop.mean('f1'):.3f} recall {loop.mean('recall'):.3f}",
@@ -128,7 +190,7 @@ async def evaluate(model: str, items: list[QAItem], budget: Budget, home: Path, 
     finally:
         await researcher.aclose()
         await llm.aclose()
-    return {"closed": closed, "research": loop}
+    return {"closed": closed, "research": loop, "paired": other}
 
 
 def row(model: str, mode: str, t: Tally) -> str:
@@ -151,6 +213,13 @@ def main() -> None:
     parser.add_argument("--budget-searches", type=int, default=3)
     parser.add_argument("--models", nargs="*", default=None, help="models (default: all packaged)")
     parser.add_argument("--log", type=Path, default=None, help="write per-question JSONL here")
+    parser.add_argument("--progress-log", type=Path, default=None, help="append each question's row here")
+    parser.add_argument("--home", type=Path, default=None, help="leadline home (default: a temporary one)")
+    parser.add_argument(
+        "--paired-reader",
+        default=None,
+        help="also answer each question with this reader over the same sources (e.g. 'baseline')",
+    )
     args = parser.parse_args()
 
     items = sample(load_questions(args.questions), args.n, seed=args.seed)
@@ -158,11 +227,16 @@ def main() -> None:
     budget = Budget(tokens=args.budget_tokens, searches=args.budget_searches)
     log: list[dict] = []
     results: dict[str, dict] = {}
+    paired = ReaderOptions.parse(args.paired_reader) if args.paired_reader else None
     with tempfile.TemporaryDirectory(prefix="leadline-bench-") as tmp:
-        home = Path(tmp)
+        home = args.home or Path(tmp)
         for model in models:
             n = args.n if model == models[0] else min(args.n_other, len(items))
-            results[model] = asyncio.run(evaluate(model, items[:n], budget, home, log))
+            results[model] = asyncio.run(
+                evaluate(model, items[:n], budget, home, log, paired, args.progress_log)
+            )
+            if args.log:  # after each model, so a long run keeps what it measured
+                args.log.write_text("".join(json.dumps(x) + "\n" for x in log))
 
     print(
         f"\nBudget per question: {budget.tokens} generated tokens, {budget.searches} searches; "
@@ -175,6 +249,8 @@ def main() -> None:
     for model, r in results.items():
         print(row(model, "closed-book", r["closed"]))
         print(row(model, "research", r["research"]))
+        if paired is not None:
+            print(row(model, f"research, reader {args.paired_reader}", r["paired"]))
     if args.log:
         args.log.write_text("".join(json.dumps(x) + "\n" for x in log))
     d = results[models[0]]
@@ -191,6 +267,9 @@ def main() -> None:
         "seconds_per_q_research": f"{d['research'].mean('seconds'):.1f}",
         "seconds_per_q_closed": f"{d['closed'].mean('seconds'):.1f}",
     }
+    if paired is not None:
+        figures["f1_paired_reader"] = f"{d['paired'].mean('f1'):.3f}"
+        figures["em_paired_reader"] = f"{d['paired'].mean('em'):.3f}"
     print(" ".join(f"{k}={v}" for k, v in figures.items()))
 
 

@@ -126,29 +126,48 @@ class _Progress:
 
 
 def _excerpt(passage: str, answer: str, width: int = 240) -> str:
-    """The part of a cited passage around the answer (or its start), for display."""
-    text = " ".join(passage.split())
-    if len(text) <= width:
-        return text
-    at = text.lower().find(answer.lower().strip()) if answer.strip() else -1
-    start = 0 if at < 0 else max(0, at - width // 3)
-    excerpt = text[start : start + width]
-    return ("..." if start else "") + excerpt + ("..." if start + width < len(text) else "")
+    """The sentence of a cited passage that holds the answer (or its first sentence), for display."""
+    from leadline.agent.reader import sentences, supporting_sentence
+
+    found = supporting_sentence(answer, passage) or next(iter(sentences(passage)), "")
+    return found if len(found) <= width else found[:width].rsplit(" ", 1)[0] + " ..."
 
 
-def _print_result(result: Any, *, as_json: bool) -> None:
+def _confidence_line(result: Any) -> str:
+    """How sure the run is and why, in one line."""
+    figure = f"{result.confidence:.2f}" if result.confidence is not None else ""
+    basis = getattr(result, "confidence_basis", "") or ""
+    detail = ", ".join(x for x in (figure, basis) if x)
+    if getattr(result, "unsure", False):
+        return f"[yellow]Unsure[/] - treat this answer as a guess ({detail or 'no support found'})"
+    return f"[bold]Confidence:[/] {detail or 'not measured'}"
+
+
+def _print_result(result: Any, *, as_json: bool, out_file: Path | None = None) -> None:
+    if out_file is not None:
+        body = result.report if result.report else _answer_markdown(result)
+        try:
+            out_file.write_text(body if body.endswith("\n") else body + "\n", encoding="utf-8")
+        except OSError as exc:
+            err.print(f"[red]error:[/] cannot write {out_file}: {exc.strerror or exc}", highlight=False)
+            raise typer.Exit(2) from exc
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
         return
     if result.report:
-        from rich.markdown import Markdown
+        if sys.stdout.isatty():
+            from rich.markdown import Markdown
 
-        out.print(Markdown(result.report))
+            out.print(Markdown(result.report))
+        else:  # piped or redirected: the Markdown itself, not terminal-wrapped text
+            sys.stdout.write(result.report if result.report.endswith("\n") else result.report + "\n")
     else:
-        out.print(f"\n[bold]Answer:[/] {result.answer}", highlight=False)
+        label = "Best guess" if getattr(result, "unsure", False) else "Answer"
+        out.print(f"\n[bold]{label}:[/] {result.answer}", highlight=False)
+        out.print(_confidence_line(result), highlight=False)
         for c in result.citations:
-            passage = _excerpt(c.passage, result.answer)
-            out.print(f"  [{c.n}] [bold]{c.title}[/] ({c.source})\n      {passage}", highlight=False)
+            support = getattr(c, "support", "") or _excerpt(c.passage, result.answer)
+            out.print(f"  [{c.n}] [bold]{c.title}[/] ({c.source})\n      {support}", highlight=False)
     s = result.spend
     forced = f", answer forced by the {result.forced} limit" if result.forced else ""
     if result.overrun:  # a backend spent past its grant: say by how much
@@ -158,6 +177,17 @@ def _print_result(result: Any, *, as_json: bool) -> None:
         f"{s.searches} searches, {s.seconds:.1f} s{forced}[/]",
         highlight=False,
     )
+
+
+def _answer_markdown(result: Any) -> str:
+    """An answer-mode result as Markdown (for ``--out``)."""
+    lines = [f"**Answer:** {result.answer}", ""]
+    if getattr(result, "unsure", False):
+        lines += [f"_Unsure: {result.confidence_basis or 'no support found'}._", ""]
+    for c in result.citations:
+        support = getattr(c, "support", "") or _excerpt(c.passage, result.answer)
+        lines.append(f"[{c.n}] {c.title} ({c.source}): {support}")
+    return "\n".join(lines)
 
 
 @app.command()
@@ -173,6 +203,9 @@ def ask(
     searxng_url: Annotated[str | None, typer.Option(help="SearxNG base URL (with --search searxng).")] = None,
     report: Annotated[bool, typer.Option("--report", help="Write a long-form cited report.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout only.")] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Also write the report (or answer) as Markdown to this file.")
+    ] = None,
     db: DbOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
     controller: Annotated[
@@ -217,7 +250,7 @@ def ask(
             )
 
     result = _guard(run)
-    _print_result(result, as_json=as_json)
+    _print_result(result, as_json=as_json, out_file=out_file)
 
 
 def _controller(name: str) -> Any:
@@ -480,12 +513,18 @@ def models() -> None:
     settings = _guard(_settings)
     table = Table()
     table.add_column("model", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
     for column in ("installed", "cached", "description"):
         table.add_column(column)
     for s in model_status(settings.models_dir):
         name = s.name + (" (default)" if s.name == DEFAULT_MODEL else "")
+        size = f"{s.size / 1e9:.2f} GB" if s.size >= 1e9 else f"{s.size / 1e6:.0f} MB"
         table.add_row(
-            name, "yes" if s.installed else f"no: {s.install}", "yes" if s.cached else "no", s.description
+            name,
+            size,
+            "yes" if s.installed else f"no: {s.install}",
+            "yes" if s.cached else "no",
+            s.description,
         )
     out.print(table)
 

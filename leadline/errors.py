@@ -15,7 +15,8 @@ message and a non-zero exit code. Errors that end a run carry what the run gathe
     ├── LLMError                 anything from a language model
     │   ├── LLMConnectionError   server unreachable / connection refused / deadline passed
     │   ├── LLMResponseError     the server answered with an error status or a malformed body
-    │   └── ModelNotFoundError   unknown or uninstalled model, checksum mismatch
+    │   ├── ModelNotFoundError   unknown or uninstalled model, checksum mismatch
+    │   └── ModelTooLargeError   the model would not fit the memory available
     ├── ToolError                search and fetch
     │   ├── SearchError          a search backend failed
     │   ├── CorpusIndexError     a corpus index is missing, unknown or corrupt
@@ -81,6 +82,10 @@ class ModelNotFoundError(LLMError, ConfigError):
     """The model is unknown, not installed, or its file failed verification."""
 
 
+class ModelTooLargeError(LLMError, ConfigError):
+    """The model would not fit the memory this machine has available."""
+
+
 class ToolError(LeadlineError):
     """A search or fetch tool failed."""
 
@@ -135,6 +140,7 @@ __all__ = [
     "LLMResponseError",
     "LeadlineError",
     "ModelNotFoundError",
+    "ModelTooLargeError",
     "RunNotFoundError",
     "SchemaVersionError",
     "SearchError",

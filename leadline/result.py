@@ -17,6 +17,8 @@ class Citation:
     title: str
     url: str = ""
     passage: str = ""
+    support: str = ""
+    """The sentence of the passage that supports the answer (empty when none does)."""
 
     @property
     def source(self) -> str:
@@ -41,6 +43,10 @@ class ResearchResult:
     """What was spent past a limit, by limit (``{"tokens": 37}``: a server ignored ``max_tokens``);
     empty when every cap held. A run with an overrun stopped at once and is ``forced`` by that limit."""
     confidence: float | None = None
+    confidence_basis: str = ""
+    """Where the confidence comes from, in words."""
+    unsure: bool = False
+    """The answer is not grounded in the sources read, or was forced: a guess, not a finding."""
     allocation: dict[str, Any] = field(default_factory=dict)
     trace: list[dict[str, Any]] = field(default_factory=list)
 
@@ -63,6 +69,8 @@ class ResearchResult:
             forced=state.get("forced"),
             overrun=dict(state.get("overrun") or {}),
             confidence=state.get("confidence"),
+            confidence_basis=state.get("confidence_basis") or "",
+            unsure=bool(state.get("unsure", False)),
             allocation=state.get("allocation") or {},
             trace=[dict(t) for t in state.get("trace") or []],
         )

@@ -42,7 +42,7 @@ def _make_llm(settings: Settings) -> LLMClient:
     from leadline.llm.llama_cpp_engine import LlamaCppEngine
     from leadline.llm.models import resolve_model_file
 
-    path = resolve_model_file(settings.model, settings.models_dir)
+    path = resolve_model_file(settings.model, settings.models_dir, n_ctx=settings.n_ctx)
     return LlamaCppEngine(
         path, name=settings.model, n_ctx=settings.n_ctx, n_threads=settings.n_threads, seed=settings.seed
     )

@@ -116,3 +116,62 @@ def test_a_missing_or_misused_tuned_controller_is_a_one_line_error(tmp_path: Pat
     questions.write_text("Who wrote Hamlet?\n")
     code, _, err = run("batch", str(questions), "--fixed", "--tuned", str(tmp_path / "t.json"))
     assert code == 1 and "--tuned needs the adaptive controller" in err
+
+
+def _result(**kw: object) -> object:
+    from leadline.budgets.ledger import Spend
+    from leadline.result import Citation, ResearchResult
+
+    citation = Citation(
+        n=2,
+        doc_id="d2",
+        title="Richard Dawkins",
+        passage="Richard Dawkins is a biologist. He studied at Balliol College, Oxford.",
+        support="He studied at Balliol College, Oxford.",
+    )
+    values: dict = dict(
+        run_id="r1",
+        question="Which college did Dawkins attend?",
+        answer="Balliol College",
+        citations=[citation],
+        spend=Spend(),
+        confidence_basis="the answer appears in source [2]",
+    )
+    values.update(kw)
+    return ResearchResult(**values)
+
+
+def test_the_answer_shows_confidence_and_each_citations_supporting_sentence(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from leadline.cli import _print_result
+
+    _print_result(_result(), as_json=False)
+    out = capsys.readouterr().out
+    assert "Answer: Balliol College" in out
+    assert "Confidence: the answer appears in source [2]" in out
+    assert "[2] Richard Dawkins (d2)" in out and "He studied at Balliol College, Oxford." in out
+    _print_result(
+        _result(unsure=True, confidence_basis="the answer does not appear in the sources read"), as_json=False
+    )
+    out = capsys.readouterr().out
+    assert "Best guess: Balliol College" in out and "Unsure" in out
+    _print_result(_result(unsure=True), as_json=True)
+    data = json.loads(capsys.readouterr().out)
+    assert (
+        data["unsure"] is True and data["citations"][0]["support"] == "He studied at Balliol College, Oxford."
+    )
+
+
+def test_a_piped_report_is_raw_markdown_and_out_writes_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from leadline.cli import _print_result
+
+    report = (
+        "# Q\n\n## Summary\n\n**Answer:** Balliol College [2]\n\n## Sources\n\n[2] Richard Dawkins (d2)\n"
+    )
+    target = tmp_path / "report.md"
+    _print_result(_result(report=report), as_json=False, out_file=target)
+    assert capsys.readouterr().out == report  # stdout is not a terminal here: no wrapping, no styling
+    assert target.read_text() == report

@@ -39,6 +39,7 @@ PINNED: dict[str, list[str]] = {
         "Ledger",
         "Message",
         "ModelNotFoundError",
+        "ModelTooLargeError",
         "ResearchResult",
         "Researcher",
         "RunNotFoundError",

@@ -35,6 +35,32 @@ THINK_SCHEMA: dict[str, Any] = {
     },
     "required": ["known", "answer_so_far", "next_query"],
 }
+THINK_BRIDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "bridge": {"type": "string"},
+        "known": {"type": "string"},
+        "answer_so_far": {"type": "string"},
+        "next_query": {"type": "string"},
+    },
+    "required": ["bridge", "known", "answer_so_far", "next_query"],
+}
+REPORT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "findings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"claim": {"type": "string"}, "source": {"type": "integer"}},
+                "required": ["claim", "source"],
+            },
+            "maxItems": 6,
+        },
+        "open_question": {"type": "string"},
+    },
+    "required": ["findings", "open_question"],
+}
 ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -43,6 +69,19 @@ ANSWER_SCHEMA: dict[str, Any] = {
     },
     "required": ["answer", "sources"],
 }
+
+
+def answer_schema(*, quote: bool, options: Sequence[str] = ()) -> dict[str, Any]:
+    """The answer reply's schema: the supporting sentence first when ``quote`` (the model copies the
+    sentence, then takes its answer from it), and the answer limited to ``options`` when given."""
+    answer: dict[str, Any] = {"type": "string", "enum": list(options)} if options else {"type": "string"}
+    properties: dict[str, Any] = {}
+    if quote:
+        properties["quote"] = {"type": "string"}
+    properties["answer"] = answer
+    properties["sources"] = {"type": "array", "items": {"type": "integer"}, "maxItems": 4}
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
 
 _OUR_TAGS = re.compile(r"</?\s*source\b[^>]*>", re.IGNORECASE)
 
@@ -98,18 +137,66 @@ def think_messages(
     return [Message("system", SYSTEM), Message("user", user)]
 
 
-def answer_messages(
+def think_bridge_messages(
     question: str, evidence: Sequence[Evidence], notes: Sequence[str], *, max_chars: int, budget_line: str
 ) -> list[Message]:
-    """The answer prompt: a few-word answer with the numbers of the sources it rests on (JSON)."""
+    """The think prompt that names the bridge entity: the person or thing the question describes
+    without naming (``the director of X``), so the next search can look it up by name."""
+    user = (
+        f"Sources:\n{format_sources(evidence, max_chars=max_chars)}\n\n"
+        f"Notes so far:\n{_notes(notes)}\n\n"
+        f"Question: {question}\n\n"
+        "Questions like this often describe a person or thing without naming it (for example 'the "
+        "director of X' or 'the country where Y was born'). In bridge, write the name the sources give "
+        "that person or thing. In next_query, write a short search query that names the bridge and "
+        "asks for the fact still missing; leave it empty if the sources already answer the question.\n"
+        f"{budget_line}\n"
+        'Reply with JSON: {"bridge": "...", "known": "...", "answer_so_far": "...", "next_query": "..."}'
+    )
+    return [Message("system", SYSTEM), Message("user", user)]
+
+
+def answer_messages(
+    question: str,
+    evidence: Sequence[Evidence],
+    notes: Sequence[str],
+    *,
+    max_chars: int,
+    budget_line: str,
+    quote: bool = False,
+    kind: str = "open",
+    options: Sequence[str] = (),
+) -> list[Message]:
+    """The answer prompt. ``quote`` asks for the supporting sentence before the answer; ``kind``
+    (``yesno`` or ``choice`` with its ``options``) tells the model which answers are possible."""
+    if kind == "yesno":
+        form = "This is a yes/no question: answer yes or no."
+    elif kind == "choice" and options:
+        form = "Answer with one of: " + " / ".join(options) + "."
+    else:
+        form = "Answer with a few words only (a name, a date, a number, or yes/no), not a sentence."
+    if quote:
+        task = (
+            "First copy into quote the one sentence of the sources that answers the question, word for "
+            f"word. {form} Take the answer from that sentence, and list the number of its source."
+        )
+        reply = '{"quote": "...", "answer": "...", "sources": [1]}'
+    elif kind == "open":  # the original wording, kept so the reader's levers are measured one by one
+        task = (
+            "Answer with a few words only (a name, a date, a number, or yes/no), not a sentence, and list "
+            "the numbers of the sources that support it."
+        )
+        reply = '{"answer": "...", "sources": [1]}'
+    else:
+        task = f"{form} List the numbers of the sources that support it."
+        reply = '{"answer": "...", "sources": [1]}'
     user = (
         f"Sources:\n{format_sources(evidence, max_chars=max_chars)}\n\n"
         f"Notes:\n{_notes(notes)}\n\n"
         f"Question: {question}\n\n"
-        "Answer with a few words only (a name, a date, a number, or yes/no), not a sentence, and list "
-        "the numbers of the sources that support it.\n"
+        f"{task}\n"
         f"{budget_line}\n"
-        'Reply with JSON: {"answer": "...", "sources": [1]}'
+        f"Reply with JSON: {reply}"
     )
     return [Message("system", SYSTEM), Message("user", user)]
 
@@ -133,14 +220,16 @@ def report_messages(
     max_chars: int,
     budget_line: str,
 ) -> list[Message]:
-    """The report prompt: a long-form Markdown report with numbered citations to the sources."""
+    """The report prompt: short factual claims, each restating what one numbered source says."""
     user = (
         f"Sources:\n{format_sources(evidence, max_chars=max_chars)}\n\n"
         f"Notes:\n{_notes(notes)}\n\n"
         f"Question: {question}\nShort answer found: {answer}\n\n"
-        "Write a short research report in Markdown with the sections '## Summary', '## Findings' and "
-        "'## Open questions'. Use only the sources, cite them as [n] after each claim, and do not "
-        "include images or links.\n"
-        f"{budget_line}"
+        "List the findings of the sources that bear on the question: each one short sentence that "
+        "states what one source says, in that source's own words, with the number of that source. Use "
+        "only the sources; skip sources that are about something else. Then name one open question "
+        "the sources leave unanswered.\n"
+        f"{budget_line}\n"
+        'Reply with JSON: {"findings": [{"claim": "...", "source": 1}], "open_question": "..."}'
     )
     return [Message("system", SYSTEM), Message("user", user)]

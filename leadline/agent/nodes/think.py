@@ -9,10 +9,14 @@ from langgraph.runtime import Runtime
 from leadline.agent.context import RunContext
 from leadline.agent.nodes.common import allocation, budget_line, call_id, select_evidence, trace
 from leadline.agent.parsing import as_text, parse_json_object
-from leadline.agent.prompts import THINK_SCHEMA, think_messages
+from leadline.agent.prompts import THINK_BRIDGE_SCHEMA, THINK_SCHEMA, think_bridge_messages, think_messages
 from leadline.agent.state import ResearchState
 from leadline.errors import BudgetExceededError
 from leadline.llm.base import GenerationParams
+
+BRIDGE = False
+"""Name the bridge entity and keep a search for it (plan proposes one query fewer); measured in
+docs/benchmarks.md."""
 
 
 async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -26,7 +30,8 @@ async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str,
         "evidence_at_last_think": len(state["evidence"]),
     }
     shown = select_evidence(state["evidence"], ctx.max_evidence)
-    messages = think_messages(
+    build = think_bridge_messages if BRIDGE else think_messages
+    messages = build(
         state["question"],
         shown,
         state["notes"],
@@ -39,7 +44,9 @@ async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str,
             call_id(state, "think"),
             "think",
             messages,
-            GenerationParams(max_tokens=max_tokens, json_schema=THINK_SCHEMA),
+            GenerationParams(
+                max_tokens=max_tokens, json_schema=THINK_BRIDGE_SCHEMA if BRIDGE else THINK_SCHEMA
+            ),
             reserve=ctx.answer_reserve,
         )
     except BudgetExceededError as exc:
@@ -49,6 +56,11 @@ async def think(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str,
     known = as_text(parsed.get("known")) or completion.text.strip()[:300]
     answer_so_far = as_text(parsed.get("answer_so_far"))
     next_query = as_text(parsed.get("next_query"))
+    bridge = as_text(parsed.get("bridge")) if BRIDGE else ""
+    if bridge and bridge.lower() not in state["question"].lower():
+        known = f"{known} (bridge: {bridge})" if known else f"bridge: {bridge}"
+        if not next_query:
+            next_query = bridge
     note = known + (f" (answer so far: {answer_so_far})" if answer_so_far else "")
     pending = list(state.get("pending_queries") or [])
     done = {q.lower() for q in state["queries_done"]} | {q.lower() for q in pending}

@@ -1,0 +1,237 @@
+"""The reader's levers, one by one, on fixed retrieval: choose on train questions, confirm on dev.
+
+Two steps. ``capture`` runs the research loop (fixed policy, 512 tokens x 3 searches) on a seeded sample
+of train questions and stores, for each, what the answer step was given: the sources (their corpus ids,
+ranks and scores; the text is read back from the demo corpus), the think notes and the budget line. It
+writes them as small JSONL under ``benchmarks/data/`` so the lever table reproduces without re-running
+retrieval. ``eval`` then runs only the answer step, once per reader variant, on those same inputs, so a
+difference between variants is the reader's alone (the loop is deterministic: temperature 0, seeded).
+
+    python benchmarks/reader_levers.py capture --n 50 --out benchmarks/data/reader_contexts.train.jsonl
+    python benchmarks/reader_levers.py eval --contexts benchmarks/data/reader_contexts.train.jsonl \\
+        --variants baseline,quote,snap,...
+
+Ends with one line of key=value figures (F1 per variant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from leadline import Budget, Researcher, Settings
+from leadline.agent.nodes.answer import ReaderOptions, read_answer, shown_sources
+from leadline.agent.state import Evidence
+from leadline.config import DEFAULT_MODEL
+from leadline.evals.datasets import load_questions, sample
+from leadline.evals.metrics import exact_match, token_f1
+from leadline.tools.demo import demo_corpus_path
+from leadline.wiring import make_llm, make_search
+
+DATASETS = Path(
+    os.environ.get("LEADLINE_DATASETS") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+)
+
+
+async def capture(args: argparse.Namespace) -> None:
+    import leadline.agent.graph as graph_module
+    from leadline.agent.nodes import answer as answer_module
+    from leadline.agent.nodes import think as think_module
+    from leadline.agent.nodes.common import budget_line
+
+    captured: dict[str, Any] = {}
+    real_answer = answer_module.answer
+
+    async def recording_answer(state: Any, runtime: Any) -> dict[str, Any]:
+        captured.clear()
+        captured.update(
+            evidence=[{k: v for k, v in e.items() if k != "text"} for e in state["evidence"]],
+            notes=list(state["notes"]),
+            budget_line=budget_line(state, runtime.context),
+            forced=state.get("forced"),
+        )
+        return await real_answer(state, runtime)
+
+    graph_module.answer = recording_answer  # type: ignore[assignment]
+    answer_module.DEFAULT_READER = parse_variant(args.reader)
+    think_module.BRIDGE = args.bridge
+    items = sample(load_questions(args.questions), args.n, seed=args.seed)
+    settings = Settings.from_env(home=args.home, model=args.model, seed=0)
+    llm = make_llm(settings)
+    search, reader = make_search(settings)
+    researcher = Researcher(settings, llm=llm, search=search, reader=reader)
+    budget = Budget(tokens=args.budget_tokens, searches=args.budget_searches)
+    rows = []
+    try:
+        for i, item in enumerate(items, 1):
+            t0 = time.perf_counter()
+            result = await researcher.aresearch(item.question, budget=budget)
+            rows.append(
+                {
+                    "id": item.id,
+                    "question": item.question,
+                    "gold": list(item.answers),
+                    "type": item.qtype,
+                    "supporting": list(item.supporting_doc_ids),
+                    "model": args.model,
+                    "loop_answer": result.answer,
+                    "loop_f1": token_f1(result.answer, item.answers),
+                    "loop_em": exact_match(result.answer, item.answers),
+                    "reader": args.reader,
+                    "bridge": args.bridge,
+                    "seconds": round(time.perf_counter() - t0, 2),
+                    **captured,
+                }
+            )
+            f1 = statistics.fmean(r["loop_f1"] for r in rows)
+            print(f"  {i}/{len(items)} loop f1 {f1:.3f} ({rows[-1]['seconds']:.0f} s)", file=sys.stderr)
+            args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    finally:
+        await researcher.aclose()
+        await llm.aclose()
+    print(
+        f"captured={len(rows)} loop_f1={statistics.fmean(r['loop_f1'] for r in rows):.3f} "
+        f"loop_em={statistics.fmean(r['loop_em'] for r in rows):.3f} "
+        f"seconds_per_q={statistics.fmean(r['seconds'] for r in rows):.1f} "
+        f"reader={args.reader} bridge={args.bridge}"
+    )
+
+
+def load_texts(doc_ids: set[str]) -> dict[str, dict[str, str]]:
+    """Title and text of the given passages of the packaged demo corpus."""
+    found: dict[str, dict[str, str]] = {}
+    with gzip.open(demo_corpus_path(), "rt", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row["id"] in doc_ids:
+                found[row["id"]] = {"title": row["title"], "text": row["text"]}
+    return found
+
+
+def parse_variant(spec: str) -> ReaderOptions:
+    return ReaderOptions.parse(spec)
+
+
+async def evaluate(args: argparse.Namespace) -> None:
+    """Every variant on every context; questions outer, variants inner, so consecutive calls share
+    their sources' prefix (llama.cpp reuses it) and identical calls (a variant that differs only in
+    post-processing, like ``snap``) are made once."""
+    rows = [json.loads(line) for line in args.contexts.read_text().splitlines() if line.strip()]
+    rows = rows[: args.n] if args.n else rows
+    texts = load_texts({e["doc_id"] for r in rows for e in r["evidence"]})
+    settings = Settings.from_env(home=args.home, model=args.model, seed=0)
+    llm = make_llm(settings)
+    variants = [v.strip() for v in args.variants.split(";") if v.strip()]
+    options = {spec: parse_variant(spec) for spec in variants}
+    log: list[dict[str, Any]] = []
+    try:
+        for i, r in enumerate(rows, 1):
+            evidence = [Evidence(**{**e, **texts[e["doc_id"]]}) for e in r["evidence"]]  # type: ignore[typeddict-item]
+            memo: dict[str, Any] = {}
+            for spec, opts in options.items():
+                shown = shown_sources(evidence, r["question"], r["notes"], opts, 8)
+                usage: list[int] = []
+
+                async def chat(
+                    messages: list[Any], params: Any, usage: list[int] = usage, memo: dict[str, Any] = memo
+                ) -> Any:
+                    key = json.dumps([[m.to_dict() for m in messages], repr(params)])
+                    if key not in memo:
+                        memo[key] = await llm.chat(messages, params)
+                        usage.append(memo[key].usage.prompt_tokens)
+                    return memo[key]
+
+                t0 = time.perf_counter()
+                got = await read_answer(
+                    chat,
+                    r["question"],
+                    shown,
+                    r["notes"],
+                    opts=opts,
+                    max_chars=700,
+                    budget_line=r["budget_line"],
+                )
+                gold_shown = len({e["doc_id"] for e in shown} & set(r["supporting"])) / max(
+                    1, len(r["supporting"])
+                )
+                log.append(
+                    {
+                        "variant": spec,
+                        "model": args.model,
+                        "id": r["id"],
+                        "type": r["type"],
+                        "gold": r["gold"],
+                        "answer": got.text,
+                        "quote": got.quote,
+                        "f1": token_f1(got.text, r["gold"]),
+                        "em": exact_match(got.text, r["gold"]),
+                        "gold_shown": gold_shown,
+                        "seconds": round(time.perf_counter() - t0, 2),
+                        "prompt_tokens": sum(usage),
+                    }
+                )
+            line = " ".join(
+                f"{spec}={statistics.fmean(x['f1'] for x in log if x['variant'] == spec):.3f}"
+                for spec in variants
+            )
+            print(f"  {i}/{len(rows)} f1 {line}", file=sys.stderr, flush=True)
+            if args.log:
+                with args.log.open("a") as fh:
+                    fh.write("".join(json.dumps(x) + "\n" for x in log[-len(variants) :]))
+    finally:
+        await llm.aclose()
+    print("| model | reader variant | n | EM | F1 | gold passages shown | prompt tokens/q | s/q |")
+    print("|---|---|---|---|---|---|---|---|")
+    summary: dict[str, float] = {}
+    for spec in variants:
+        mine = [x for x in log if x["variant"] == spec]
+        summary[spec] = statistics.fmean(x["f1"] for x in mine)
+        print(
+            f"| {args.model} | {spec} | {len(mine)} | {statistics.fmean(x['em'] for x in mine):.3f} | "
+            f"{summary[spec]:.3f} | {statistics.fmean(x['gold_shown'] for x in mine):.3f} | "
+            f"{statistics.fmean(x['prompt_tokens'] for x in mine):.0f} | "
+            f"{statistics.fmean(x['seconds'] for x in mine):.1f} |"
+        )
+    print(" ".join(f"f1[{k}]={v:.3f}" for k, v in summary.items()) + f" model={args.model} n={len(rows)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    cap = sub.add_parser("capture")
+    cap.add_argument("--questions", type=Path, default=DATASETS / "multihop" / "questions.train.jsonl")
+    cap.add_argument("--n", type=int, default=50)
+    cap.add_argument("--seed", type=int, default=0)
+    cap.add_argument("--model", default=DEFAULT_MODEL)
+    cap.add_argument("--budget-tokens", type=int, default=512)
+    cap.add_argument("--budget-searches", type=int, default=3)
+    cap.add_argument("--home", type=Path, required=True, help="leadline home (model cache, run database)")
+    cap.add_argument("--out", type=Path, required=True)
+    cap.add_argument("--reader", default="baseline", help="reader variant of the loop's answer step")
+    cap.add_argument("--bridge", action="store_true", help="think names the bridge entity and searches it")
+    ev = sub.add_parser("eval")
+    ev.add_argument("--contexts", type=Path, required=True)
+    ev.add_argument("--variants", default="baseline", help="reader variants separated by ';'")
+    ev.add_argument("--model", default=DEFAULT_MODEL)
+    ev.add_argument("--n", type=int, default=0, help="first n contexts only (0: all)")
+    ev.add_argument("--home", type=Path, required=True)
+    ev.add_argument("--log", type=Path, default=None, help="append per-question JSONL here")
+    args = parser.parse_args()
+    if args.command == "capture":
+        asyncio.run(capture(args))
+    else:
+        asyncio.run(evaluate(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""The reader's text work around the answer call: what kind of question it is, which sources to show,
+the supporting sentence, and an answer snapped to the words of its source.
+
+Small models read a few well-chosen sources better than many, paraphrase or write sentences where a
+span of the source is the answer, and answer yes/no and either-or questions with a name from the
+passage. These functions are pure (no model, no I/O) so each can be tested and measured on its own;
+``benchmarks/reader_levers.py`` measures what each one buys (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from leadline.agent.state import Evidence
+
+QuestionKind = Literal["open", "yesno", "choice"]
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_AUX = _wordset("is are was were do does did can could has have had will would should may might am")
+_STOP = _wordset(
+    """a an the of in on at to for from by with and or but is are was were be been being do does did
+    what which who whom whose when where why how that this these those it its as than then there their
+    his her he she they them we you your our i me my has have had not no yes same both also into
+    about after before during first last most more many much one two name named called"""
+)
+_WH = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+@dataclass(frozen=True)
+class QuestionShape:
+    """What kind of answer the question wants: open text, yes/no, or one of the options it names."""
+
+    kind: QuestionKind
+    options: tuple[str, ...] = ()
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def normalize(text: str) -> str:
+    """Lower case, no punctuation, no articles (the SQuAD normalization the benchmarks score with)."""
+    text = re.sub(r"\b(a|an|the)\b", " ", text.lower())
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def _strip_option(text: str) -> str:
+    text = text.strip().strip("\"'“”‘’").strip()
+    return re.sub(r"^(?:the|a|an)\s+", "", text, flags=re.IGNORECASE).strip()
+
+
+def question_shape(question: str) -> QuestionShape:
+    """Recognise either-or questions (with their two options) and yes/no questions.
+
+    ``Who was born first, Sandy Denny or Jack White?`` is a choice between the two names;
+    ``Are X and Y both American?`` is yes/no; anything else is open.
+    """
+    q = " ".join(question.strip().split())
+    body = q.rstrip("?").strip()
+    # the options follow the last comma or colon: "Which is older, the A or the B?"
+    tail = re.split(r"[,:;]\s+", body)[-1] if re.search(r"[,:;]\s+", body) else ""
+    if tail and re.search(r"\bor\b", tail):
+        left, _, right = tail.rpartition(" or ")
+        left, right = _strip_option(left), _strip_option(right)
+        if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
+            return QuestionShape("choice", (left, right))
+    first = body.split(" ", 1)[0].lower() if body else ""
+    asks_what = bool(_WH.search(body.split(" ", 1)[1] if " " in body else ""))
+    if first in _AUX and not asks_what:
+        return QuestionShape("yesno", ("yes", "no"))
+    return QuestionShape("open")
+
+
+def content_words(text: str) -> set[str]:
+    """The words of ``text`` that carry meaning (no stop words, no single letters), lower-cased."""
+    return {w for w in _words(text) if w not in _STOP and len(w) > 1}
+
+
+def rank_sources(
+    evidence: Sequence[Evidence], question: str, notes: Sequence[str], limit: int
+) -> list[Evidence]:
+    """The ``limit`` sources that share the most words with the question and the run's notes.
+
+    A word of the question counts twice (it names what is asked), a word only the notes name (a bridge
+    entity a think step found) once, and a match in the title counts as much again. Ties keep the
+    search's own order. The result is in citation order.
+    """
+    asked = content_words(question)
+    noted = content_words(" ".join(notes)) - asked
+
+    def score(e: Evidence) -> float:
+        text, title = content_words(e["text"]), content_words(e["title"])
+        return sum(2.0 * ((w in text) + (w in title)) for w in asked) + sum(
+            (w in text) + (w in title) for w in noted
+        )
+
+    ranked = sorted(evidence, key=lambda e: (-score(e), e["rank"], e["n"]))
+    return sorted(ranked[:limit], key=lambda e: e["n"])
+
+
+def sentences(text: str) -> list[str]:
+    """Split passage text into sentences (a light rule: end mark, space, capital or digit)."""
+    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+def supporting_sentence(answer: str, passage: str, question: str = "") -> str:
+    """The sentence of ``passage`` that best supports ``answer``: it contains the answer's words, and
+    among those the one closest to the question. Empty when no sentence shares a word with the answer.
+    """
+    answer_words = set(normalize(answer).split())
+    if not answer_words:
+        return ""
+    asked = content_words(question)
+    best, best_key = "", (0.0, 0.0)
+    for s in sentences(passage):
+        words = set(normalize(s).split())
+        hit = len(answer_words & words) / len(answer_words)
+        if hit == 0:
+            continue
+        key = (hit + (1.0 if normalize(answer) in normalize(s) else 0.0), float(len(asked & words)))
+        if key > best_key:
+            best, best_key = s, key
+    return best
+
+
+def _f1(a: list[str], b: list[str]) -> float:
+    common = sum((Counter(a) & Counter(b)).values())
+    if common == 0:
+        return 0.0
+    p, r = common / len(a), common / len(b)
+    return 2 * p * r / (p + r)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def snap_to_source(answer: str, texts: Sequence[str], question: str = "", *, min_f1: float = 0.5) -> str:
+    """The answer as the source words it, when the model paraphrased or wrapped it in a sentence.
+
+    An answer found verbatim (after normalization) in a source is kept. Otherwise the words that carry
+    the answer are those not already in the question (``He played Lucas`` -> ``Lucas`` for "Which
+    character did he play?"); the shortest span of a source (up to the answer's length plus two words)
+    with the best token F1 against them replaces the answer if that F1 is at least ``min_f1``.
+    """
+    target = normalize(answer)
+    if not target:
+        return answer
+    if any(f" {target} " in f" {normalize(t)} " for t in texts):
+        return answer
+    asked = {_stem(w) for w in normalize(question).split()}
+    want = [_stem(w) for w in target.split() if _stem(w) not in asked and w not in _STOP]
+    want = want or [_stem(w) for w in target.split()]
+    best, best_f1, best_len = "", 0.0, 0
+    for text in texts:
+        raw = text.split()
+        tokens = [_stem(normalize(w)) for w in raw]
+        for i in range(len(raw)):
+            if not tokens[i]:
+                continue
+            for j in range(i + 1, min(len(raw), i + len(target.split()) + 2) + 1):
+                if not tokens[j - 1]:
+                    continue
+                score = _f1([t for t in tokens[i:j] if t], want)
+                if score > best_f1 + 1e-9 or (score > 0 and abs(score - best_f1) < 1e-9 and j - i < best_len):
+                    best, best_f1, best_len = " ".join(raw[i:j]), score, j - i
+    if best_f1 >= min_f1:
+        return best.strip(" ,.;:()[]\"'")
+    return answer
+
+
+_CLAUSE = re.compile(r",|;|\s\(|\s[–—]\s|\s(?:which|who|where|when|because|and is|and was)\s")
+
+
+def trim_answer(answer: str, *, max_words: int = 5) -> str:
+    """A long answer cut to its first clause: ``Leyton, East London, in 1975 by ...`` -> ``Leyton``.
+
+    Small models often continue past the answer into the rest of the sentence; short answers are what
+    the question asks for. Answers of ``max_words`` words or fewer are kept.
+    """
+    if len(answer.split()) <= max_words:
+        return answer
+    head = _CLAUSE.split(answer, maxsplit=1)[0].strip(" .")
+    return head if head else answer
+
+
+def snap_to_option(answer: str, shape: QuestionShape) -> str:
+    """For yes/no and either-or questions, the option the answer names (the answer itself if none)."""
+    if shape.kind == "open":
+        return answer
+    a = normalize(answer)
+    if shape.kind == "yesno":
+        first = a.split(" ", 1)[0] if a else ""
+        return first if first in ("yes", "no") else answer
+    scores = [(_f1(a.split(), normalize(o).split()) if a else 0.0, o) for o in shape.options]
+    score, option = max(scores)
+    return option if score > 0 else answer
+
+
+_NUMBER = re.compile(r"\d[\d,.]*")
+_NAMED = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|de|von|van)?\s*[A-Z][\w'’.-]*)*")
+
+
+def claim_support(claim: str, passage: str) -> float:
+    """How well ``passage`` supports ``claim``: the share of the claim's content words (stemmed) that
+    the passage contains, or 0 when a number of the claim is missing from the passage."""
+    text = normalize(passage)
+    for number in _NUMBER.findall(claim):
+        digits = normalize(number).replace(" ", "")
+        if digits and digits not in text.replace(" ", ""):
+            return 0.0
+    words = {_stem(w) for w in normalize(claim).split() if w not in _STOP and not w.isdigit()}
+    if not words:
+        return 0.0
+    have = {_stem(w) for w in text.split()}
+    return len(words & have) / len(words)
+
+
+def supported(claim: str, passage: str, *, threshold: float = 0.75) -> bool:
+    """The claim's content words and numbers are (almost) all in the passage."""
+    return claim_support(claim, passage) >= threshold
+
+
+def named_phrases(question: str) -> list[str]:
+    """Capitalized phrases of the question after its first word (the names it asks about)."""
+    body = question.strip()
+    first = body.split(" ", 1)
+    rest = first[1] if len(first) > 1 else ""
+    return [m.group(0).strip(" .'’") for m in _NAMED.finditer(rest) if len(m.group(0).strip()) > 1]
+
+
+def uncovered_names(question: str, texts: Sequence[str]) -> list[str]:
+    """The question's names that no source mentions (empty: every name is covered)."""
+    corpus = " " + " ".join(normalize(t) for t in texts) + " "
+    return [n for n in named_phrases(question) if normalize(n) and f" {normalize(n)} " not in corpus]
