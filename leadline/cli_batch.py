@@ -18,7 +18,16 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from leadline.cli_shared import guard
+from leadline.cli_shared import (
+    BaseUrlOption,
+    CorpusOption,
+    DbOption,
+    ModelOption,
+    SearchOption,
+    SearxngUrlOption,
+    guard,
+    research_settings,
+)
 from leadline.config import Settings
 from leadline.errors import ConfigError
 
@@ -66,22 +75,12 @@ def batch(
         Path | None, typer.Option(help="A tuned controller from `leadline tune --save` (adaptive only).")
     ] = None,
     report: Annotated[bool, typer.Option("--report", help="Write a long-form report per question.")] = False,
-    model: Annotated[str | None, typer.Option(help="Packaged model, .gguf path, or server model.")] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="OpenAI-compatible server URL; a comma list spreads runs over several (Ray)."),
-    ] = None,
-    corpus: Annotated[str | None, typer.Option(help="Local corpus: an index name or a path.")] = None,
-    search: Annotated[
-        str | None,
-        typer.Option(
-            help="local, searxng, tavily, brave, exa, duckduckgo, or a comma list (fallback chain)."
-        ),
-    ] = None,
-    searxng_url: Annotated[str | None, typer.Option(help="SearxNG base URL (with --search searxng).")] = None,
-    db: Annotated[
-        str | None, typer.Option(help="Database URL; PostgreSQL for many workers (default: SQLite).")
-    ] = None,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    corpus: CorpusOption = None,
+    search: SearchOption = None,
+    searxng_url: SearxngUrlOption = None,
+    db: DbOption = None,
     concurrency: Annotated[int, typer.Option(help="Runs at once per worker (useful against vLLM).")] = 1,
     workers: Annotated[int, typer.Option(help="Worker processes on this machine.")] = 1,
     executor: Annotated[str, typer.Option(help="local (this machine) or ray.")] = "local",
@@ -137,12 +136,12 @@ def batch(
 
             TunedModel.load(tuned)  # a bad file is an error now, not in every worker
         totals = parse_total_budget(total_budget) if total_budget else (None, None)
-        settings = Settings.from_env(
+        settings = research_settings(
             model=model,
             base_url=base_url,
             corpus=corpus,
-            db_url=db,
-            search=search or ("searxng" if searxng_url else None),
+            db=db,
+            search=search,
             searxng_url=searxng_url,
         )
         options = BatchOptions(
@@ -256,7 +255,7 @@ def status(batch_id: str, *, db: str | None = None, as_json: bool = False) -> No
 
 def worker(
     batch_id: Annotated[str, typer.Argument(help="The batch to work on (printed by `leadline batch`).")],
-    db: Annotated[str | None, typer.Option(help="The batch's database URL.")] = None,
+    db: DbOption = None,
     concurrency: Annotated[int, typer.Option(help="Runs at once in this worker.")] = 1,
     lease_seconds: Annotated[float, typer.Option(help="Lease length; renewed every third of it.")] = 60.0,
     sync_commit: Annotated[

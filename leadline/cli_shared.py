@@ -2,9 +2,10 @@
 
 Library errors become one line on stderr and exit code 1 here, and only here (``-v`` shows the
 traceback); an interrupt exits 130. The options that more than one command takes (``--model``,
-``--base-url``, ``--corpus``, ``--db``, ``--search``) are declared once below, so their names, help and
-environment variables cannot drift between commands. (``--db`` also reads ``LEADLINE_DB_URL``; the
-others fall back to their ``LEADLINE_*`` variables through :meth:`Settings.from_env`.)
+``--base-url``, ``--corpus``, ``--db``, ``--search``, ``--searxng-url``) are declared once below, so
+their names, help and environment variables cannot drift between commands. (``--db`` also reads
+``LEADLINE_DB_URL``; the others fall back to their ``LEADLINE_*`` variables through
+:meth:`Settings.from_env`.)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from leadline.config import Settings
 from leadline.errors import LeadlineError
 
 __all__ = [
@@ -25,8 +27,10 @@ __all__ = [
     "DbOption",
     "ModelOption",
     "SearchOption",
+    "SearxngUrlOption",
     "cli_errors",
     "guard",
+    "research_settings",
     "set_verbose",
 ]
 
@@ -86,7 +90,8 @@ BaseUrlOption = Annotated[
     str | None,
     typer.Option(
         "--base-url",
-        help="OpenAI-compatible server (vLLM, llama.cpp), e.g. http://127.0.0.1:8000/v1",
+        help="OpenAI-compatible server (vLLM, llama.cpp), e.g. http://127.0.0.1:8000/v1; for a batch, a "
+        "comma list spreads the runs over several servers.",
     ),
 ]
 CorpusOption = Annotated[
@@ -108,3 +113,27 @@ SearchOption = Annotated[
         help="local, searxng, tavily, brave, exa, duckduckgo, or a comma list (fallback chain).",
     ),
 ]
+SearxngUrlOption = Annotated[
+    str | None,
+    typer.Option("--searxng-url", help="SearxNG base URL (implies --search searxng)."),
+]
+
+
+def research_settings(
+    *,
+    model: str | None = None,
+    base_url: str | None = None,
+    corpus: str | None = None,
+    db: str | None = None,
+    search: str | None = None,
+    searxng_url: str | None = None,
+) -> Settings:
+    """Settings from the shared research options over the environment (a SearxNG URL implies searxng)."""
+    return Settings.from_env(
+        model=model,
+        base_url=base_url,
+        corpus=corpus,
+        db_url=db,
+        search=search or ("searxng" if searxng_url else None),
+        searxng_url=searxng_url,
+    )

@@ -1,4 +1,4 @@
-"""Batches, their jobs and outcome tables: the store methods a batch runner and a sweep need.
+"""Batches and their jobs: the store methods a batch runner and its workers need.
 
 A batch is a set of jobs (one per question); workers in any number of processes claim pending jobs
 atomically (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so no question is
@@ -12,7 +12,7 @@ returns what the run did not spend in the completion's transaction, so the pool 
 plus the spend of finished jobs always equals the batch total: a batch never spends more than it has,
 however many workers on however many machines share it.
 
-Outcome rows are what sweeps produce and the budget controller is fitted on.
+Outcome rows (what sweeps produce) live in :mod:`leadline.storage.outcomes`.
 """
 
 from __future__ import annotations
@@ -27,14 +27,13 @@ from sqlalchemy import and_, func, or_, select, update
 
 from leadline.errors import ConfigError
 from leadline.storage.access import StoreAccess
-from leadline.storage.models import Batch, Job, LedgerRow, OutcomeRow, utc_now
+from leadline.storage.models import Batch, Job, LedgerRow, utc_now
 from leadline.storage.records import (
     BatchProgress,
     BatchRecord,
     JobRecord,
     JobSpec,
     JobStatus,
-    OutcomeRecord,
 )
 
 
@@ -419,90 +418,6 @@ class BatchMethods(StoreAccess):
             stmt = stmt.where(Job.status == status)
         with self._read() as conn:
             return [_job_record(r) for r in conn.execute(stmt)]
-
-    # -- outcome tables -----------------------------------------------------------------------------
-    def add_outcome_rows(self, rows: Iterable[OutcomeRecord]) -> int:
-        """Store outcome rows; returns how many."""
-        values = [_outcome_values(r) for r in rows]
-        if not values:
-            return 0
-        with self._write() as conn:
-            conn.execute(self._insert(OutcomeRow), values)
-        return len(values)
-
-    def outcome_rows(self, *, batch_id: str | None = None) -> list[OutcomeRecord]:
-        """The stored outcome rows in order, optionally of one batch only."""
-        stmt = select(OutcomeRow).order_by(OutcomeRow.id)
-        if batch_id is not None:
-            stmt = stmt.where(OutcomeRow.batch_id == batch_id)
-        with self._read() as conn:
-            return [
-                OutcomeRecord(
-                    question_id=r.question_id,
-                    tokens=r.budget_tokens,
-                    searches=r.budget_searches,
-                    shape=r.shape,
-                    question=r.question,
-                    answer=r.answer,
-                    em=r.score_em,
-                    f1=r.score_f1,
-                    recall=r.score_recall,
-                    spent_prompt_tokens=r.spent_prompt_tokens,
-                    spent_tokens=r.spent_tokens,
-                    spent_searches=r.spent_searches,
-                    spent_fetches=r.spent_fetches,
-                    spent_seconds=r.spent_seconds,
-                    difficulty=r.difficulty,
-                    batch_id=r.batch_id,
-                    run_id=r.run_id,
-                    **_split_and_features(r.extra),
-                )
-                for r in conn.execute(stmt)
-            ]
-
-
-def _outcome_values(r: OutcomeRecord) -> dict[str, Any]:
-    return {
-        "batch_id": r.batch_id,
-        "run_id": r.run_id,
-        "question_id": r.question_id,
-        "question": r.question,
-        "budget_tokens": r.tokens,
-        "budget_searches": r.searches,
-        "shape": r.shape,
-        "answer": r.answer,
-        "score_em": r.em,
-        "score_f1": r.f1,
-        "score_recall": r.recall,
-        "spent_prompt_tokens": r.spent_prompt_tokens,
-        "spent_tokens": r.spent_tokens,
-        "spent_searches": r.spent_searches,
-        "spent_fetches": r.spent_fetches,
-        "spent_seconds": r.spent_seconds,
-        "difficulty": r.difficulty,
-        "extra": _extra_with_split_and_features(r),
-        "created_at": utc_now(),
-    }
-
-
-# ``outcome_rows`` has no split or features columns: they ride in ``extra`` under these keys.
-_SPLIT_KEY, _FEATURES_KEY = "_split", "_features"
-
-
-def _extra_with_split_and_features(r: OutcomeRecord) -> dict[str, Any]:
-    extra = dict(r.extra)
-    if r.split != "dev":
-        extra[_SPLIT_KEY] = r.split
-    if r.features:
-        extra[_FEATURES_KEY] = dict(r.features)
-    return extra
-
-
-def _split_and_features(stored: dict[str, Any]) -> dict[str, Any]:
-    extra = dict(stored or {})
-    split = str(extra.pop(_SPLIT_KEY, "dev"))
-    features = {str(k): float(v) for k, v in dict(extra.pop(_FEATURES_KEY, {})).items()}
-    return {"split": split, "features": features, "extra": extra}
 
 
 def grant_amount(share: int, headroom: float, pool: int, reserved: int) -> int:

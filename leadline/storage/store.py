@@ -38,6 +38,7 @@ from leadline.storage.models import (
     Step,
     utc_now,
 )
+from leadline.storage.outcomes import OutcomeMethods
 from leadline.storage.records import LedgerRecord, LedgerTotals, LLMCallRecord, SearchCallRecord
 
 _CHECKPOINT_TABLES = {
@@ -67,7 +68,7 @@ def to_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=_json_default, ensure_ascii=False))
 
 
-class SqlRunStore(DocumentMethods, BatchMethods):
+class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
     """Runs, steps, sources, pages, ledger, batches and outcomes on one SQLAlchemy engine.
 
     Thread-safe: each call checks a connection out of the engine's pool and returns it. The schema is
