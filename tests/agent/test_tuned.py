@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import asyncio
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from leadline import Budget, Researcher, ResearchResult, Settings
 from leadline.budgets.adaptive import AdaptiveBatch, AdaptiveController
 from leadline.budgets.controller import FixedController
 from leadline.budgets.cost import CostModel
+from leadline.budgets.pool import LocalGrants, fit_shares
 from leadline.budgets.tuned import TunedModel
 from leadline.errors import ConfigError
 from leadline.evals.outcomes import OutcomeTable, row_from_json
@@ -134,7 +136,13 @@ def test_a_batch_plans_with_the_tuned_curves(fitted: TunedModel, docs: list[Docu
     total = cost.budget_cost(per_question) * len(texts)
 
     def first_allocation(batch: AdaptiveBatch) -> dict[str, object]:
-        budget = batch.budget_for(texts[0], steps=per_question.steps)
+        # the run's hard caps are its grant from the batch pool (Researcher.abatch), the rest its plan
+        totals = (per_question.tokens * len(texts), per_question.searches * len(texts))
+        shares = fit_shares([(batch.plan[t].tokens, batch.plan[t].searches) for t in texts], *totals)
+        grant = asyncio.run(LocalGrants(*totals, shares).take(0))
+        assert grant is not None
+        planned = batch.budget_for(texts[0], steps=per_question.steps)
+        budget = replace(planned, tokens=grant[0], searches=grant[1])
         return asdict(batch.controller().assess(texts[0], budget))
 
     first = results[0]

@@ -89,7 +89,7 @@ def compose(
             "This report does not answer it; try another corpus or a web search.",
             "",
         ]
-    elif unsure or not findings:
+    elif unsure:  # an answer its cited source confirms is stated even when no other claim survived
         lines += [
             "## Summary",
             "",
