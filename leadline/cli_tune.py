@@ -88,14 +88,8 @@ def tune(
     from leadline.evals.outcomes import OutcomeTable
     from leadline.evals.sweep import done_rows, parse_points, run_sweep
 
-    if traces is not None:  # anytime traces (docs/controller.md), not an outcome table
-        from leadline.evals.trace_recorder import record_traces_cli
-
-        if questions_file is None:
-            guard(lambda: _raise(ConfigError("--traces needs a questions file")))
-            return
-        questions = questions_file
-        settings = research_settings(
+    settings = guard(
+        lambda: research_settings(
             model=model,
             base_url=base_url,
             corpus=corpus,
@@ -103,6 +97,14 @@ def tune(
             search=search,
             searxng_url=searxng_url,
         )
+    )
+    if traces is not None:  # anytime traces (docs/controller.md), not an outcome table
+        from leadline.evals.trace_recorder import record_traces_cli
+
+        if questions_file is None:
+            guard(lambda: _raise(ConfigError("--traces needs a questions file")))
+            return
+        questions = questions_file
         guard(lambda: record_traces_cli(questions, traces, points, split, limit, settings, err.print))
         return
 
@@ -117,14 +119,6 @@ def tune(
             raise ConfigError("give a questions file, or --no-run to use the rows already in --out")
         grid = parse_points(points)
         items = load_questions(questions_file)[:limit]
-        settings = research_settings(
-            model=model,
-            base_url=base_url,
-            corpus=corpus,
-            db=db,
-            search=search,
-            searxng_url=searxng_url,
-        )
         done = done_rows(out)
         todo = sum((item.id, *point) not in done for item in items for point in grid)
         err.print(f"{len(items)} questions x {len(grid)} budget points: {todo} runs to do", highlight=False)
