@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pg_fixtures"]  # tests/pg_fixtures.py: PostgreSQL schemas per test
+
 
 @pytest.fixture(autouse=True)
 def leadline_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,41 +15,6 @@ from leadline.tools.base import Document
 def sensible_reply(messages: list[Message], params: GenerationParams) -> str:
     """A scripted model that answers the loop's prompts sensibly (as the fake server's responder does)."""
     return research_reply(messages[-1].content)
-
-
-PG_CONNINFO = "postgresql://postgres@127.0.0.1:5432/test"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _pg_reason() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1.0):
-            pass
-        import psycopg
-
-        with psycopg.connect(PG_CONNINFO, connect_timeout=3):
-            pass
-    except Exception as exc:
-        return f"PostgreSQL on 127.0.0.1:5432 not usable ({exc}); skipped"
-    return None
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
-    reason = _pg_reason()
-    if reason:
-        pytest.skip(reason)
-    import psycopg
-
-    schema = f"leadline_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture
