@@ -45,6 +45,7 @@ from leadline.budgets.cost import CostModel
 from leadline.budgets.curves import ComplementsCurve, GainCurve, SubstitutesCurve
 from leadline.budgets.runtime import (
     SEARCH,
+    STOP,
     THINK,
     RuntimeModel,
     RuntimePolicy,
@@ -52,6 +53,7 @@ from leadline.budgets.runtime import (
     lognormal_curve,
     normal_posterior,
 )
+from leadline.budgets.runtime_dp import DPHorizon
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -67,6 +69,8 @@ TRAIN_SEED = 1404
 COST = CostModel(search_cost_tokens=LAMBDA)
 GRID = AllocationGrid(token_step=CHUNK, max_tokens=CHUNK * MAX_C, max_searches=MAX_S)
 INF = float("inf")
+HORIZON = DPHorizon(32, 40, 56)
+"""The dynamic programme's horizon here: every search the caps allow, 40 chunks, 56 steps in all."""
 
 
 @dataclass(frozen=True)
@@ -234,22 +238,69 @@ def simulate(
         c[i_c] += 1
         active = np.concatenate([i_s, i_c])
         active.sort()
-    tokens, searches = c * CHUNK, s.astype(np.float64)
+    tokens, searches = (c * CHUNK).astype(np.float64), s.astype(np.float64)
     return float(true_quality(pop, tokens, searches).mean()), float((tokens + LAMBDA * searches).mean())
+
+
+def simulate_dp(
+    pop: R1Population,
+    policy: RuntimePolicy,
+    inputs: tuple[FloatArray, FloatArray, FloatArray],
+    price: float,
+    *,
+    chunk: int = 1000,
+    stats: dict[str, float] | None = None,
+) -> tuple[float, float]:
+    """The same batch under the dynamic programme (``policy.rule == "dp"``): each query's plan is solved
+    once where it starts (the belief tables are shared and cached; float32 arithmetic) and followed; a
+    plan answers every state it can reach, since the programme never steps past its horizon. ``stats``
+    gets the share of runs that ended on their horizon (short of the caps), where a longer horizon could
+    have gone on."""
+    kp, gs, gt = inputs
+    n = pop.n
+    p_search, p_chunk = signal_probs(pop)
+    s = np.zeros(n, np.int64)
+    c = np.zeros(n, np.int64)
+    hs = np.zeros(n, np.int64)
+    hc = np.zeros(n, np.int64)
+    lims = np.zeros((n, 3), np.int64)
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(n, start + chunk))
+        zero = np.zeros(len(rows), np.int64)
+        plan = policy.plan(kp[rows], gs[rows], gt[rows], zero, zero, zero, zero, price, dtype=np.float32)
+        lims[rows] = plan.limits
+        local = np.arange(len(rows))
+        while len(local):
+            q = rows[local]
+            a = plan.action(local, s[q], hs[q], c[q], hc[q])
+            i_s, i_c = q[a == SEARCH], q[a == THINK]
+            hs[i_s] += pop.u_search[i_s, s[i_s]] < p_search[i_s]
+            s[i_s] += 1
+            hc[i_c] += pop.u_chunk[i_c, c[i_c]] < p_chunk[i_c]
+            c[i_c] += 1
+            local = local[a != STOP]
+    if stats is not None:
+        edge = ((s == lims[:, 0]) & (s < MAX_S)) | ((c == lims[:, 1]) & (c < MAX_C)) | (s + c == lims[:, 2])
+        stats["on_horizon"] = float(edge.mean())
+    tokens, searches = (c * CHUNK).astype(np.float64), s.astype(np.float64)
+    quality = float(true_quality(pop, tokens, searches).mean())
+    cost = float((tokens + LAMBDA * searches).mean())
+    print(f"  dp at price {price:.4e}: quality {quality:.4f}, cost {cost:.0f}", flush=True)
+    return quality, cost
 
 
 class PriceCurve:
     """A policy's (quality, cost) at each price tried on one population, cached; searches on price.
 
     Quality and cost both fall as the price rises. A search brackets the target among the prices
-    already tried (else walks a coarse ladder from the expensive end, where runs are short), then
-    narrows it by regula falsi in log price (Illinois variant) until the value is within ``tol``.
+    already tried (else walks from the tried price whose value is nearest the target, or from
+    ``start``, by factors of 3), then narrows it by regula falsi in log price (Illinois variant) until the
+    value is within ``tol``.
     """
 
-    LADDER = tuple(float(x) for x in np.geomspace(1e-2, 1e-7, 11))
-
-    def __init__(self, run: Callable[[float], tuple[float, float]]) -> None:
+    def __init__(self, run: Callable[[float], tuple[float, float]], start: float = 1e-4) -> None:
         self.run = run
+        self.start = start
         self.points: dict[float, tuple[float, float]] = {}
 
     def at(self, price: float) -> tuple[float, float]:
@@ -267,10 +318,13 @@ class PriceCurve:
                 return max(above), min(below)
             return None
 
-        for p in self.LADDER:
-            if bracket() is not None:
+        price = self.start
+        if self.points:
+            price = min(self.points, key=lambda p: abs(math.log(max(self.points[p][key], 1e-12) / target)))
+        for _ in range(16):
+            if bracket() is not None or not 1e-9 < price < 1.0:
                 break
-            self.at(p)
+            price = price * 3.0 if self.at(price)[key] >= target else price / 3.0
         b = bracket()
         if b is None:
             return
@@ -305,8 +359,6 @@ class PriceCurve:
 
     def compute_to_match(self, target: float, steps: int = 10) -> float:
         """The least mean cost among the prices tried whose quality reaches ``target`` (inf if none)."""
-        if self.at(1e-7)[0] < target:
-            return INF
         self._search(0, target, 0.001 * target, steps)
         return min((c for q, c in self.points.values() if q >= target), default=INF)
 
@@ -371,28 +423,51 @@ def references(
 # -- the run -----------------------------------------------------------------------------------------
 
 
-def run(seeds: Sequence[int], n: int, out: dict[str, Any], *, myopic: bool = True) -> list[dict[str, Any]]:
+def run(
+    seeds: Sequence[int],
+    n: int,
+    out: dict[str, Any],
+    *,
+    rules: Sequence[str] = ("dp", "myopic"),
+    horizon: DPHorizon = HORIZON,
+    budgets: Sequence[float] = BUDGETS,
+) -> list[dict[str, Any]]:
+    """Every cell of R1 for each rule; "runtime" is the product's rule (the dynamic programme)."""
     started = time.perf_counter()
     adapter = R1Adapter.fit(make_r1(TRAIN_SEED, n))
     print(
         f"fitted on the training seed {TRAIN_SEED}: P(reported kind right) {adapter.kind_right:.3f}; "
-        f"search signal {adapter.model.search_signal}; chunk signal {adapter.model.think_signal}",
+        f"search signal {adapter.model.search_signal}; chunk signal {adapter.model.think_signal}; "
+        f"DP horizon {horizon.searches} searches, {horizon.chunks} chunks, {horizon.steps} steps "
+        f"({horizon.size} states)",
         flush=True,
     )
-    policy = RuntimePolicy(adapter.model, search_cost=LAMBDA, think_cost=CHUNK)
+    names = {"dp": "runtime", "myopic": "myopic", "lookahead": "lookahead"}
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         pop = make_r1(seed, n)
         inputs = adapter.inputs(pop)
         oracle, static_dual, ceiling = references(pop, adapter)
-        curves = {
-            "runtime": PriceCurve(lambda mu, pop=pop, inputs=inputs: simulate(pop, policy, inputs, mu)),
-        }
-        if myopic:
-            curves["myopic"] = PriceCurve(
-                lambda mu, pop=pop, inputs=inputs: simulate(pop, policy, inputs, mu, lookahead=False)
+        curves: dict[str, PriceCurve] = {}
+        edge: dict[float, dict[str, float]] = {}
+        for rule in rules:
+            policy = RuntimePolicy(
+                adapter.model, search_cost=LAMBDA, think_cost=CHUNK, rule=rule, horizon=horizon
             )
-        for budget in BUDGETS:
+
+            def go(
+                mu: float,
+                pop: R1Population = pop,
+                inputs: Any = inputs,
+                pol: RuntimePolicy = policy,
+                edge: Any = edge,
+            ) -> tuple[float, float]:
+                if pol.rule == "dp":
+                    return simulate_dp(pop, pol, inputs, mu, stats=edge.setdefault(mu, {}))
+                return simulate(pop, pol, inputs, mu, lookahead=pol.rule != "myopic")
+
+            curves[names[rule]] = PriceCurve(go)
+        for budget in budgets:
             q_uni, split = uniform_best(pop, budget)
             q_or = oracle(budget)
             gap = q_or - q_uni
@@ -405,6 +480,7 @@ def run(seeds: Sequence[int], n: int, out: dict[str, Any], *, myopic: bool = Tru
                 "static_dual": (static_dual(budget) - q_uni) / gap,
                 "ceiling": (ceiling(budget) - q_uni) / gap,
             }
+            line = ""
             for name, curve in curves.items():
                 price, q, cost = curve.meets_budget(budget)
                 compute = curve.compute_to_match(q_uni)
@@ -413,35 +489,38 @@ def run(seeds: Sequence[int], n: int, out: dict[str, Any], *, myopic: bool = Tru
                 row[f"{name}_price"] = price
                 row[f"{name}_gap_closed"] = (q - q_uni) / gap
                 row[f"{name}_efficiency"] = budget / compute if compute > 0 else INF
+                row[f"{name}_prices_tried"] = len(curve.points)
+                line += (
+                    f"  {name} {q:.4f} (cost {cost:.0f}, price {price:.3e}) gap closed "
+                    f"{row[f'{name}_gap_closed']:.3f} ({row[f'{name}_efficiency']:.2f}x)"
+                )
+                if name == "runtime" and price in edge:
+                    row["runtime_on_horizon"] = edge[price].get("on_horizon", float("nan"))
+                    line += f" [on the DP horizon: {row['runtime_on_horizon']:.2%}]"
             rows.append(row)
-            extra = ""
-            if myopic:
-                extra = f"  myopic {row['myopic_gap_closed']:.3f} ({row['myopic_efficiency']:.2f}x)"
             print(
                 f"seed {seed} B={budget:>5.0f}  uniform {q_uni:.4f} ({row['uniform_split']})  "
-                f"oracle {q_or:.4f}  runtime {row['runtime']:.4f} (cost {row['runtime_cost']:.0f}, "
-                f"price {row['runtime_price']:.2e})  gap closed: runtime {row['runtime_gap_closed']:.3f} "
-                f"({row['runtime_efficiency']:.2f}x){extra}"
+                f"oracle {q_or:.4f}{line}"
                 f"  static dual {row['static_dual']:.3f}  runtime ceiling {row['ceiling']:.3f}"
                 f"  [{time.perf_counter() - started:.0f}s]",
                 flush=True,
             )
-    summarise(rows, out, myopic=myopic)
+    summarise(rows, out, budgets=budgets)
     out["seconds"] = time.perf_counter() - started
     return rows
 
 
-def summarise(rows: list[dict[str, Any]], out: dict[str, Any], *, myopic: bool = True) -> None:
+def summarise(rows: list[dict[str, Any]], out: dict[str, Any], *, budgets: Sequence[float] = BUDGETS) -> None:
     """The per-budget table (means over the seeds) and the summary figures."""
-    print("\nmean of the seeds per budget:")
-    print(
-        "| B | uniform | oracle | runtime gap closed | efficiency | myopic gap closed | myopic eff. "
-        "| static dual | runtime ceiling |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    policies = [p for p in ("runtime", "myopic", "lookahead") if all(f"{p}_gap_closed" in r for r in rows)]
+    print("\nmean of the seeds per budget (gap closed, efficiency):")
+    print("| B | uniform | oracle | " + " | ".join(policies) + " | static dual | runtime ceiling |")
+    print("|---" * (5 + len(policies)) + "|")
     cells = []
-    for budget in BUDGETS:
+    for budget in budgets:
         r = [x for x in rows if x["budget"] == budget]
+        if not r:
+            continue
 
         def mean(key: str, r: list[dict[str, Any]] = r) -> float:
             return float(np.mean([x[key] for x in r])) if all(key in x for x in r) else float("nan")
@@ -449,20 +528,15 @@ def summarise(rows: list[dict[str, Any]], out: dict[str, Any], *, myopic: bool =
         cell = {k: mean(k) for k in r[0] if k not in ("seed", "budget", "uniform_split")}
         cell["budget"] = budget
         cells.append(cell)
+        cols = " | ".join(f"{cell[f'{p}_gap_closed']:.3f} ({cell[f'{p}_efficiency']:.2f}x)" for p in policies)
         print(
-            f"| {budget:.0f} | {cell['uniform']:.4f} | {cell['oracle']:.4f} | "
-            f"{cell['runtime_gap_closed']:.3f} | "
-            f"{cell['runtime_efficiency']:.2f}x | {cell.get('myopic_gap_closed', float('nan')):.3f} | "
-            f"{cell.get('myopic_efficiency', float('nan')):.2f}x | {cell['static_dual']:.3f} | "
-            f"{cell['ceiling']:.3f} |"
+            f"| {budget:.0f} | {cell['uniform']:.4f} | {cell['oracle']:.4f} | {cols} | "
+            f"{cell['static_dual']:.3f} | {cell['ceiling']:.3f} |"
         )
-    out["runtime_gap_closed_min"] = min(c["runtime_gap_closed"] for c in cells)
-    out["runtime_gap_closed_mean"] = float(np.mean([c["runtime_gap_closed"] for c in cells]))
-    out["runtime_efficiency_min"] = min(c["runtime_efficiency"] for c in cells)
-    if myopic:
-        out["myopic_gap_closed_min"] = min(c["myopic_gap_closed"] for c in cells)
-        out["myopic_gap_closed_mean"] = float(np.mean([c["myopic_gap_closed"] for c in cells]))
-        out["myopic_efficiency_min"] = min(c["myopic_efficiency"] for c in cells)
+    for p in policies:
+        out[f"{p}_gap_closed_min"] = min(c[f"{p}_gap_closed"] for c in cells)
+        out[f"{p}_gap_closed_mean"] = float(np.mean([c[f"{p}_gap_closed"] for c in cells]))
+        out[f"{p}_efficiency_min"] = min(c[f"{p}_efficiency"] for c in cells)
     out["runtime_ceiling_min"] = min(c["ceiling"] for c in cells)
     out["static_dual_max"] = max(c["static_dual"] for c in cells)
     out["seeds"] = len({r["seed"] for r in rows})
@@ -472,7 +546,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(EVAL_SEEDS))
     parser.add_argument("--queries", type=int, default=N_QUERIES, help="queries per population (R1: 5,000)")
-    parser.add_argument("--no-myopic", action="store_true", help="skip the myopic baseline")
+    parser.add_argument(
+        "--rules",
+        nargs="+",
+        default=["dp", "myopic"],
+        choices=["dp", "myopic", "lookahead"],
+        help="rules measured: dp (the product's runtime controller), myopic (calibration), lookahead",
+    )
+    parser.add_argument(
+        "--horizon",
+        type=int,
+        nargs=3,
+        default=[HORIZON.searches, HORIZON.chunks, HORIZON.steps],
+        metavar=("SEARCHES", "CHUNKS", "STEPS"),
+        help="the dynamic programme's horizon in the benchmark",
+    )
+    parser.add_argument("--budgets", type=float, nargs="+", default=list(BUDGETS))
     parser.add_argument("--json", type=Path, default=None, help="write every row here too")
     parser.add_argument(
         "--combine",
@@ -485,9 +574,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: dict[str, Any] = {}
     if args.combine:
         rows = [r for path in args.combine for r in json.loads(path.read_text())["rows"]]
-        summarise(rows, out, myopic=all("myopic_gap_closed" in r for r in rows))
+        summarise(rows, out, budgets=sorted({float(r["budget"]) for r in rows}))
     else:
-        rows = run(args.seeds, args.queries, out, myopic=not args.no_myopic)
+        rows = run(
+            args.seeds,
+            args.queries,
+            out,
+            rules=args.rules,
+            horizon=DPHorizon(*args.horizon),
+            budgets=args.budgets,
+        )
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summary": out}, indent=2))
     print(" ".join(f"{k}={v:.4g}" for k, v in out.items()))

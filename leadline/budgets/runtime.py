@@ -16,12 +16,12 @@ Given ``(A, k)`` the signals are independent, so the counts (searches, hits, chu
 are a sufficient statistic and the belief on the grid is exact (:meth:`RuntimeModel.posterior`).
 
 :class:`RuntimePolicy` decides, vectorised over many runs at once: answer now, or take one more step
-on either axis. It values the information a step buys: for each axis and a few block lengths ``m`` it
-takes the expectation, over the ``m`` signals the block would bring, of the best fixed continuation
-under the belief updated by them, less the block's cost at the price ``μ`` (quality per token-equivalent),
-and compares the best with answering now. (The myopic rule — step while the best fixed bundle's gain per
-cost exceeds the price, no learning — is :meth:`RuntimePolicy.decide` with ``lookahead=False``.) One price
-serves a batch: ``benchmarks/runtime.py`` finds the price at which the batch meets its budget.
+on either axis. Three rules: ``rule="dp"`` solves the exact dynamic programme over the signal counts
+(:mod:`leadline.budgets.runtime_dp`: it values what every later step teaches); ``rule="lookahead"``
+takes, for each axis and a few block lengths ``m``, the expectation over the ``m`` signals of the best
+fixed continuation under the updated belief, less the priced cost; ``lookahead=False`` is the myopic
+rule (step while the best fixed bundle's gain per cost exceeds the price, no learning). One price serves
+a batch: ``benchmarks/runtime.py`` finds the price at which the batch meets its budget.
 :class:`leadline.budgets.runtime_controller.RuntimeController` drives the same policy inside the loop.
 """
 
@@ -36,6 +36,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from leadline.budgets.runtime_dp import SEARCH as SEARCH
+from leadline.budgets.runtime_dp import STOP as STOP
+from leadline.budgets.runtime_dp import THINK as THINK
+from leadline.budgets.runtime_dp import DPHorizon, DPPlan, plan_runs
 from leadline.errors import ConfigError
 
 FloatArray = npt.NDArray[np.float64]
@@ -44,7 +48,6 @@ IntArray = npt.NDArray[np.int64]
 KINDS = ("search", "tokens", "both")
 """Latent kinds, by index: which axis the query's quality depends on."""
 
-STOP, SEARCH, THINK = 0, 1, 2
 ACTIONS = ("answer", "search", "think")
 """Decision codes of :meth:`RuntimePolicy.decide`, by index."""
 
@@ -219,7 +222,10 @@ class RuntimeDecisions:
     think_value: FloatArray
     """The same for a reasoning chunk."""
     block: IntArray
-    """The look-ahead block length behind the chosen step (0 when stopping or myopic)."""
+    """The look-ahead block length behind the chosen step (0 when stopping or myopic; the dynamic
+    programme's horizon in steps under ``rule="dp"``)."""
+    rule: str = "lookahead"
+    """Which rule decided ("dp", "lookahead" or "myopic")."""
 
     def reason(self, i: int = 0) -> str:
         """Why run ``i``'s decision was taken, in one line."""
@@ -228,6 +234,8 @@ class RuntimeDecisions:
         vals = f"answer now {stop:.4f}, search {srch:.4f}, think {thnk:.4f} (net of priced cost)"
         if act == "answer":
             return f"answer now: no step's expected value beats answering ({vals})"
+        if self.rule == "dp":
+            return f"{act}: the dynamic programme ({int(self.block[i])} steps ahead) values it most ({vals})"
         return f"{act}: look-ahead of {int(self.block[i])} step(s) pays most ({vals})"
 
 
@@ -245,11 +253,18 @@ class RuntimePolicy:
     think_offsets: tuple[int, ...] = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
     search_offsets: tuple[int, ...] = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
     """Continuation plans considered: these many more chunks × searches (clipped at the caps)."""
-    optimism: float = 0.0
-    """Weight of the perfect-information continuation (A and k known after the block) blended into the
-    open-loop one: the open-loop value ignores what later steps teach, the perfect-information value
-    overstates it; 0 keeps the open-loop look-ahead."""
+    rule: str = "lookahead"
+    """"dp": the exact dynamic programme over the signal counts (:mod:`leadline.budgets.runtime_dp`);
+    "lookahead": blocks of signals followed by the best fixed continuation; "myopic": the best fixed
+    bundle, no learning."""
+    horizon: DPHorizon = field(default_factory=DPHorizon)
+    """How far the dynamic programme looks from where a run stands (with ``rule="dp"``)."""
+    prune: bool = True
+    """Look only as deep as a run's curves can repay (:func:`~leadline.budgets.runtime_dp.repaid_depth`)."""
     _binom: dict[tuple[int, int], FloatArray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _tables: dict[tuple[bytes, DPHorizon], FloatArray] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -294,32 +309,6 @@ class RuntimePolicy:
         )
         return np.asarray(value.reshape(value.shape[0], value.shape[1], -1).max(axis=2).sum(axis=1))
 
-    def _perfect_information(
-        self,
-        w: FloatArray,
-        gs: FloatArray,
-        gt: FloatArray,
-        thinks: IntArray,
-        searches: IntArray,
-        price: FloatArray,
-    ) -> FloatArray:
-        """E over the belief of the best continuation were (A, k) known: Σ w·max_plan[a·G_k − μ·cost]."""
-        max_c, max_s = gt.shape[1] - 1, gs.shape[1] - 1
-        rows = np.arange(len(thinks))[:, None]
-        ci = np.minimum(thinks[:, None] + np.asarray(self.think_offsets)[None, :], max_c)
-        si = np.minimum(searches[:, None] + np.asarray(self.search_offsets)[None, :], max_s)
-        g_t, g_s = gt[rows, ci], gs[rows, si]
-        c_t = self.think_cost * (ci - thinks[:, None])
-        c_s = self.search_cost * (si - searches[:, None])
-        a = self.model.grid[None, :, None]
-        mu = price[:, None, None]
-        v0 = (a * g_s[:, None, :] - mu * c_s[:, None, :]).max(axis=2)  # (n, J)
-        v1 = (a * g_t[:, None, :] - mu * c_t[:, None, :]).max(axis=2)
-        both = (g_t[:, :, None] * g_s[:, None, :]).reshape(len(thinks), -1)
-        cost = (c_t[:, :, None] + c_s[:, None, :]).reshape(len(thinks), -1)
-        v2 = (a * both[:, None, :] - mu * cost[:, None, :]).max(axis=2)
-        return np.asarray((w[:, 0] * v0 + w[:, 1] * v1 + w[:, 2] * v2).sum(axis=1))
-
     def decide(
         self,
         *,
@@ -343,6 +332,17 @@ class RuntimePolicy:
         searches = np.asarray(searches, np.int64)
         thinks = np.asarray(thinks, np.int64)
         mu = np.broadcast_to(np.asarray(price, dtype=np.float64), (n,)).astype(np.float64)
+        lookahead = lookahead and self.rule != "myopic"
+        if lookahead and self.rule == "dp":
+            p = self.plan(kind_prior, gs, gt, searches, search_hits, thinks, think_hits, mu)
+            return RuntimeDecisions(
+                action=p.first,
+                stop_value=p.stop_value,
+                search_value=p.search_value,
+                think_value=p.think_value,
+                block=p.limits[:, 2],
+                rule="dp",
+            )
         w = self.model.posterior(kind_prior, searches, search_hits, thinks, think_hits)
         m_now = self.model.expected_amplitude(w)
         rows = np.arange(n)
@@ -370,9 +370,6 @@ class RuntimePolicy:
                     s_next = searches[idx] + (m if axis == SEARCH else 0)
                     c_next = thinks[idx] + (m if axis == THINK else 0)
                     v = self._continuation(m_h, p_h, gs[idx], gt[idx], c_next, s_next, mu[idx])
-                    if self.optimism > 0.0:
-                        pi = self._perfect_information(w[idx], gs[idx], gt[idx], c_next, s_next, mu[idx])
-                        v = (1.0 - self.optimism) * v + self.optimism * pi
                     v = v - mu[idx] * unit * m
                     better = v > best[axis][idx]
                     best[axis][idx[better]] = v[better]
@@ -383,7 +380,46 @@ class RuntimePolicy:
         action[go_search], action[go_think] = SEARCH, THINK
         chosen = np.where(action == SEARCH, block[SEARCH], np.where(action == THINK, block[THINK], 0))
         return RuntimeDecisions(
-            action=action, stop_value=stop, search_value=best[SEARCH], think_value=best[THINK], block=chosen
+            action=action,
+            stop_value=stop,
+            search_value=best[SEARCH],
+            think_value=best[THINK],
+            block=chosen,
+            rule="lookahead" if lookahead else "myopic",
+        )
+
+    def plan(
+        self,
+        kind_prior: FloatArray,
+        gs: FloatArray,
+        gt: FloatArray,
+        searches: IntArray,
+        search_hits: IntArray,
+        thinks: IntArray,
+        think_hits: IntArray,
+        price: float | FloatArray,
+        *,
+        chunk: int = 64,
+        dtype: Any = np.float64,
+    ) -> DPPlan:
+        """Solve the dynamic programme for each run from where it stands (arguments as :meth:`decide`).
+
+        Runs that start from the same belief (same kind prior and counts) share its tables, which do not
+        depend on the price and are kept for the next call; the plan's actions are relative to the counts.
+        """
+        return plan_runs(
+            self.model,
+            self.horizon,
+            self._tables,
+            kind_prior=np.asarray(kind_prior, np.float64),
+            gs=gs,
+            gt=gt,
+            counts=(searches, search_hits, thinks, think_hits),
+            price=price,
+            costs=(self.search_cost, self.think_cost),
+            prune=self.prune,
+            chunk=chunk,
+            dtype=dtype,
         )
 
     def _myopic(

@@ -41,6 +41,7 @@ from leadline.budgets.runtime import (
     RuntimePolicy,
     lognormal_curve,
 )
+from leadline.budgets.runtime_dp import DPHorizon
 from leadline.errors import ConfigError
 
 
@@ -77,6 +78,12 @@ class RuntimeController:
     answer_reserve: int = 64
     min_searches: int = 1
     lookahead: bool = True
+    """False: the myopic rule (the best fixed bundle, no learning), for comparison."""
+    rule: str = "dp"
+    """With ``lookahead``: "dp" (the dynamic programme over the signal counts, the default) or
+    "lookahead" (blocks of signals, then the best fixed continuation)."""
+    horizon: DPHorizon = field(default_factory=lambda: DPHorizon(12, 24, 32))
+    """How far the programme looks from where the run stands (it is solved again at every decision)."""
 
     allocation: Allocation | None = field(default=None, init=False)
     budget: Budget | None = field(default=None, init=False)
@@ -90,7 +97,8 @@ class RuntimeController:
         """Which controller runs and where its numbers came from."""
         src = self.model.source
         note = "priors (no traces fitted)" if src == "prior" else f"fitted: {src}"
-        return f"runtime controller ({'look-ahead' if self.lookahead else 'myopic'}; {note})"
+        rule = {"dp": "dynamic programme", "lookahead": "look-ahead"}.get(self.rule, self.rule)
+        return f"runtime controller ({rule if self.lookahead else 'myopic'}; {note})"
 
     def assess(self, question: str, budget: Budget) -> Allocation:
         """The run's allocation before it starts; the belief starts from the model's prior."""
@@ -172,6 +180,8 @@ class RuntimeController:
             self.model,
             search_cost=500.0 if budget.search_cost_tokens is None else float(budget.search_cost_tokens),
             think_cost=float(think),
+            rule=self.rule,
+            horizon=self.horizon,
         )
         dec = policy.decide(
             kind_prior=np.asarray([self.kind_prior]),
