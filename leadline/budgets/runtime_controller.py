@@ -207,7 +207,9 @@ class RuntimeController:
         stop = float(dec.stop_value[0])
         # The preferred axis first, then the other one if it too beats answering now.
         order = [
-            x for x in sorted((SEARCH, THINK), key=lambda x: -value[x]) if allowed[x] and value[x] > stop
+            x
+            for x in sorted((SEARCH, THINK), key=lambda x: (-value[x], x != action))
+            if allowed[x] and value[x] > stop
         ]
         if not order:
             return Decision(

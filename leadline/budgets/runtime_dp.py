@@ -286,7 +286,8 @@ def _solve_group(
                 blocked = think_room <= c
                 if blocked.any():
                     tv[blocked] = -np.inf
-                take = tv > best
+                # a tie with searching goes to thinking: a chunk's probe can settle the answer
+                take = (tv > best) | ((tv == best) & (act == SEARCH))
                 act[take] = THINK
                 if s == 0 and c == 0:
                     think_root = tv[:, 0, 0].copy()
