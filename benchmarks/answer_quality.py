@@ -67,6 +67,18 @@ class Tally:
         self.searches.append(searches)
         self.seconds.append(seconds)
 
+    def add_logged(self, row: dict, prefix: str) -> None:
+        """Re-add a question measured by an earlier, interrupted run (from --progress-log)."""
+        self.em.append(row[f"em_{prefix}"])
+        self.f1.append(row[f"f1_{prefix}"])
+        self.recall.append(row["recall"] if prefix == "research" else 0.0)
+        self.tokens.append(row["tokens"] if prefix == "research" else row.get("closed_tokens", 0))
+        self.prompt_tokens.append(
+            row["prompt_tokens"] if prefix == "research" else row.get("closed_prompt_tokens", 0)
+        )
+        self.searches.append(row["searches"] if prefix == "research" else 0)
+        self.seconds.append(row["seconds"] if prefix == "research" else row.get("closed_seconds", 0.0))
+
     def mean(self, name: str) -> float:
         values = getattr(self, name)
         return statistics.fmean(values) if values else float("nan")
@@ -109,6 +121,7 @@ async def evaluate(
     log: list[dict],
     paired: ReaderOptions | None = None,
     progress_log: Path | None = None,
+    done: dict[tuple[str, str], dict] | None = None,
 ) -> dict:
     settings = Settings.from_env(home=home, model=model, seed=0)
     closed, loop, other = Tally(), Tally(), Tally()
@@ -120,6 +133,15 @@ async def evaluate(
     researcher = Researcher(settings, llm=llm, search=search, reader=reader)
     try:
         for i, item in enumerate(items, 1):
+            earlier = (done or {}).get((model, item.id))
+            if earlier is not None:  # measured by an interrupted run of the same command: keep it
+                closed.add_logged(earlier, "closed")
+                loop.add_logged(earlier, "research")
+                if paired is not None:
+                    other.em.append(earlier.get("em_paired", 0.0))
+                    other.f1.append(earlier.get("f1_paired", 0.0))
+                log.append(earlier)
+                continue
             t0 = time.perf_counter()
             cb = await closed_book_answer(llm, item.question)
             closed.add(
@@ -165,6 +187,9 @@ async def evaluate(
                     "research": result.answer,
                     "question": item.question,
                     "em_closed": closed.em[-1],
+                    "closed_tokens": cb.usage.completion_tokens,
+                    "closed_prompt_tokens": cb.usage.prompt_tokens,
+                    "closed_seconds": closed.seconds[-1],
                     "f1_closed": closed.f1[-1],
                     "em_research": loop.em[-1],
                     "unsure": result.unsure,
@@ -220,7 +245,18 @@ def main() -> None:
         default=None,
         help="also answer each question with this reader over the same sources (e.g. 'baseline')",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip questions already in --progress-log (an interrupted run of the same command)",
+    )
     args = parser.parse_args()
+    done: dict[tuple[str, str], dict] = {}
+    if args.resume and args.progress_log and args.progress_log.exists():
+        for line in args.progress_log.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[(r["model"], r["id"])] = r
 
     items = sample(load_questions(args.questions), args.n, seed=args.seed)
     models = args.models or [DEFAULT_MODEL] + [m for m in PACKAGED_MODELS if m != DEFAULT_MODEL]
@@ -233,7 +269,7 @@ def main() -> None:
         for model in models:
             n = args.n if model == models[0] else min(args.n_other, len(items))
             results[model] = asyncio.run(
-                evaluate(model, items[:n], budget, home, log, paired, args.progress_log)
+                evaluate(model, items[:n], budget, home, log, paired, args.progress_log, done)
             )
             if args.log:  # after each model, so a long run keeps what it measured
                 args.log.write_text("".join(json.dumps(x) + "\n" for x in log))
