@@ -68,8 +68,20 @@ def tune(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     traces: Annotated[
         Path | None,
-        typer.Option(help="Record anytime traces here instead (JSONL, resumable; --points' last point)."),
+        typer.Option(
+            help="Anytime traces (JSONL) instead of an outcome table: record them here (resumable; at "
+            "--points' last point), then fit the runtime controller on the train traces and evaluate it "
+            "on the dev traces; with --no-run, only fit and evaluate."
+        ),
     ] = None,
+    install: Annotated[
+        bool,
+        typer.Option(
+            "--install",
+            help="With --traces: save the fitted runtime controller where `ask` and `batch` pick it up "
+            "for this model by default ($LEADLINE_HOME/controllers/MODEL.json).",
+        ),
+    ] = False,
 ) -> None:
     """See what each extra search or token buys: run questions at a grid of budgets and score them.
 
@@ -98,15 +110,30 @@ def tune(
             searxng_url=searxng_url,
         )
     )
-    if traces is not None:  # anytime traces (docs/controller.md), not an outcome table
-        from leadline.evals.trace_recorder import record_traces_cli
+    if traces is not None:  # anytime traces (docs/traces.md), not an outcome table
+        from leadline.cli_traces import tune_traces
 
-        if questions_file is None:
-            guard(lambda: _raise(ConfigError("--traces needs a questions file")))
-            return
-        questions = questions_file
-        guard(lambda: record_traces_cli(questions, traces, points, split, limit, settings, err.print))
+        tune_traces(
+            questions_file,
+            traces,
+            points=points,
+            split=split,
+            limit=limit,
+            settings=settings,
+            model=model,
+            no_run=no_run,
+            save=save,
+            install=install,
+            report=report,
+            quiet=quiet,
+        )
         return
+    if install:
+        guard(
+            lambda: _raise(
+                ConfigError("--install needs --traces (it installs a controller fitted on traces)")
+            )
+        )
 
     def run() -> OutcomeTable:
         if report is not None:
