@@ -76,11 +76,22 @@ def _fit_and_evaluate(
 ) -> None:
     from leadline.errors import ConfigError
     from leadline.evals.traces import read_traces
-    from leadline.evals.traces_eval import evaluate_traces, fit_controller
+    from leadline.evals.traces_eval import evaluate_traces, fit_controller, recording_cost
 
     ts = read_traces(traces, model=model)
     for why in ts.skipped:
         err.print(f"[yellow]skipped[/] {traces}: {why}", highlight=False, soft_wrap=True)
+    cost = recording_cost(ts.traces)
+    if cost:
+        err.print(
+            f"recording cost: {cost['steps_per_trace']:.1f} steps per trace; run {cost['run_seconds']:.1f} s "
+            f"({cost['run_seconds_per_step']:.1f} s per step), probes {cost['probe_seconds_per_step']:.1f} s "
+            f"and {cost['probe_tokens_per_step']:.0f} tokens (prompt and answer) per step, closed book "
+            f"{cost['closed_book_seconds']:.1f} s: a trace takes {cost['trace_seconds']:.1f} s, "
+            f"{cost['trace_over_run']:.2f}x its run",
+            highlight=False,
+            soft_wrap=True,
+        )
     train, dev = ts.split("train"), ts.split("dev")
     wants_fit = save is not None or install or report is not None
     if not train and (wants_fit or no_run):

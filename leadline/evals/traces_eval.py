@@ -192,6 +192,30 @@ def fit_controller(
     return controller, fitted, choice
 
 
+def recording_cost(traces: Sequence[Trace]) -> dict[str, float]:
+    """What recording cost, per trace and per step (means; seconds are wall time): the run itself, the
+    "answer now" probes and the closed-book answer, and the probes' tokens."""
+    timed = [t for t in traces if t.run_seconds is not None]
+    steps = [s for t in timed for s in t.steps]
+    if not timed or not steps:
+        return {}
+    run = float(np.mean([t.run_seconds or 0.0 for t in timed]))
+    probe = float(np.mean([s.probe.seconds or 0.0 for s in steps]))
+    closed = float(np.mean([t.closed_book.seconds or 0.0 for t in timed]))
+    per_trace = len(steps) / len(timed)
+    return {
+        "traces": float(len(timed)),
+        "steps_per_trace": per_trace,
+        "run_seconds": run,
+        "run_seconds_per_step": run / per_trace,
+        "probe_seconds_per_step": probe,
+        "probe_tokens_per_step": float(np.mean([s.probe.cost for s in steps])),
+        "closed_book_seconds": closed,
+        "trace_seconds": run + probe * per_trace + closed,
+        "trace_over_run": (run + probe * per_trace + closed) / run if run > 0 else math.nan,
+    }
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -347,4 +371,5 @@ __all__ = [
     "evaluate_traces",
     "file_sha256",
     "fit_controller",
+    "recording_cost",
 ]

@@ -53,9 +53,7 @@ def plot_quality_vs_compute(report: TracesReport, dev: list[Trace], path: Path, 
         label="fixed budgets (steps; 0 = closed book)",
     )
     for (steps, c, _), i in zip(report.fixed, fixed, strict=True):
-        ax.annotate(
-            str(steps), (c, i.mean), textcoords="offset points", xytext=(4, -12), fontsize=7
-        )
+        ax.annotate(str(steps), (c, i.mean), textcoords="offset points", xytext=(4, -12), fontsize=7)
     ctl_pts = sorted((c, q) for _, c, q in report.controller)
     ax.plot([c for c, _ in ctl_pts], [q for _, q in ctl_pts], "s--", color="#dd8452", ms=3,
             label="runtime controller (fitted on train), by price")  # fmt: skip

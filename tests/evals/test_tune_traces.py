@@ -154,3 +154,27 @@ def test_a_fitted_file_for_another_model_is_a_one_line_error(tmp_path: Path) -> 
     result = runner.invoke(app, ["ask", "Who wrote Hamlet?", "--model", "other", "--tuned", str(saved)])
     assert result.exit_code == 1
     assert "fitted on traces of 'm', not 'other'" in " ".join(result.stderr.split())
+
+
+def test_a_batch_carries_the_fitted_controller_to_its_workers(tmp_path: Path) -> None:
+    from leadline.batch.plan import BatchOptions
+    from leadline.batch.worker import _runtime_controller
+    from leadline.budgets.adaptive import AdaptiveController
+    from leadline.budgets.runtime_controller import RuntimeController
+    from leadline.errors import ConfigError
+    from leadline.evals.traces import read_traces
+    from leadline.evals.traces_eval import fit_controller
+
+    traces = _population_file(tmp_path)
+    fitted, _, _ = fit_controller(read_traces(traces), traces_file=traces)
+    options = BatchOptions(controller="runtime", runtime=fitted.to_dict())
+    assert BatchOptions.from_dict(json.loads(json.dumps(options.to_dict()))) == options  # stored as JSON
+    ctl = _runtime_controller(options, AdaptiveController(), price=0.0)
+    assert isinstance(ctl, RuntimeController) and ctl.price == fitted.price
+    assert "fitted on 40 train traces of m" in ctl.name
+    # a step must pay at the batch price too; without a fitted file: the priors, said so
+    assert _runtime_controller(options, AdaptiveController(), price=1.0).price == 1.0
+    priors = _runtime_controller(BatchOptions(controller="runtime"), AdaptiveController(), price=0.0)
+    assert isinstance(priors, RuntimeController) and "priors" in priors.name
+    with pytest.raises(ConfigError, match="needs the runtime controller"):
+        BatchOptions(controller="adaptive", runtime=fitted.to_dict())
