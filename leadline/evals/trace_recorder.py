@@ -5,8 +5,9 @@ while queries are pending, think when there are new sources, until the budget is
 search backend and the model wrapped so that every search's results and every think step's notes are
 logged. After the run, the "answer now" probe of each step asks the same model the loop's own answer
 prompt over the sources and notes the run had at that step (greedy, with the answer's log-probability
-when the engine gives one); its tokens are recorded as the probe's cost and charged to no policy. The
-closed-book answer is recorded too. Traces are appended to a JSONL file one question at a time; questions
+when the engine gives one); its tokens are recorded as the probe's cost and charged to no policy. A step
+that left the sources and notes as they were (a search that found nothing new) reuses the previous
+probe at no cost: the greedy answer would be the same. The closed-book answer is recorded once. Traces are appended to a JSONL file one question at a time; questions
 already there are skipped, so an interrupted recording resumes where it stopped.
 """
 
@@ -190,6 +191,8 @@ async def record_trace(
     steps: list[TraceStep] = []
     previous = closed_probe.answer
     think_tokens = 0
+    last_key: tuple[tuple[str, ...], int] | None = None
+    last_lp: float | None = None
     for j, action in enumerate(ctl.actions):
         if action == "answer" or j + 1 >= len(ctl.observations):
             break
@@ -198,7 +201,12 @@ async def record_trace(
             think_tokens += ctl.think_tokens
         calls = search.calls[: after.searches_done]
         evidence = _evidence(calls)
-        probe, lp = await _probe(researcher.llm, item.question, evidence, llm.notes[: after.thinks_done])
+        key = (tuple(e["doc_id"] for e in evidence), after.thinks_done)
+        if steps and key == last_key:  # the same sources and notes: the greedy probe would say the same
+            probe, lp = Probe(answer=steps[-1].probe.answer, cost=0, seconds=0.0), last_lp
+        else:
+            probe, lp = await _probe(researcher.llm, item.question, evidence, llm.notes[: after.thinks_done])
+        last_key, last_lp = key, lp
         scores = [float(r.score or 0.0) for r in (calls[-1] if calls else [])]
         signals: dict[str, float | None] = {
             "new_docs": float(after.new_docs_last_search) if action == "search" else 0.0,
