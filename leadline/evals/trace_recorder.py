@@ -7,8 +7,9 @@ logged. After the run, the "answer now" probe of each step asks the same model t
 prompt over the sources and notes the run had at that step (greedy, with the answer's log-probability
 when the engine gives one); its tokens are recorded as the probe's cost and charged to no policy. A step
 that left the sources and notes as they were (a search that found nothing new) reuses the previous
-probe at no cost: the greedy answer would be the same. The closed-book answer is recorded once. Traces are appended to a JSONL file one question at a time; questions
-already there are skipped, so an interrupted recording resumes where it stopped.
+probe at no cost: the greedy answer would be the same. The closed-book answer is recorded once. Traces
+are appended to a JSONL file one question at a time; questions already there are skipped, so an
+interrupted recording resumes where it stopped.
 """
 
 from __future__ import annotations
