@@ -256,19 +256,21 @@ def _fit_scales(
     """σ, τ (in steps) and their log-scale spread: least squares of amplitude × the expected curve
     (``lognormal_curve``, as the controller uses it) against every probe's F1 after every step."""
     rows = []
-    for t, a, k in zip(train, amp, kind, strict=True):
+    for t, amplitude, kd in zip(train, amp, kind, strict=True):
         for i in range(1, len(t.steps) + 1):
-            s, _, c, _ = _signal_counts(t, i)
-            rows.append((s, c, k, a, t.f1(i)))
+            n_s, _, n_c, _ = _signal_counts(t, i)
+            rows.append((n_s, n_c, int(kd), float(amplitude), t.f1(i)))
     if not rows:
         return 3.0, 3.0, 0.0
-    data = np.array(rows, dtype=np.float64)
-    s, c, k, a, f = (data[:, j] for j in range(5))
-    top = int(max(s.max(), c.max()))
+    counts = np.array([(r[0], r[1]) for r in rows], dtype=np.int64)
+    k = np.array([r[2] for r in rows], dtype=np.int64)
+    a = np.array([r[3] for r in rows], dtype=np.float64)
+    f = np.array([r[4] for r in rows], dtype=np.float64)
+    top = int(counts.max())
     best = (math.inf, 3.0, 3.0, 0.0)
     for sd in SCALE_SDS:
         curves = lognormal_curve(np.log(np.array(SCALES)), sd, top)  # (scales, top + 1)
-        gs_all, gt_all = curves[:, s.astype(int)], curves[:, c.astype(int)]  # (scales, rows)
+        gs_all, gt_all = curves[:, counts[:, 0]], curves[:, counts[:, 1]]  # (scales, rows)
         for i, sigma in enumerate(SCALES):
             gs = gs_all[i][None, :]
             curve = np.where(k == 0, gs, np.where(k == 1, gt_all, gs * gt_all))  # (tau, rows)
