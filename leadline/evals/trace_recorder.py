@@ -1,7 +1,7 @@
 """Record anytime traces (:mod:`leadline.evals.traces`) by running the real loop, resumably.
 
-A question's trace is one run of the loop at a generous budget under an *exploring* controller (search
-while queries are pending, think when there are new sources, until the budget is spent), with the
+A question's trace is one run of the loop at a generous budget under an *exploring* controller (a think
+over every search's new sources, a search while queries are pending, until the budget is spent), with the
 search backend and the model wrapped so that every search's results and every think step's notes are
 logged. After the run, the "answer now" probe of each step asks the same model the loop's own answer
 prompt over the sources and notes the run had at that step (greedy, with the answer's log-probability
@@ -108,15 +108,19 @@ class ExploringController:
         )
 
     def decide(self, observation: RunObservation) -> Decision:
-        """Alternate searches and thinks until the budget is spent, whatever the evidence says."""
+        """Alternate searches and thinks until the budget is spent, whatever the evidence says: a search
+        that brought new sources is followed by a think over them (whose next query the next search
+        takes), so a trace sees both axes and the answer converge or not from think to think."""
         o = observation
         self.observations.append(o)
         if o.thinks_done and self._evidence_at_think < 0:
             self._evidence_at_think = o.evidence_count
-        if o.searches_left > 0 and (o.searches_done == 0 or o.pending_queries > 0):
-            action = "search"
-        elif o.tokens_left > self.think_tokens + 64 and o.evidence_count != self._evidence_at_think:
+        can_think = o.tokens_left > self.think_tokens + 64 and o.evidence_count != self._evidence_at_think
+        can_search = o.searches_left > 0 and (o.searches_done == 0 or o.pending_queries > 0)
+        if can_think and (not can_search or (self.actions and self.actions[-1] == "search")):
             action, self._evidence_at_think = "think", o.evidence_count
+        elif can_search:
+            action = "search"
         else:
             action = "answer"
         self.actions.append(action)

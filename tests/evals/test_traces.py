@@ -75,6 +75,7 @@ def test_the_recorder_runs_the_loop_probes_every_step_and_resumes(tmp_path: Path
     assert t.closed_book.answer == "Cambridge" and t.closed_book.f1 == 0.0
     assert [s.step for s in t.steps] == list(range(1, len(t.steps) + 1)) and len(t.steps) >= 2
     assert t.steps[0].action == "search" and t.steps[-1].probe.f1 == 1.0  # Balliol found by the end
+    assert [s.action for s in t.steps[:2]] == ["search", "think"]  # a think over each search's new sources
     assert t.steps[0].probe.cost > 0
     for before, step in zip(t.steps, t.steps[1:], strict=False):
         # a probe is asked again only when the step changed the sources or the notes
