@@ -121,6 +121,14 @@ def test_an_installed_fitted_controller_is_the_default_of_ask_and_says_where_it_
     settings = Settings(model="m", home=leadline_home)
     choice = choose_controller("auto", None, settings)
     assert choice.kind == "runtime" and choice.fitted is None and "runs on its priors" in choice.source
+    store = MemoryRunStore()
+    _scripted_researcher(monkeypatch, store)
+    question = "Which college did the author of The Selfish Gene attend?"
+    # no fitted controller for the model: the runtime controller on its priors, and it says so
+    result = runner.invoke(app, ["ask", question, "--model", "m", "-v", "-q", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "runs on its priors" in " ".join(result.stderr.split())
+    assert "priors (no traces fitted)" in store.list_runs()[0].settings["controller"]
     traces = _population_file(tmp_path)
     result = runner.invoke(app, ["tune", "--traces", str(traces), "--no-run", "--install"])
     assert result.exit_code == 0, result.stderr
@@ -129,9 +137,6 @@ def test_an_installed_fitted_controller_is_the_default_of_ask_and_says_where_it_
     assert choice.kind == "runtime" and choice.fitted is not None and choice.source.startswith("yours")
     assert choose_controller("fixed", None, settings).kind == "fixed"
 
-    store = MemoryRunStore()
-    _scripted_researcher(monkeypatch, store)
-    question = "Which college did the author of The Selfish Gene attend?"
     result = runner.invoke(app, ["ask", question, "--model", "m", "-v", "-q", "--json"])
     assert result.exit_code == 0, result.stderr
     err = " ".join(result.stderr.split())
