@@ -33,6 +33,7 @@ def tune_traces(
     points: str,
     split: str,
     limit: int | None,
+    sample: int | None = None,
     settings: Any,
     model: str | None,
     no_run: bool,
@@ -58,7 +59,14 @@ def tune_traces(
         from leadline.evals.trace_recorder import record_traces_cli
 
         record_traces_cli(
-            questions_file, traces, points, split, limit, settings, (lambda _: None) if quiet else err.print
+            questions_file,
+            traces,
+            points,
+            split,
+            limit,
+            settings,
+            (lambda _: None) if quiet else err.print,
+            sample=sample,
         )
 
     guard(record)

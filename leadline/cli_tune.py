@@ -48,6 +48,12 @@ def tune(
         str, typer.Option(help="Split name for these rows (train rows fit, dev rows evaluate).")
     ] = ("dev"),
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            help="A fixed random sample of N questions (seeded: the same N every run), not the first N."
+        ),
+    ] = None,
     model: ModelOption = None,
     base_url: BaseUrlOption = None,
     corpus: CorpusOption = None,
@@ -96,7 +102,7 @@ def tune(
 
     from leadline.api import Researcher
     from leadline.errors import ConfigError
-    from leadline.evals.datasets import load_questions
+    from leadline.evals.datasets import load_questions, pick_questions
     from leadline.evals.outcomes import OutcomeTable
     from leadline.evals.sweep import done_rows, parse_points, run_sweep
 
@@ -119,6 +125,7 @@ def tune(
             points=points,
             split=split,
             limit=limit,
+            sample=sample,
             settings=settings,
             model=model,
             no_run=no_run,
@@ -145,7 +152,7 @@ def tune(
         if questions_file is None:
             raise ConfigError("give a questions file, or --no-run to use the rows already in --out")
         grid = parse_points(points)
-        items = load_questions(questions_file)[:limit]
+        items = pick_questions(load_questions(questions_file), limit=limit, sample=sample)
         done = done_rows(out)
         todo = sum((item.id, *point) not in done for item in items for point in grid)
         err.print(f"{len(items)} questions x {len(grid)} budget points: {todo} runs to do", highlight=False)

@@ -318,17 +318,19 @@ def record_traces_cli(
     limit: int | None,
     settings: Any,
     echo: Callable[[str], Any],
+    *,
+    sample: int | None = None,
 ) -> int:
     """``leadline tune --traces OUT``: record traces of a question file at the last budget point."""
     import asyncio
 
     from leadline.api import Researcher
-    from leadline.evals.datasets import load_questions
+    from leadline.evals.datasets import load_questions, pick_questions
     from leadline.evals.sweep import parse_points
 
     grid = parse_points(points)
     tokens, searches = grid[-1][0], grid[-1][1]
-    items = load_questions(questions_file)[:limit]
+    items = pick_questions(load_questions(questions_file), limit=limit, sample=sample)
     budget = Budget(
         tokens=int(tokens), searches=int(searches), steps=4 * int(searches) + 12, search_cost_tokens=500
     )
