@@ -78,6 +78,15 @@ def register_batch_executor(executor: Callable[..., AsyncIterator[BatchItem]]) -
     _batch_executor = executor
 
 
+def describe_controller(controller: object) -> str:
+    """Which controller a run uses and where its numbers came from, as stored with the run."""
+    name = getattr(controller, "name", None)
+    inner = getattr(controller, "inner", None)  # a wrapper (a batch job's resumed controller)
+    if not isinstance(name, str) and inner is not None:
+        name = getattr(inner, "name", None)
+    return name if isinstance(name, str) else type(inner or controller).__name__
+
+
 def _validate_budget(budget: object) -> Budget:
     if budget is None:
         return Budget()
@@ -174,15 +183,18 @@ class Researcher:
         # resolve every dependency before anything is written, so bad settings leave no trace
         search, llm, store = self.search_backend, self.llm, self.store
         await self._probe(llm)
+        controller = self.controller()
         run_id = store.create_run(
             question=text,
             mode=mode,
             model=llm.model_name,
             budget=budget.to_dict(),
-            settings=self._run_settings(),
+            settings={**self._run_settings(), "controller": describe_controller(controller)},
             run_id=run_id,
         )
-        return await self._run(run_id, text, mode, budget, llm, search, store, progress, resume=False)
+        return await self._run(
+            run_id, text, mode, budget, llm, search, store, progress, resume=False, controller=controller
+        )
 
     @property
     def measured_search_cost(self) -> float | None:
@@ -228,6 +240,7 @@ class Researcher:
         progress: ProgressCallback | None,
         *,
         resume: bool,
+        controller: Controller | None = None,
     ) -> ResearchResult:
         """Resolve the run's controller, λ and checkpointer; :func:`leadline.lifecycle.run_graph` runs it."""
         if not self._timings_seeded:  # once, before this Researcher's first run (see seed_from_store)
@@ -245,7 +258,7 @@ class Researcher:
             search=search,
             reader=self._reader,
             store=store,
-            controller=self.controller(),
+            controller=controller if controller is not None else self.controller(),
             checkpointer=open_checkpointer(store, self.settings),
             progress=progress,
             search_k=self.search_k,

@@ -20,6 +20,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from leadline import cli_batch, cli_tune
+from leadline.cli_controllers import choose_controller
 from leadline.cli_runs import db_app, runs_app
 from leadline.cli_shared import (
     BaseUrlOption,
@@ -29,6 +30,7 @@ from leadline.cli_shared import (
     SearchOption,
     SearxngUrlOption,
     guard,
+    is_verbose,
     research_settings,
     set_verbose,
 )
@@ -209,19 +211,32 @@ def ask(
     controller: Annotated[
         str,
         typer.Option(
-            help="fixed (spend the budget as given), adaptive (the two-axis controller) or runtime "
-            "(adaptive, then stop/continue by the runtime belief; each decision's reason is shown)."
+            help="auto (the runtime controller: stop/continue by its belief, fitted on this model's traces "
+            "when a fitted controller exists, else on its priors; -v shows which and why each decision), "
+            "runtime (the same), adaptive (the two-axis controller, no run-time stopping) or fixed (spend "
+            "the budget as given)."
         ),
-    ] = "fixed",
+    ] = "auto",
     tuned: Annotated[
         Path | None,
-        typer.Option(help="A tuned controller from `leadline tune --save` (implies --controller adaptive)."),
+        typer.Option(
+            help="A fitted runtime controller from `leadline tune --traces ... --save`, or an outcome-table "
+            "controller from `leadline tune --save` (implies --controller adaptive)."
+        ),
     ] = None,
     trace: Annotated[
         str | None, typer.Option(help="otlp: OpenTelemetry spans over OTLP (or set the OTEL_* variables).")
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Show which controller runs, on what numbers, and why each decision."
+        ),
+    ] = False,
 ) -> None:
     """Research a question and print the answer with its citations."""
+    if verbose:
+        set_verbose(True)
     from leadline.api import Researcher
     from leadline.budgets.ledger import Budget
 
@@ -238,9 +253,11 @@ def ask(
             searxng_url=searxng_url,
         )
         budget = Budget(tokens=budget_tokens, searches=budget_searches, seconds=budget_seconds)
-        factory = _load_tuned(tuned).controller if tuned is not None else _controller(controller)
+        choice = choose_controller(controller, tuned, settings)
+        if is_verbose():
+            err.print(f"controller: {choice.kind} ({choice.source})", highlight=False, soft_wrap=True)
         with (
-            Researcher(settings, controller=factory) as researcher,
+            Researcher(settings, controller=choice.factory) as researcher,
             _Progress(not quiet) as progress,
         ):
             return researcher.research(
@@ -248,29 +265,13 @@ def ask(
             )
 
     result = _guard(run)
+    if is_verbose():  # which controller ran, and why each stop/continue decision was taken
+        for t in result.trace:
+            if t.get("node") in ("assess", "decide"):
+                err.print(
+                    f"[dim]{t['node']}: {t.get('action', '')}: {t.get('detail', '')}[/]", highlight=False
+                )
     _print_result(result, as_json=as_json, out_file=out_file)
-
-
-def _controller(name: str) -> Any:
-    from leadline.budgets.adaptive import AdaptiveController
-    from leadline.budgets.controller import FixedController
-    from leadline.budgets.runtime_controller import RuntimeController
-    from leadline.errors import ConfigError
-
-    factories = {
-        "fixed": FixedController,
-        "adaptive": AdaptiveController,
-        "runtime": lambda: RuntimeController(base=AdaptiveController()),
-    }
-    if name not in factories:
-        raise ConfigError(f"unknown controller {name!r}; use fixed, adaptive or runtime")
-    return factories[name]
-
-
-def _load_tuned(path: Path) -> Any:
-    from leadline.budgets.tuned import TunedModel
-
-    return TunedModel.load(path)
 
 
 @app.command()
@@ -288,7 +289,8 @@ def resume(
         settings = _settings(db_url=db)
         store = make_store(settings)
         record = store.get_run(run_id)
-        saved = {k: v for k, v in record.settings.items() if v is not None}
+        fields = Settings.__dataclass_fields__  # the run record also holds what is no setting (controller)
+        saved = {k: v for k, v in record.settings.items() if v is not None and k in fields}
         settings = settings.with_(**saved)
         with Researcher(settings, store=store) as researcher, _Progress(not quiet) as progress:
             return researcher.resume(run_id, progress=progress)

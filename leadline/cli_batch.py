@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from leadline.cli_controllers import choose_controller
 from leadline.cli_shared import (
     BaseUrlOption,
     CorpusOption,
@@ -69,10 +70,21 @@ def batch(
         str | None,
         typer.Option(help="TOKENS,SEARCHES for the whole batch (default: the per-question means times N)."),
     ] = None,
-    controller: Annotated[str, typer.Option(help="adaptive (plan the batch) or fixed.")] = "adaptive",
+    controller: Annotated[
+        str,
+        typer.Option(
+            help="auto (plan the batch, then stop/continue each run by the runtime controller, fitted on "
+            "this model's traces when a fitted controller exists, else on its priors), runtime (the "
+            "same), adaptive (plan the batch, no run-time stopping) or fixed."
+        ),
+    ] = "auto",
     fixed: Annotated[bool, typer.Option("--fixed", help="Same as --controller fixed.")] = False,
     tuned: Annotated[
-        Path | None, typer.Option(help="A tuned controller from `leadline tune --save` (adaptive only).")
+        Path | None,
+        typer.Option(
+            help="A fitted runtime controller from `leadline tune --traces ... --save`, or an "
+            "outcome-table controller from `leadline tune --save` (adaptive)."
+        ),
     ] = None,
     report: Annotated[bool, typer.Option("--report", help="Write a long-form report per question.")] = False,
     model: ModelOption = None,
@@ -121,20 +133,18 @@ def batch(
     name = "fixed" if fixed else controller
     started = time.monotonic()
 
+    chosen: list[Any] = []
+
     def prepare() -> tuple[Any, Any, Any]:
         from leadline.agent import tracing
 
         tracing.configure(trace)
-        if tuned is not None and name != "adaptive":
-            raise ConfigError("--tuned needs the adaptive controller; drop --fixed")
+        if tuned is not None and name == "fixed":
+            raise ConfigError("--tuned needs the adaptive controller (or the runtime one); drop --fixed")
         if concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {concurrency}")
         if executor not in ("local", "ray"):
             raise ConfigError(f"unknown executor {executor!r}; use local or ray")
-        if tuned is not None:
-            from leadline.budgets.tuned import TunedModel
-
-            TunedModel.load(tuned)  # a bad file is an error now, not in every worker
         totals = parse_total_budget(total_budget) if total_budget else (None, None)
         settings = research_settings(
             model=model,
@@ -144,12 +154,16 @@ def batch(
             search=search,
             searxng_url=searxng_url,
         )
+        # a bad --tuned file is an error now, not in every worker
+        choice = choose_controller(name, tuned, settings)
+        chosen.append(choice)
         options = BatchOptions(
             per_question=Budget(tokens=tokens_per_question, searches=searches_per_question),
             total_tokens=totals[0],
             total_searches=totals[1],
-            controller=name,  # type: ignore[arg-type]
-            tuned=str(tuned.resolve()) if tuned is not None else None,
+            controller=choice.kind,  # type: ignore[arg-type]
+            tuned=str(tuned.resolve()) if tuned is not None and choice.kind == "adaptive" else None,
+            runtime=choice.fitted.to_dict() if choice.fitted is not None else None,
             mode="report" if report else "answer",
         )
         data = read_questions(path)
@@ -159,6 +173,8 @@ def batch(
         return data, (store, settings, batch_id, record, added), options
 
     data, (store, settings, batch_id, _record, added), _options = guard(prepare)
+    if not quiet:
+        err.print(f"controller: {chosen[0].kind} ({chosen[0].source})", highlight=False, soft_wrap=True)
     for problem in data.problems[:MAX_PROBLEMS_SHOWN]:
         err.print(f"[yellow]{path}:{problem.line}:[/] {problem.message}", highlight=False)
     if len(data.problems) > MAX_PROBLEMS_SHOWN:

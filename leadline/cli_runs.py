@@ -92,6 +92,8 @@ def show_run(run_id: str, db: DbOption = None) -> None:
     console.print(
         f"run {run.run_id}  status {run.status}  model {run.model or '-'}", markup=False, highlight=False
     )
+    if run.settings.get("controller"):
+        console.print(f"controller: {run.settings['controller']}", markup=False, highlight=False)
     if run.answer is not None:
         console.print("\n[bold]Answer[/bold]")
         console.print(run.answer, markup=False, highlight=False)

@@ -30,6 +30,7 @@ __all__ = [
     "SearxngUrlOption",
     "cli_errors",
     "guard",
+    "is_verbose",
     "research_settings",
     "set_verbose",
 ]
@@ -48,6 +49,11 @@ class _EdgeState:
 def set_verbose(verbose: bool) -> None:
     """Show tracebacks (``-v``) or one line per error (the default) at the edge."""
     _EdgeState.verbose = verbose
+
+
+def is_verbose() -> bool:
+    """Whether ``-v`` was given (``ask -v`` also shows the controller and each decision's reason)."""
+    return _EdgeState.verbose
 
 
 @contextmanager

@@ -48,6 +48,12 @@ def tune(
         str, typer.Option(help="Split name for these rows (train rows fit, dev rows evaluate).")
     ] = ("dev"),
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            help="A fixed random sample of N questions (seeded: the same N every run), not the first N."
+        ),
+    ] = None,
     model: ModelOption = None,
     base_url: BaseUrlOption = None,
     corpus: CorpusOption = None,
@@ -68,8 +74,20 @@ def tune(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     traces: Annotated[
         Path | None,
-        typer.Option(help="Record anytime traces here instead (JSONL, resumable; --points' last point)."),
+        typer.Option(
+            help="Anytime traces (JSONL) instead of an outcome table: record them here (resumable; at "
+            "--points' last point), then fit the runtime controller on the train traces and evaluate it "
+            "on the dev traces; with --no-run, only fit and evaluate."
+        ),
     ] = None,
+    install: Annotated[
+        bool,
+        typer.Option(
+            "--install",
+            help="With --traces: save the fitted runtime controller where `ask` and `batch` pick it up "
+            "for this model by default ($LEADLINE_HOME/controllers/MODEL.json).",
+        ),
+    ] = False,
 ) -> None:
     """See what each extra search or token buys: run questions at a grid of budgets and score them.
 
@@ -84,7 +102,7 @@ def tune(
 
     from leadline.api import Researcher
     from leadline.errors import ConfigError
-    from leadline.evals.datasets import load_questions
+    from leadline.evals.datasets import load_questions, pick_questions
     from leadline.evals.outcomes import OutcomeTable
     from leadline.evals.sweep import done_rows, parse_points, run_sweep
 
@@ -98,15 +116,31 @@ def tune(
             searxng_url=searxng_url,
         )
     )
-    if traces is not None:  # anytime traces (docs/controller.md), not an outcome table
-        from leadline.evals.trace_recorder import record_traces_cli
+    if traces is not None:  # anytime traces (docs/traces.md), not an outcome table
+        from leadline.cli_traces import tune_traces
 
-        if questions_file is None:
-            guard(lambda: _raise(ConfigError("--traces needs a questions file")))
-            return
-        questions = questions_file
-        guard(lambda: record_traces_cli(questions, traces, points, split, limit, settings, err.print))
+        tune_traces(
+            questions_file,
+            traces,
+            points=points,
+            split=split,
+            limit=limit,
+            sample=sample,
+            settings=settings,
+            model=model,
+            no_run=no_run,
+            save=save,
+            install=install,
+            report=report,
+            quiet=quiet,
+        )
         return
+    if install:
+        guard(
+            lambda: _raise(
+                ConfigError("--install needs --traces (it installs a controller fitted on traces)")
+            )
+        )
 
     def run() -> OutcomeTable:
         if report is not None:
@@ -118,7 +152,7 @@ def tune(
         if questions_file is None:
             raise ConfigError("give a questions file, or --no-run to use the rows already in --out")
         grid = parse_points(points)
-        items = load_questions(questions_file)[:limit]
+        items = pick_questions(load_questions(questions_file), limit=limit, sample=sample)
         done = done_rows(out)
         todo = sum((item.id, *point) not in done for item in items for point in grid)
         err.print(f"{len(items)} questions x {len(grid)} budget points: {todo} runs to do", highlight=False)

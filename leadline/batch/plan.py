@@ -25,7 +25,7 @@ from leadline.errors import ConfigError, InvalidBudgetError
 from leadline.storage.records import BatchRecord, JobSpec
 from leadline.storage.store import SqlRunStore
 
-ControllerName = Literal["fixed", "adaptive"]
+ControllerName = Literal["fixed", "adaptive", "runtime"]
 RESEARCH_SETTINGS = ("model", "base_url", "corpus", "search", "searxng_url", "seed")
 """The settings that make a batch's research what it is; stored with the batch for its workers."""
 
@@ -41,15 +41,20 @@ class BatchOptions:
     controller: ControllerName = "adaptive"
     tuned: str | None = None
     """Path of a tuned controller (``leadline tune --save``), read by every worker."""
+    runtime: dict[str, Any] | None = None
+    """The fitted runtime controller (:class:`~leadline.budgets.fitted.FittedController` JSON) the
+    ``runtime`` controller runs on, stored with the batch for its workers; None: its priors."""
     mode: Literal["answer", "report"] = "answer"
     headroom: float = 2.0
     """A run may draw up to its share times this from the pool, when others returned budget."""
 
     def __post_init__(self) -> None:
-        if self.controller not in ("fixed", "adaptive"):
-            raise ConfigError(f"unknown controller {self.controller!r}; use fixed or adaptive")
+        if self.controller not in ("fixed", "adaptive", "runtime"):
+            raise ConfigError(f"unknown controller {self.controller!r}; use fixed, adaptive or runtime")
         if self.tuned is not None and self.controller != "adaptive":
             raise ConfigError("--tuned needs the adaptive controller; drop --fixed")
+        if self.runtime is not None and self.controller != "runtime":
+            raise ConfigError("a fitted runtime controller needs the runtime controller")
         for name in ("total_tokens", "total_searches"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -351,6 +351,8 @@ class BatchWorker:
             from leadline.budgets.tuned import TunedModel
 
             return TunedModel.load(Path(options.tuned)).controller(**kwargs)
+        if options.controller == "runtime":
+            return _runtime_controller(options, AdaptiveController(**kwargs), price)
         return AdaptiveController(**kwargs)
 
     def _run_exists(self, run_id: str) -> bool:
@@ -441,6 +443,23 @@ class BatchWorker:
         finally:
             _controller.reset(token)
             self._active -= 1
+
+
+def _runtime_controller(options: BatchOptions, base: Controller, price: float) -> Controller:
+    """The runtime controller of one batch job: the plan's share and top-ups from ``base``, stop/continue
+    by the fitted (or prior) belief. A step must pay at the fitted stop rule and at the batch price;
+    what the run does not spend goes back to the batch pool when its job completes."""
+    from leadline.budgets.adaptive import AdaptiveController
+    from leadline.budgets.fitted import FittedController
+    from leadline.budgets.runtime_controller import RuntimeController
+
+    assert isinstance(base, AdaptiveController)
+    if options.runtime is None:
+        ctl = RuntimeController(base=base)
+        ctl.price = max(ctl.price, price)
+        return ctl
+    fitted = FittedController.from_dict(options.runtime)
+    return fitted.controller(base=base, price=max(fitted.price, price))
 
 
 async def run_worker(store: SqlRunStore, batch_id: str, **kwargs: Any) -> WorkerStats:

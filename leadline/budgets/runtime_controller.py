@@ -44,6 +44,9 @@ from leadline.budgets.runtime import (
 from leadline.budgets.runtime_dp import DPHorizon
 from leadline.errors import ConfigError
 
+SCALE_SD = 0.8
+"""Spread (log scale) of a question's curve scales around the prior or fitted median."""
+
 
 @dataclass
 class _Counts:
@@ -69,7 +72,7 @@ class RuntimeController:
     """Prior median searches to reach 63% of the search curve (σ)."""
     token_scale: float = 1500.0
     """Prior median tokens to reach 63% of the token curve (τ)."""
-    scale_sd: float = 0.8
+    scale_sd: float = SCALE_SD
     kind_prior: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
     pool: BatchPool | None = None
     share: tuple[int, int] | None = None
@@ -285,4 +288,4 @@ def runtime_batch_controller(
     )
 
 
-__all__ = ["RuntimeController", "runtime_batch_controller"]
+__all__ = ["SCALE_SD", "RuntimeController", "runtime_batch_controller"]

@@ -219,3 +219,17 @@ def sample(items: list[QAItem], n: int, *, seed: int = 0) -> list[QAItem]:
     if n >= len(items):
         return list(items)
     return random.Random(seed).sample(items, n)
+
+
+def pick_questions(
+    items: list[QAItem], *, limit: int | None = None, sample: int | None = None
+) -> list[QAItem]:
+    """The questions a command runs: a fixed random sample of ``sample`` (seed 0, in file order), then the
+    first ``limit`` of those. A sample keeps a file whose rows are grouped by source (MuSiQue first, say)
+    from giving one source only."""
+    if sample is not None:
+        if sample < 1:
+            raise ConfigError(f"--sample must be at least 1, got {sample}")
+        chosen = set(random.Random(0).sample(range(len(items)), min(sample, len(items))))
+        items = [x for i, x in enumerate(items) if i in chosen]
+    return items[:limit]

@@ -22,9 +22,6 @@ written.
 from __future__ import annotations
 
 import html
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,39 +31,27 @@ import numpy as np
 import numpy.typing as npt
 
 from leadline.budgets.cost import CostModel
-from leadline.errors import ConfigError, LeadlineError
+from leadline.errors import ConfigError
 from leadline.evals.outcomes import OutcomeTable
+from leadline.evals.report_files import (
+    Interval,
+    bootstrap,
+    check_report_dir,
+    write_atomically,
+)
 
-__all__ = ["Interval", "ReportData", "build_report_data", "check_report_dir", "write_report"]
+__all__ = [
+    "Interval",
+    "ReportData",
+    "bootstrap",
+    "build_report_data",
+    "check_report_dir",
+    "write_atomically",
+    "write_report",
+]
 
 FloatArray = npt.NDArray[np.float64]
 Point = tuple[int, int, str]
-MARKER = ".leadline-report"
-"""A file in every report folder: a folder holding it may be replaced by a new report."""
-BOOTSTRAP = 2000
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A mean with its 95% bootstrap interval (over questions)."""
-
-    mean: float
-    low: float
-    high: float
-
-    def __str__(self) -> str:
-        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
-
-
-def bootstrap(values: Sequence[float] | FloatArray, *, seed: int = 0, n: int = BOOTSTRAP) -> Interval:
-    """Mean and 95% percentile-bootstrap interval of ``values`` (resampling questions, seeded)."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.size == 0:
-        return Interval(float("nan"), float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(n, arr.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return Interval(float(arr.mean()), float(low), float(high))
 
 
 @dataclass(frozen=True)
@@ -419,20 +404,6 @@ def _html(data: ReportData, tuned: str | None, source: str) -> str:
     return "\n".join(parts)
 
 
-def check_report_dir(path: Path) -> None:
-    """Fail now, not after a long sweep, if a report cannot be written at ``path``."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"report directory {path} is a file")
-    if path.is_dir() and any(path.iterdir()) and not (path / MARKER).exists():
-        raise ConfigError(f"report directory {path} holds other files; give an empty or new directory")
-    parent = path.parent if path.parent != Path("") else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"cannot write the report: {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write the report: {parent} is not writable")
-
-
 def write_report(
     table: OutcomeTable,
     path: Path,
@@ -454,15 +425,8 @@ def write_report(
     check_report_dir(path)
     data = build_report_data(table, metric=metric, cost=cost, curves=curves)
     data.notes.extend(notes)
-    parent = path.parent if path.parent != Path("") else Path(".")
-    try:
-        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
-    except OSError as exc:
-        raise ConfigError(f"cannot write the report in {parent}: {exc.strerror or exc}") from exc
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        scratch.chmod(0o777 & ~umask)  # mkdtemp makes it private; a report is an ordinary folder
+
+    def build(scratch: Path) -> None:
         for name, _, draw in PLOTS:
             draw(data, scratch / name)
         tuned_name = None
@@ -471,20 +435,6 @@ def write_report(
             tuned_name = "tuned.json"
         (scratch / "report.md").write_text(_markdown(data, tuned_name, source), encoding="utf-8")
         (scratch / "report.html").write_text(_html(data, tuned_name, source), encoding="utf-8")
-        (scratch / MARKER).write_text("written by leadline tune --report\n", encoding="utf-8")
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=parent))
-            path.rename(old / path.name)
-            scratch.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            scratch.rename(path)
-    except (OSError, LeadlineError) as exc:
-        shutil.rmtree(scratch, ignore_errors=True)
-        if isinstance(exc, LeadlineError):
-            raise
-        raise ConfigError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
+
+    write_atomically(path, build)
     return data

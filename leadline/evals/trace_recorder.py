@@ -1,18 +1,21 @@
 """Record anytime traces (:mod:`leadline.evals.traces`) by running the real loop, resumably.
 
-A question's trace is one run of the loop at a generous budget under an *exploring* controller (search
-while queries are pending, think when there are new sources, until the budget is spent), with the
+A question's trace is one run of the loop at a generous budget under an *exploring* controller (a think
+over every search's new sources, a search while queries are pending, until the budget is spent), with the
 search backend and the model wrapped so that every search's results and every think step's notes are
 logged. After the run, the "answer now" probe of each step asks the same model the loop's own answer
 prompt over the sources and notes the run had at that step (greedy, with the answer's log-probability
-when the engine gives one); its tokens are recorded as the probe's cost and charged to no policy. The
-closed-book answer is recorded too. Traces are appended to a JSONL file one question at a time; questions
-already there are skipped, so an interrupted recording resumes where it stopped.
+when the engine gives one); its tokens are recorded as the probe's cost and charged to no policy. A step
+that left the sources and notes as they were (a search that found nothing new) reuses the previous
+probe at no cost: the greedy answer would be the same. The closed-book answer is recorded once. Traces
+are appended to a JSONL file one question at a time; questions already there are skipped, so an
+interrupted recording resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,15 +108,19 @@ class ExploringController:
         )
 
     def decide(self, observation: RunObservation) -> Decision:
-        """Alternate searches and thinks until the budget is spent, whatever the evidence says."""
+        """Alternate searches and thinks until the budget is spent, whatever the evidence says: a search
+        that brought new sources is followed by a think over them (whose next query the next search
+        takes), so a trace sees both axes and the answer converge or not from think to think."""
         o = observation
         self.observations.append(o)
         if o.thinks_done and self._evidence_at_think < 0:
             self._evidence_at_think = o.evidence_count
-        if o.searches_left > 0 and (o.searches_done == 0 or o.pending_queries > 0):
-            action = "search"
-        elif o.tokens_left > self.think_tokens + 64 and o.evidence_count != self._evidence_at_think:
+        can_think = o.tokens_left > self.think_tokens + 64 and o.evidence_count != self._evidence_at_think
+        can_search = o.searches_left > 0 and (o.searches_done == 0 or o.pending_queries > 0)
+        if can_think and (not can_search or (self.actions and self.actions[-1] == "search")):
             action, self._evidence_at_think = "think", o.evidence_count
+        elif can_search:
+            action = "search"
         else:
             action = "answer"
         self.actions.append(action)
@@ -146,13 +153,15 @@ async def _probe(
     llm: LLMClient, question: str, evidence: list[Evidence], notes: list[str]
 ) -> tuple[Probe, Any]:
     messages = answer_messages(question, evidence, notes, max_chars=EVIDENCE_CHARS, budget_line="")
+    started = time.monotonic()
     completion = await llm.chat(
         messages, GenerationParams(max_tokens=PROBE_TOKENS, json_schema=ANSWER_SCHEMA)
     )
+    seconds = round(time.monotonic() - started, 3)
     parsed = parse_json_object(completion.text)
     answer = as_text(parsed.get("answer")) if parsed else completion.text.strip()[:200]
     lp = completion.choices[0].mean_logprob if completion.choices else None
-    return Probe(answer=answer, cost=int(completion.usage.total_tokens)), lp
+    return Probe(answer=answer, cost=int(completion.usage.total_tokens), seconds=seconds), lp
 
 
 async def record_trace(
@@ -173,13 +182,22 @@ async def record_trace(
         controller=ctl,
         search_k=researcher.search_k,
     )
+    started = time.monotonic()
     await runner.aresearch(item.question, budget=budget)
+    run_seconds = round(time.monotonic() - started, 3)
     lam = float(budget.search_cost_tokens if budget.search_cost_tokens is not None else 500.0)
+    started = time.monotonic()
     closed = await closed_book_answer(researcher.llm, item.question, max_tokens=PROBE_TOKENS)
-    closed_probe = Probe(answer=_clean(closed.answer), cost=int(closed.usage.total_tokens))
+    closed_probe = Probe(
+        answer=_clean(closed.answer),
+        cost=int(closed.usage.total_tokens),
+        seconds=round(time.monotonic() - started, 3),
+    )
     steps: list[TraceStep] = []
     previous = closed_probe.answer
     think_tokens = 0
+    last_key: tuple[tuple[str, ...], int] | None = None
+    last_lp: float | None = None
     for j, action in enumerate(ctl.actions):
         if action == "answer" or j + 1 >= len(ctl.observations):
             break
@@ -188,7 +206,12 @@ async def record_trace(
             think_tokens += ctl.think_tokens
         calls = search.calls[: after.searches_done]
         evidence = _evidence(calls)
-        probe, lp = await _probe(researcher.llm, item.question, evidence, llm.notes[: after.thinks_done])
+        key = (tuple(e["doc_id"] for e in evidence), after.thinks_done)
+        if steps and key == last_key:  # the same sources and notes: the greedy probe would say the same
+            probe, lp = Probe(answer=steps[-1].probe.answer, cost=0, seconds=0.0), last_lp
+        else:
+            probe, lp = await _probe(researcher.llm, item.question, evidence, llm.notes[: after.thinks_done])
+        last_key, last_lp = key, lp
         scores = [float(r.score or 0.0) for r in (calls[-1] if calls else [])]
         signals: dict[str, float | None] = {
             "new_docs": float(after.new_docs_last_search) if action == "search" else 0.0,
@@ -220,6 +243,7 @@ async def record_trace(
         steps=tuple(steps),
         search_cost_tokens=lam,
         schema=SCHEMA,
+        run_seconds=run_seconds,
     )
     return score(trace)
 
@@ -233,6 +257,26 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def recorded_ids(path: Path) -> set[str]:
+    """The question ids a traces file holds already; a torn last line (a recording killed mid-write) is
+    cut off first, so that question is recorded again and the next trace starts on a line of its own."""
+    if not path.exists():
+        return set()
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        keep = raw[: raw.rfind(b"\n") + 1]
+        with path.open("r+b") as fh:
+            fh.truncate(len(keep))
+        raw = keep
+    done: set[str] = set()
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        try:
+            done.add(str(json.loads(line)["question_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # not a trace: read_traces reports it
+    return done
+
+
 async def record_traces(
     researcher: Any,
     items: Sequence[QAItem],
@@ -242,25 +286,24 @@ async def record_traces(
     split: str,
     on_trace: Callable[[Trace], None] | None = None,
 ) -> int:
-    """Append a trace per question not yet in ``out``; returns how many were recorded now (resumable)."""
+    """Append a trace per question not yet in ``out``; returns how many were recorded now.
+
+    Resumable: a question already in the file (whatever its split) is never recorded again, and each
+    trace is appended and flushed as soon as it is complete, so a killed recording loses at most the
+    question it was on.
+    """
     path = Path(out)
-    done: set[tuple[str, str]] = set()
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                data = json.loads(line)
-                done.add((str(data["question_id"]), str(data.get("split", ""))))
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn last line: that question is recorded again
+    done = recorded_ids(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     recorded = 0
     for item in items:
-        if (item.id, split) in done:
+        if item.id in done:
             continue
         trace = await record_trace(researcher, item, budget=budget, split=split)
         with path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(trace.to_dict()) + "\n")
             fh.flush()
+        done.add(item.id)
         recorded += 1
         if on_trace is not None:
             on_trace(trace)
@@ -275,36 +318,43 @@ def record_traces_cli(
     limit: int | None,
     settings: Any,
     echo: Callable[[str], Any],
+    *,
+    sample: int | None = None,
 ) -> int:
     """``leadline tune --traces OUT``: record traces of a question file at the last budget point."""
     import asyncio
 
     from leadline.api import Researcher
-    from leadline.evals.datasets import load_questions
+    from leadline.evals.datasets import load_questions, pick_questions
     from leadline.evals.sweep import parse_points
 
     grid = parse_points(points)
     tokens, searches = grid[-1][0], grid[-1][1]
-    items = load_questions(questions_file)[:limit]
-    budget = Budget(tokens=int(tokens), searches=int(searches), steps=4 * int(searches) + 12)
+    items = pick_questions(load_questions(questions_file), limit=limit, sample=sample)
+    budget = Budget(
+        tokens=int(tokens), searches=int(searches), steps=4 * int(searches) + 12, search_cost_tokens=500
+    )
+    done = recorded_ids(Path(out))
+    todo = sum(1 for item in items if item.id not in done)
+    echo(f"{len(items)} {split} questions at {tokens} tokens x {searches} searches: {todo} traces to record")
+    count = [len(items) - todo]
+
+    def show(t: Trace) -> None:
+        count[0] += 1
+        probes = sum(s.probe.seconds or 0.0 for s in t.steps) + (t.closed_book.seconds or 0.0)
+        echo(
+            f"[{count[0]}/{len(items)}] {t.question_id}: {len(t.steps)} steps, "
+            f"run {t.run_seconds or 0:.1f} s, "
+            f"probes {probes:.1f} s; probe F1 " + " ".join(f"{t.f1(i):.2f}" for i in range(len(t.steps) + 1))
+        )
 
     async def go() -> int:
         async with Researcher(settings) as researcher:
-            return await record_traces(
-                researcher,
-                items,
-                out,
-                budget=budget,
-                split=split,
-                on_trace=lambda t: echo(
-                    f"{t.question_id}: {len(t.steps)} steps, probe F1 "
-                    + " ".join(f"{t.f1(i):.2f}" for i in range(len(t.steps) + 1))
-                ),
-            )
+            return await record_traces(researcher, items, out, budget=budget, split=split, on_trace=show)
 
     n = asyncio.run(go())
     echo(f"{n} traces recorded in {out}")
     return n
 
 
-__all__ = ["ExploringController", "record_trace", "record_traces", "record_traces_cli"]
+__all__ = ["ExploringController", "record_trace", "record_traces", "record_traces_cli", "recorded_ids"]

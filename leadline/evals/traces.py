@@ -7,12 +7,11 @@ trace), plus the closed-book answer. Any stop/continue policy is then evaluated 
 model again: its answer is the probe where it stops, its cost the compute up to there. The JSONL schema
 is in ``docs/controller.md`` ("Anytime traces").
 
-Here: reading with the bad-input rules (a trace with missing steps or unscored probes is reported and
-skipped; traces of another model, or no train trace at all, is a one-line error), scoring probes against
-the gold answers, fitting the runtime controller's belief (:class:`~leadline.budgets.runtime.RuntimeModel`)
-on train traces, and the dev evaluation: every fixed budget, the fitted controller, the per-question
-hindsight oracle, the compute to match the best fixed budget's F1 with a bootstrap interval, and the
-F1 gained at equal compute.
+Here: the schema, reading with the bad-input rules (a trace with missing steps or unscored probes is
+reported and skipped; traces of another model is a one-line error), scoring probes against the gold
+answers, and fitting the runtime controller's belief (:class:`~leadline.budgets.runtime.RuntimeModel`)
+on train traces. The stop rule's fit, the shipped controller file and the dev evaluation are in
+:mod:`leadline.evals.traces_eval`.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from leadline.budgets.runtime import SEARCH, STOP, THINK, RuntimeModel, RuntimePolicy, SignalModel
+from leadline.budgets.runtime import RuntimeModel, SignalModel, lognormal_curve
 from leadline.errors import ConfigError
 from leadline.evals.metrics import exact_match, token_f1
 
@@ -44,6 +43,8 @@ class Probe:
     cost: int
     f1: float | None = None
     em: float | None = None
+    seconds: float | None = None
+    """Wall time of the probe (recorded to measure what a trace costs; charged to no policy)."""
 
 
 @dataclass(frozen=True)
@@ -74,16 +75,25 @@ class Trace:
     steps: tuple[TraceStep, ...]
     search_cost_tokens: float = 500.0
     schema: str = SCHEMA
+    run_seconds: float | None = None
+    """Wall time of the recorded run itself (the probes and the closed-book answer excluded)."""
 
     def cost(self, i: int) -> float:
-        """Compute after step ``i`` (1-based; 0 = closed book): tokens + λ·searches."""
+        """Compute after step ``i`` (1-based; 0 = closed book): tokens + λ·searches.
+
+        Past the trace's last step the run had ended: its compute stays that of the last step.
+        """
+        i = min(i, len(self.steps))
         if i == 0:
             return 0.0
         s = self.steps[i - 1]
         return float(s.tokens + self.search_cost_tokens * s.searches)
 
     def f1(self, i: int) -> float:
-        """The F1 of the answer-now probe after ``i`` steps (0: the closed-book answer)."""
+        """The F1 of the answer-now probe after ``i`` steps (0: the closed-book answer; past the last
+        step, the last step's: the run had ended and answered).
+        """
+        i = min(i, len(self.steps))
         probe = self.closed_book if i == 0 else self.steps[i - 1].probe
         return float(probe.f1) if probe.f1 is not None else math.nan
 
@@ -118,6 +128,7 @@ class Trace:
             steps=steps,
             search_cost_tokens=float(data.get("search_cost_tokens", 500.0)),
             schema=str(data.get("schema", SCHEMA)),
+            run_seconds=None if data.get("run_seconds") is None else float(data["run_seconds"]),
         )
 
 
@@ -177,7 +188,7 @@ def score(trace: Trace, gold: Iterable[str] | None = None) -> Trace:
     answers = tuple(gold) if gold is not None else trace.gold
 
     def scored(p: Probe) -> Probe:
-        return Probe(p.answer, p.cost, token_f1(p.answer, answers), exact_match(p.answer, answers))
+        return Probe(p.answer, p.cost, token_f1(p.answer, answers), exact_match(p.answer, answers), p.seconds)
 
     steps = tuple(
         TraceStep(s.step, s.action, s.tokens, s.searches, s.signals, scored(s.probe)) for s in trace.steps
@@ -192,6 +203,7 @@ def score(trace: Trace, gold: Iterable[str] | None = None) -> Trace:
         steps,
         trace.search_cost_tokens,
         trace.schema,
+        trace.run_seconds,
     )
 
 
@@ -199,7 +211,10 @@ def score(trace: Trace, gold: Iterable[str] | None = None) -> Trace:
 
 
 def _signal_counts(trace: Trace, upto: int) -> tuple[int, int, int, int]:
-    """(searches, relevant hits, thinks, converging) after ``upto`` steps, as the loop adapter counts them."""
+    """(searches, relevant hits, thinks, converging) after ``upto`` steps, as the loop adapter counts them:
+    a search is a relevant hit when it brought new documents; a think step is converging when its probe
+    repeats the previous answer (the loop: the candidate answer repeats itself).
+    """
     s = h = c = g = 0
     for step in trace.steps[:upto]:
         if step.action == "search":
@@ -207,7 +222,7 @@ def _signal_counts(trace: Trace, upto: int) -> tuple[int, int, int, int]:
             h += int((step.signals.get("new_docs") or 0) > 0)
         else:
             c += 1
-        g += int(bool(step.signals.get("probe_agrees")))
+            g += int(bool(step.signals.get("probe_agrees")))
     return s, h, c, g
 
 
@@ -225,6 +240,45 @@ class FittedTraces:
     think_scale: float
     kind_prior: tuple[float, float, float]
     train_questions: int
+    think_tokens: float = 96.0
+    """Reasoning tokens per think step in the train traces (turns the think scale into tokens)."""
+    scale_sd: float = 0.0
+    """Spread (log scale) of a question's curve scales around σ and τ."""
+
+
+SCALES = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
+SCALE_SDS = (0.0, 0.4, 0.8)
+
+
+def _fit_scales(
+    train: Sequence[Trace], amp: FloatArray, kind: npt.NDArray[np.int64]
+) -> tuple[float, float, float]:
+    """σ, τ (in steps) and their log-scale spread: least squares of amplitude × the expected curve
+    (``lognormal_curve``, as the controller uses it) against every probe's F1 after every step."""
+    rows = []
+    for t, amplitude, kd in zip(train, amp, kind, strict=True):
+        for i in range(1, len(t.steps) + 1):
+            n_s, _, n_c, _ = _signal_counts(t, i)
+            rows.append((n_s, n_c, int(kd), float(amplitude), t.f1(i)))
+    if not rows:
+        return 3.0, 3.0, 0.0
+    counts = np.array([(r[0], r[1]) for r in rows], dtype=np.int64)
+    k = np.array([r[2] for r in rows], dtype=np.int64)
+    a = np.array([r[3] for r in rows], dtype=np.float64)
+    f = np.array([r[4] for r in rows], dtype=np.float64)
+    top = int(counts.max())
+    best = (math.inf, 3.0, 3.0, 0.0)
+    for sd in SCALE_SDS:
+        curves = lognormal_curve(np.log(np.array(SCALES)), sd, top)  # (scales, top + 1)
+        gs_all, gt_all = curves[:, counts[:, 0]], curves[:, counts[:, 1]]  # (scales, rows)
+        for i, sigma in enumerate(SCALES):
+            gs = gs_all[i][None, :]
+            curve = np.where(k == 0, gs, np.where(k == 1, gt_all, gs * gt_all))  # (tau, rows)
+            err = ((f[None, :] - a[None, :] * curve) ** 2).sum(axis=1)
+            j = int(np.argmin(err))
+            if err[j] < best[0] - 1e-12:
+                best = (float(err[j]), sigma, SCALES[j], sd)
+    return best[1], best[2], best[3]
 
 
 def fit_runtime(train: Sequence[Trace], *, points: int = 32) -> FittedTraces:
@@ -255,7 +309,7 @@ def fit_runtime(train: Sequence[Trace], *, points: int = 32) -> FittedTraces:
     for t in train:
         s, h, c, g = _signal_counts(t, len(t.steps))
         rates_s.append(h / s if s else np.nan)
-        rates_t.append(g / max(1, len(t.steps)))
+        rates_t.append(g / c if c else np.nan)
     rs, rt = np.array(rates_s), np.array(rates_t)
     base_s: list[float] = []
     slope_s: list[float] = []
@@ -283,169 +337,11 @@ def fit_runtime(train: Sequence[Trace], *, points: int = 32) -> FittedTraces:
         points=points,
         source=f"fitted on {len(train)} train traces of {train[0].model}",
     )
-    best: tuple[float, float, float] = (math.inf, 1.0, 1.0)
-    for sigma in (0.5, 1.0, 2.0, 3.0, 5.0, 8.0):
-        for tau in (0.5, 1.0, 2.0, 3.0, 5.0, 8.0):
-            err = 0.0
-            for t, a, k in zip(train, amp, kind_fit, strict=True):
-                for i in range(1, len(t.steps) + 1):
-                    s, _, c, _ = _signal_counts(t, i)
-                    gs, gt = 1 - math.exp(-s / sigma), 1 - math.exp(-c / tau)
-                    curve = gs if k == 0 else gt if k == 1 else gs * gt
-                    err += (t.f1(i) - a * curve) ** 2
-            if err < best[0]:
-                best = (err, sigma, tau)
+    sigma, tau, sd = _fit_scales(train, amp, kind_fit)
     prior = (kind_prior[0], kind_prior[1], kind_prior[2])
-    return FittedTraces(model, best[1], best[2], prior, len(train))
-
-
-def controller_stops(fitted: FittedTraces, trace: Trace, price: float) -> int:
-    """The step (0 = closed book) where the fitted runtime controller, at ``price``, answers on this trace.
-
-    The order of steps is the trace's; the controller decides only whether to take the next one.
-    """
-    n = len(trace.steps)
-    s_cap = sum(1 for s in trace.steps if s.action == "search")
-    c_cap = n - s_cap
-    x_s, x_c = np.arange(s_cap + 1.0), np.arange(c_cap + 1.0)
-    gs = (1 - np.exp(-x_s / fitted.search_scale))[None, :]
-    gt = (1 - np.exp(-x_c / fitted.think_scale))[None, :]
-    think_tokens = max(1.0, (trace.steps[-1].tokens / max(1, c_cap)) if c_cap else 1.0)
-    policy = RuntimePolicy(
-        fitted.model, search_cost=trace.search_cost_tokens, think_cost=think_tokens, blocks=(1, 3)
-    )
-    for i in range(0, n):
-        s, h, c, g = _signal_counts(trace, i)
-        d = policy.decide(
-            kind_prior=np.asarray([fitted.kind_prior]),
-            gs=gs,
-            gt=gt,
-            searches=np.array([s]),
-            search_hits=np.array([h]),
-            thinks=np.array([c]),
-            think_hits=np.array([g]),
-            price=price,
-        )
-        nxt = trace.steps[i].action
-        value = float(d.search_value[0] if nxt == "search" else d.think_value[0])
-        if int(d.action[0]) == STOP or value <= float(d.stop_value[0]):
-            return i
-    return n
-
-
-assert SEARCH != THINK  # the axis codes the policy uses
-
-
-@dataclass(frozen=True)
-class TracesReport:
-    """The dev evaluation of traces: every curve, and the headline figures with their intervals."""
-
-    fixed: list[tuple[int, float, float]]
-    """(steps, mean compute, mean F1) of every fixed budget (0 = closed book)."""
-    controller: list[tuple[float, float, float]]
-    """(price, mean compute, mean F1) of the fitted controller."""
-    oracle: list[tuple[float, float, float]]
-    """(price, mean compute, mean F1) of the per-question hindsight oracle."""
-    best_fixed_steps: int
-    best_fixed_f1: float
-    best_fixed_se: float
-    best_fixed_compute: float
-    compute_to_match: float
-    compute_interval: tuple[float, float]
-    efficiency: float
-    f1_gain_at_equal_compute: float
-    f1_gain_interval: tuple[float, float]
-    questions: int
-    skipped: list[str] = field(default_factory=list)
-
-    def describe(self) -> str:
-        """The report as text, one line per figure."""
-        lines = [
-            "fixed budgets (steps: compute, F1): "
-            + ", ".join(f"{s}: {c:.0f}, {f:.3f}" for s, c, f in self.fixed)
-        ]
-        lines.append(
-            "runtime controller (price: compute, F1): "
-            + ", ".join(f"{p:.1e}: {c:.0f}, {f:.3f}" for p, c, f in self.controller)
-        )
-        lines.append(
-            f"best fixed budget: {self.best_fixed_steps} steps, F1 {self.best_fixed_f1:.3f} ± "
-            f"{self.best_fixed_se:.3f} at {self.best_fixed_compute:.0f}; the controller matches it "
-            f"(within its s.e.) at {self.compute_to_match:.0f} [{self.compute_interval[0]:.0f}, "
-            f"{self.compute_interval[1]:.0f}]; F1 gain at equal compute {self.f1_gain_at_equal_compute:+.3f} "
-            f"[{self.f1_gain_interval[0]:+.3f}, {self.f1_gain_interval[1]:+.3f}] "
-            f"over {self.questions} questions"
-        )
-        return "\n".join(lines)
-
-
-PRICES = tuple(float(x) for x in np.geomspace(1e-6, 1e-2, 17))
-
-
-def evaluate_traces(
-    traces: TraceSet, *, prices: Sequence[float] = PRICES, bootstrap: int = 500, seed: int = 0
-) -> TracesReport:
-    """Fit on the train traces, evaluate on the dev traces (see the module docstring)."""
-    train, dev = traces.split("train"), traces.split("dev")
-    if not train:
-        raise ConfigError("no train traces: the runtime controller needs a train split to fit on")
-    if not dev:
-        raise ConfigError("no dev traces to evaluate on")
-    models = {t.model for t in train + dev}
-    if len(models) > 1:
-        raise ConfigError(f"traces of several models ({', '.join(sorted(models))}): fit one model at a time")
-    fitted = fit_runtime(train)
-    n = len(dev)
-    depth = min(len(t.steps) for t in dev)
-    f1 = np.array([[t.f1(i) for i in range(depth + 1)] for t in dev])  # (n, depth + 1)
-    cost = np.array([[t.cost(i) for i in range(depth + 1)] for t in dev])
-    fixed = [(i, float(cost[:, i].mean()), float(f1[:, i].mean())) for i in range(depth + 1)]
-    best_i = max(range(depth + 1), key=lambda i: (f1[:, i].mean(), -cost[:, i].mean()))
-    best_f1, best_c = float(f1[:, best_i].mean()), float(cost[:, best_i].mean())
-    best_se = float(f1[:, best_i].std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
-    stops = np.array([[min(controller_stops(fitted, t, p), depth) for t in dev] for p in prices])  # (P, n)
-    rows = np.arange(n)
-    ctl_f1 = np.array([f1[rows, s] for s in stops])  # (P, n)
-    ctl_cost = np.array([cost[rows, s] for s in stops])
-    controller = [
-        (p, float(c.mean()), float(q.mean())) for p, c, q in zip(prices, ctl_cost, ctl_f1, strict=True)
-    ]
-    oracle = []
-    for p in prices:
-        pick = (f1 - p * cost).argmax(axis=1)
-        oracle.append((p, float(cost[rows, pick].mean()), float(f1[rows, pick].mean())))
-
-    def match(idx: npt.NDArray[np.int64]) -> tuple[float, float]:
-        """(compute to reach the best fixed F1 within its s.e., F1 gain at the best fixed compute)."""
-        target = f1[idx, best_i].mean() - best_se
-        q, c = ctl_f1[:, idx].mean(axis=1), ctl_cost[:, idx].mean(axis=1)
-        ok = q >= target
-        need = float(c[ok].min()) if ok.any() else math.inf
-        equal = c <= cost[idx, best_i].mean() + 1e-9
-        gain = float(q[equal].max() - f1[idx, best_i].mean()) if equal.any() else math.nan
-        return need, gain
-
-    need, gain = match(rows)
-    rng = np.random.default_rng(seed)
-    boots = [match(rng.integers(0, n, n)) for _ in range(bootstrap)]
-    needs = np.array([b[0] for b in boots])
-    gains = np.array([b[1] for b in boots])
-    return TracesReport(
-        fixed=fixed,
-        controller=controller,
-        oracle=oracle,
-        best_fixed_steps=best_i,
-        best_fixed_f1=best_f1,
-        best_fixed_se=best_se,
-        best_fixed_compute=best_c,
-        compute_to_match=need,
-        compute_interval=(float(np.quantile(needs, 0.025)), float(np.quantile(needs, 0.975))),
-        efficiency=best_c / need if need > 0 else math.inf,
-        f1_gain_at_equal_compute=gain,
-        f1_gain_interval=(float(np.nanquantile(gains, 0.025)), float(np.nanquantile(gains, 0.975))),
-        questions=n,
-        skipped=list(traces.skipped),
-    )
+    thinks = sum(1 for t in train for s in t.steps if s.action != "search")
+    think_tokens = sum(t.steps[-1].tokens for t in train) / thinks if thinks else 96.0
+    return FittedTraces(model, sigma, tau, prior, len(train), float(max(1.0, think_tokens)), sd)
 
 
 __all__ = [
@@ -455,9 +351,6 @@ __all__ = [
     "Trace",
     "TraceSet",
     "TraceStep",
-    "TracesReport",
-    "controller_stops",
-    "evaluate_traces",
     "fit_runtime",
     "problem",
     "read_traces",

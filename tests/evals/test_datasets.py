@@ -142,3 +142,18 @@ def test_questions_without_answers_load_for_a_batch(tmp_path: Path) -> None:
 def test_the_shared_multihop_sets_load() -> None:
     assert len(load_questions(SHARED / "multihop" / "questions.dev.jsonl")) == 406
     assert len(load_questions(SHARED / "multihop" / "questions.train.jsonl")) == 200
+
+
+def test_pick_questions_takes_a_fixed_sample_in_file_order_then_the_first_n() -> None:
+    from leadline.errors import ConfigError
+    from leadline.evals.datasets import QAItem, pick_questions
+
+    items = [QAItem(id=f"q{i}", question=f"question {i}?", answers=("a",)) for i in range(50)]
+    picked = pick_questions(items, sample=10)
+    assert len(picked) == 10 and picked == pick_questions(items, sample=10)  # the same every run
+    assert [int(x.id[1:]) for x in picked] == sorted(int(x.id[1:]) for x in picked)  # in file order
+    assert picked != items[:10]
+    assert pick_questions(items, sample=10, limit=3) == picked[:3]
+    assert pick_questions(items, limit=4) == items[:4] and pick_questions(items, sample=99) == items
+    with pytest.raises(ConfigError, match="--sample must be at least 1"):
+        pick_questions(items, sample=0)

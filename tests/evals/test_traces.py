@@ -13,16 +13,16 @@ import pytest
 from leadline import Budget, Researcher, Settings
 from leadline.errors import ConfigError
 from leadline.evals.datasets import QAItem
-from leadline.evals.trace_recorder import record_traces
+from leadline.evals.trace_recorder import record_traces, recorded_ids
 from leadline.evals.traces import (
     Probe,
     Trace,
     TraceSet,
     TraceStep,
-    evaluate_traces,
     fit_runtime,
     read_traces,
 )
+from leadline.evals.traces_eval import controller_stops, evaluate_traces, fit_controller
 from leadline.llm.base import GenerationParams, Message
 from leadline.testing import FakeSearch, MemoryRunStore, ScriptedLLM
 from leadline.tools.base import Document
@@ -75,7 +75,14 @@ def test_the_recorder_runs_the_loop_probes_every_step_and_resumes(tmp_path: Path
     assert t.closed_book.answer == "Cambridge" and t.closed_book.f1 == 0.0
     assert [s.step for s in t.steps] == list(range(1, len(t.steps) + 1)) and len(t.steps) >= 2
     assert t.steps[0].action == "search" and t.steps[-1].probe.f1 == 1.0  # Balliol found by the end
-    assert all(s.probe.cost > 0 for s in t.steps)
+    assert [s.action for s in t.steps[:2]] == ["search", "think"]  # a think over each search's new sources
+    assert t.steps[0].probe.cost > 0
+    for before, step in zip(t.steps, t.steps[1:], strict=False):
+        # a probe is asked again only when the step changed the sources or the notes
+        same = step.action == "search" and step.signals["evidence"] == before.signals["evidence"]
+        assert (step.probe.cost == 0) == same, (before, step)
+        if same:
+            assert step.probe.answer == before.probe.answer and step.signals["probe_agrees"] == 1.0
     assert {"new_docs", "score_spread", "evidence", "probe_agrees"} <= set(t.steps[0].signals)
     costs = [t.cost(i) for i in range(len(t.steps) + 1)]
     assert costs == sorted(costs) and costs[0] == 0.0
@@ -157,3 +164,64 @@ def test_the_fitted_controller_stops_hopeless_questions_early_on_dev() -> None:
     assert report.compute_interval[0] <= report.compute_to_match <= report.compute_interval[1]
     assert report.f1_gain_at_equal_compute >= -report.best_fixed_se
     assert "best fixed budget" in report.describe()
+
+
+def test_a_killed_recording_resumes_without_recording_a_question_twice(tmp_path: Path) -> None:
+    r = Researcher(Settings(), llm=ScriptedLLM(_respond), search=FakeSearch(_docs()), store=MemoryRunStore())
+    items = [
+        QAItem(id=f"q{i}", question=f"Which college did the author of The Selfish Gene attend ({i})?",
+               answers=("Balliol College",))
+        for i in range(3)
+    ]  # fmt: skip
+    out = tmp_path / "traces.jsonl"
+    budget = Budget(tokens=1500, searches=4, search_cost_tokens=200)
+    assert asyncio.run(record_traces(r, items[:2], out, budget=budget, split="train")) == 2
+    lines = out.read_text().splitlines()
+    out.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # killed while writing q1
+    assert recorded_ids(out) == {"q0"} and out.read_text().endswith("\n")
+    # the same file for another split: q0 is there already, whatever its split
+    assert asyncio.run(record_traces(r, items, out, budget=budget, split="dev")) == 2
+    traces = read_traces(out)
+    assert not traces.skipped
+    assert [(t.question_id, t.split) for t in traces.traces] == [
+        ("q0", "train"),
+        ("q1", "dev"),
+        ("q2", "dev"),
+    ]
+    t = traces.traces[0]
+    assert t.run_seconds is not None and t.closed_book.seconds is not None
+    assert all(s.probe.seconds is not None for s in t.steps)
+
+
+def test_fit_controller_chooses_the_stop_rule_on_train_and_names_its_provenance(tmp_path: Path) -> None:
+    traces = TraceSet(traces=_population(7, 60, "train") + _population(8, 60, "dev"))
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in traces.traces))
+    fitted, fit, choice = fit_controller(read_traces(path), traces_file=path)
+    assert fitted.model == "m" and fitted.provenance["train_questions"] == 60
+    assert (
+        len(str(fitted.provenance["traces_sha256"])) == 64 and fitted.provenance["traces_file"] == "t.jsonl"
+    )
+    assert choice.train_f1 >= choice.target_f1 and fitted.price == choice.price
+    # hopeless train questions (nothing new found) stop early at the chosen price; answerable ones go on
+    stops = [controller_stops(fit, t, choice.price) for t in traces.split("train")]
+    hopeless = [s for s, t in zip(stops, traces.split("train"), strict=True) if _amplitude(t) == 0]
+    answerable = [s for s, t in zip(stops, traces.split("train"), strict=True) if _amplitude(t) > 0]
+    assert np.mean(hopeless) < np.mean(answerable)
+    with pytest.raises(ConfigError, match="of model 'm', not 'other'"):
+        fit_controller(traces, model="other")
+    with pytest.raises(ConfigError, match="no train traces"):
+        fit_controller(TraceSet(traces=traces.split("dev")))
+
+
+def test_fixed_budgets_past_a_short_trace_keep_its_last_answer() -> None:
+    short = _trace("s", "dev", [0.0, 1.0], [1, 1])
+    assert short.f1(5) == 1.0 and short.cost(5) == short.cost(2)
+    traces = TraceSet(traces=_population(7, 30, "train") + _population(8, 20, "dev") + [short])
+    report = evaluate_traces(traces, bootstrap=20)
+    assert len(report.fixed) == 9 and report.questions == 21 and len(report.stops) == 21
+    assert report.at_train_price[1] >= report.best_fixed_f1 - 3 * report.best_fixed_se
+
+
+def _amplitude(t: Trace) -> float:
+    return max(t.f1(i) for i in range(len(t.steps) + 1))

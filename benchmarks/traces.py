@@ -1,0 +1,55 @@
+"""The runtime controller on real anytime traces (issue 11, point 4): fitted on train, reported on dev.
+
+Reads the committed traces of a packaged model (``benchmarks/data/traces-<model>.jsonl``, recorded with
+``leadline tune QUESTIONS --split train|dev --traces FILE``; docs/traces.md), fits the runtime
+controller's belief and stop rule on the train traces and evaluates it on the dev traces against every
+fixed budget (each step count, and closed book) and the per-question hindsight oracle. Also prints what
+recording cost per trace and per step. With no traces committed for the model it says so and prints nan.
+
+    python benchmarks/traces.py --model qwen2.5-0.5b-instruct
+
+Ends with one line of key=value figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from leadline.config import DEFAULT_MODEL
+from leadline.evals.traces import read_traces
+from leadline.evals.traces_eval import evaluate_traces, recording_cost
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--traces", type=Path, default=None, help="default: data/traces-MODEL.jsonl")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    args = parser.parse_args()
+    path = args.traces or DATA / f"traces-{args.model}.jsonl"
+    efficiency = gain = math.nan
+    if not path.exists():
+        print(f"no traces committed for {args.model} ({path}): nothing to evaluate")
+    else:
+        traces = read_traces(path, model=args.model)
+        for why in traces.skipped:
+            print(f"skipped: {why}")
+        for key, value in recording_cost(traces.traces).items():
+            print(f"cost {key}: {value:.3f}")
+        report = evaluate_traces(traces, bootstrap=args.bootstrap)
+        print(report.describe())
+        low, high = report.compute_interval
+        print(
+            f"compute to match: {report.compute_to_match:.0f} [{low:.0f}, {high:.0f}]; "
+            f"efficiency at the train price: {report.efficiency_at_train_price:.3f}"
+        )
+        efficiency, gain = report.efficiency, report.f1_gain_at_equal_compute
+    print(f"traces_efficiency={efficiency:.4f} traces_f1_gain_at_equal_compute={gain:.4f}")
+
+
+if __name__ == "__main__":
+    main()
