@@ -46,7 +46,7 @@ def test_hits_raise_the_amplitude_and_misses_lower_it() -> None:
 def _decide(hits: int, searches: int, price: float, lookahead: bool = True) -> tuple[int, float, float]:
     gs = lognormal_curve(np.array([np.log(3.0)]), 0.5, 32)
     gt = lognormal_curve(np.array([np.log(3.0)]), 0.5, 64)
-    d = RuntimePolicy(MODEL).decide(
+    d = RuntimePolicy(MODEL, rule="lookahead").decide(
         kind_prior=kind_prior_from_report([0]),
         gs=gs,
         gt=gt,

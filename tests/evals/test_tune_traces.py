@@ -141,7 +141,7 @@ def test_an_installed_fitted_controller_is_the_default_of_ask_and_says_where_it_
     assert result.exit_code == 0, result.stderr
     err = " ".join(result.stderr.split())
     assert "controller: runtime (yours:" in err and "fitted on 40 train traces of m" in err
-    assert "decide: " in err and "runtime controller (look-ahead; fitted: fitted on 40" in err
+    assert "decide: " in err and "runtime controller (dynamic programme; fitted: fitted on 40" in err
     run = store.list_runs()[0]
     assert "fitted on 40 train traces of m" in run.settings["controller"]
     # --controller fixed keeps the old behaviour, and says so in the run record
