@@ -174,7 +174,8 @@ class Researcher:
         # resolve every dependency before anything is written, so bad settings leave no trace
         search, llm, store = self.search_backend, self.llm, self.store
         await self._probe(llm)
-        run_id = store.create_run(
+        run_id = await asyncio.to_thread(
+            store.create_run,
             question=text,
             mode=mode,
             model=llm.model_name,
@@ -207,7 +208,7 @@ class Researcher:
     async def aresume(self, run_id: str, *, progress: ProgressCallback | None = None) -> ResearchResult:
         """Finish an interrupted run: recorded calls are replayed, never spent again."""
         store = self.store
-        record = store.get_run(run_id)
+        record = await asyncio.to_thread(store.get_run, run_id)
         budget = Budget.from_dict(record.budget)
         if record.status == "done":  # nothing to do: hand back what was recorded
             return finished_result(store, record)

@@ -9,6 +9,7 @@ page cache is a storage type too (:class:`StoredPage`, :class:`PageStore`): ``to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -95,6 +96,10 @@ class RunStore(Protocol):
 
     def record_source(self, source: SourceRecord) -> None:
         """Idempotent on (run_id, doc_id)."""
+        ...
+
+    def record_sources(self, sources: Sequence[SourceRecord]) -> None:
+        """:meth:`record_source` for the sources one node read, at once (one transaction)."""
         ...
 
     def finish_run(
