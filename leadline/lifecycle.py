@@ -24,7 +24,7 @@ from leadline.budgets.timings import EngineTimings
 from leadline.errors import LeadlineError
 from leadline.llm.base import LLMClient
 from leadline.result import Citation, ResearchResult
-from leadline.storage.base import RunRecord, RunStore
+from leadline.storage.base import RunRecord, RunStore, off_loop
 from leadline.tools.base import Reader, SearchBackend
 
 __all__ = ["Mode", "RunSetup", "fail_run", "finished_result", "run_graph", "spend_record"]
@@ -62,7 +62,7 @@ async def run_graph(setup: RunSetup, *, resume: bool, timings: EngineTimings | N
     ledger = Ledger(budget)
     # the run's recorded steps, read once: a resumed run replays them (its ledger starts from them),
     # a new run has none; the wrappers look a call up here instead of asking the store every time
-    steps = await asyncio.to_thread(store.list_steps, run_id) if resume else []
+    steps = await off_loop(store.list_steps, run_id) if resume else []
     ledger.restore([entry_for_step(s) for s in steps])
     recorded = steps_by_key(steps)
     ctx = RunContext(
@@ -107,7 +107,7 @@ async def run_graph(setup: RunSetup, *, resume: bool, timings: EngineTimings | N
     if timings is not None:
         timings.add(ledger.entries)
     result = ResearchResult.from_state(run_id, state, ledger.spend)
-    await asyncio.to_thread(
+    await off_loop(
         store.finish_run,
         run_id,
         status="done",

@@ -30,6 +30,7 @@ from leadline.config import Settings
 from leadline.errors import ConfigError, LeadlineError, RunNotFoundError
 from leadline.llm.base import LLMClient
 from leadline.result import ResearchResult
+from leadline.storage.base import off_loop
 from leadline.storage.checkpoint import open_checkpointer
 from leadline.storage.engine import is_sqlite
 from leadline.storage.records import JobRecord
@@ -276,15 +277,15 @@ class BatchWorker:
                 close = getattr(client, "aclose", None)
                 if close is not None:
                     await close()
-        if (await asyncio.to_thread(self.store.batch_progress, self.batch_id)).finished:
-            await asyncio.to_thread(self.store.finish_batch, self.batch_id, status="done")
+        if (await off_loop(self.store.batch_progress, self.batch_id)).finished:
+            await off_loop(self.store.finish_batch, self.batch_id, status="done")
         return self.stats
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(max(0.05, self.lease_s / 3))
             try:
-                await asyncio.to_thread(
+                await off_loop(
                     self.store.heartbeat, self.batch_id, worker=self.worker_id, lease_s=self.lease_s
                 )
             except LeadlineError as exc:  # a database hiccup: the next beat tries again
@@ -293,7 +294,7 @@ class BatchWorker:
     async def _slot(self, researcher: Any, options: BatchOptions, price: float) -> None:
         # every database call of the worker runs in a worker thread: the event loop serves the runs
         while self.max_jobs is None or self._claimed < self.max_jobs:
-            job = await asyncio.to_thread(
+            job = await off_loop(
                 self.store.claim_job,
                 self.batch_id,
                 worker=self.worker_id,
@@ -330,13 +331,13 @@ class BatchWorker:
 
     async def _wait_or_finish(self) -> tuple[bool, int]:
         """Wait while another run may finish or return budget: (True, jobs pending); else (False, 0)."""
-        p = await asyncio.to_thread(self.store.batch_progress, self.batch_id)
+        p = await off_loop(self.store.batch_progress, self.batch_id)
         if p.pending == 0 and p.running == 0:
             return False, 0
         others = bool(set(p.workers) - {self.worker_id}) or self._active > 0
         if not others:
             if p.pending > 0:  # nothing running can return budget: these jobs will never be funded
-                n = await asyncio.to_thread(
+                n = await off_loop(
                     self.store.fail_unfunded,
                     self.batch_id,
                     error="the batch budget is spent: nothing left to grant this question",
@@ -398,9 +399,7 @@ class BatchWorker:
     async def _settle(self, job: JobRecord, **kwargs: Any) -> bool:
         """``complete_job`` off the event loop; wakes the idle slots (the grant's rest is back)."""
         try:
-            return await asyncio.to_thread(
-                self.store.complete_job, job.job_id, worker=self.worker_id, **kwargs
-            )
+            return await off_loop(self.store.complete_job, job.job_id, worker=self.worker_id, **kwargs)
         finally:
             self._freed.set()
 
@@ -430,18 +429,16 @@ class BatchWorker:
             nonlocal attached
             if not attached:  # the run exists now: link the job to it, off the event loop
                 attached = True
-                attaching.append(
-                    asyncio.ensure_future(asyncio.to_thread(self.store.attach_run, job.job_id, run_id))
-                )
+                attaching.append(asyncio.ensure_future(off_loop(self.store.attach_run, job.job_id, run_id)))
 
         self._active += 1
         self._emit("claimed", job)
         controller = self._controller_for(job, options, price)
-        resuming = await asyncio.to_thread(self._run_exists, run_id)
+        resuming = await off_loop(self._run_exists, run_id)
         token = _controller.set(_Resumed(controller, job.question, budget) if resuming else controller)
         try:
             if resuming:
-                await asyncio.to_thread(self.store.attach_run, job.job_id, run_id)
+                await off_loop(self.store.attach_run, job.job_id, run_id)
                 attached = True
                 result = await researcher.aresume(run_id, progress=progress)
             else:
@@ -458,8 +455,8 @@ class BatchWorker:
             if not isinstance(exc, LeadlineError):
                 log.error("job %s failed with an unexpected error", job.question_id, exc_info=True)
             await asyncio.gather(*attaching, return_exceptions=True)
-            kept = await asyncio.to_thread(self._run_exists, run_id)
-            totals = await asyncio.to_thread(self.store.ledger_totals, run_id) if kept else None
+            kept = await off_loop(self._run_exists, run_id)
+            totals = await off_loop(self.store.ledger_totals, run_id) if kept else None
             await self._settle(
                 job,
                 status="failed",
@@ -474,7 +471,7 @@ class BatchWorker:
             self._emit("failed", job, error=message)
         else:
             await asyncio.gather(*attaching, return_exceptions=True)
-            totals = await asyncio.to_thread(self.store.ledger_totals, run_id)
+            totals = await off_loop(self.store.ledger_totals, run_id)
             if await self._settle(
                 job,
                 status="done",

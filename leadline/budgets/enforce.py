@@ -12,7 +12,6 @@ the ledger keeps the excess as an overrun and refuses every later call, so the r
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -23,7 +22,7 @@ from typing import Any
 from leadline.budgets.ledger import Ledger, LedgerEntry, SpendKind
 from leadline.errors import FetchError
 from leadline.llm.base import Choice, Completion, GenerationParams, LLMClient, Message, Usage
-from leadline.storage.base import RunStore, StepRecord
+from leadline.storage.base import RunStore, StepRecord, off_loop
 from leadline.tools.base import Document, Reader, SearchBackend, SearchResult
 
 
@@ -97,7 +96,7 @@ async def _commit(store: RunStore, ledger: Ledger, step: StepRecord) -> StepReco
     the event loop goes on serving the other runs of the process while the database answers; the
     caller still waits for it, so a step is durable before its node returns (and before the checkpoint
     that follows the node)."""
-    stored = await asyncio.to_thread(store.record_step, step)
+    stored = await off_loop(store.record_step, step)
     if stored.response == step.response:
         ledger.record(entry_for_step(step))
     return stored
@@ -114,7 +113,7 @@ class _Recorded:
     async def get(self, call_id: str) -> StepRecord | None:
         if self.steps is not None:
             return self.steps.get(call_id)
-        return await asyncio.to_thread(self.store.get_step, self.run_id, call_id)
+        return await off_loop(self.store.get_step, self.run_id, call_id)
 
     async def commit(self, ledger: Ledger, step: StepRecord) -> StepRecord:
         stored = await _commit(self.store, ledger, step)

@@ -9,10 +9,14 @@ page cache is a storage type too (:class:`StoredPage`, :class:`PageStore`): ``to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 RunStatus = Literal["running", "done", "failed", "interrupted"]
 StepKind = Literal["llm", "search", "read", "fetch", "note"]
@@ -167,3 +171,24 @@ __all__ = [
     "StepRecord",
     "StoredPage",
 ]
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+STORE_THREADS = 8
+"""Worker threads for the store's calls from async code (a process's runs share them)."""
+_executor: list[ThreadPoolExecutor] = []
+
+
+async def off_loop(fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Run a blocking store call in the store's own worker threads and await it.
+
+    Not ``asyncio.to_thread``: the event loop's default executor has a handful of threads that
+    libraries share (LangGraph's PostgreSQL saver serialises checkpoints there while it holds its
+    connection), and store calls queued in front of those would hold every checkpoint of the process
+    up behind them.
+    """
+    if not _executor:
+        _executor.append(ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="leadline-store"))
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_executor[0], call)

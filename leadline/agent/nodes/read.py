@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -11,7 +10,7 @@ from leadline.agent.context import RunContext
 from leadline.agent.nodes.common import call_id, trace
 from leadline.agent.state import Evidence, ResearchState
 from leadline.errors import BudgetExceededError, FetchError
-from leadline.storage.base import SourceRecord
+from leadline.storage.base import SourceRecord, off_loop
 from leadline.tools.base import SearchResult
 
 
@@ -50,7 +49,7 @@ async def read(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, 
             SourceRecord(run_id=ctx.run_id, doc_id=doc.doc_id, title=doc.title, url=doc.url, text=doc.text)
         )
     if sources:  # in a worker thread, off the event loop; recorded before the node returns
-        await asyncio.to_thread(ctx.store.record_sources, sources)
+        await off_loop(ctx.store.record_sources, sources)
     detail = f"{len(new)} sources read" + (f", {len(failures)} failed" if failures else "")
     ctx.emit("read", "read", detail, state["step"])
     return {
