@@ -162,6 +162,7 @@ class PageStore(Protocol):
 
 
 __all__ = [
+    "STORE_THREADS",
     "PageStore",
     "RunRecord",
     "RunStatus",
@@ -170,6 +171,7 @@ __all__ = [
     "StepKind",
     "StepRecord",
     "StoredPage",
+    "off_loop",
 ]
 
 
