@@ -162,7 +162,6 @@ class PageStore(Protocol):
 
 
 __all__ = [
-    "STORE_THREADS",
     "PageStore",
     "RunRecord",
     "RunStatus",
