@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -178,7 +179,9 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 STORE_THREADS = 8
 """Worker threads for the store's calls from async code (a process's runs share them)."""
-_executor: list[ThreadPoolExecutor] = []
+_executors: dict[int, ThreadPoolExecutor] = {}
+"""By process id: a forked child inherits the parent's executor without its threads (work submitted
+to it would wait forever), so each process makes its own."""
 
 
 async def off_loop(fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
@@ -189,7 +192,9 @@ async def off_loop(fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs)
     connection), and store calls queued in front of those would hold every checkpoint of the process
     up behind them.
     """
-    if not _executor:
-        _executor.append(ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="leadline-store"))
+    pid = os.getpid()
+    executor = _executors.get(pid)
+    if executor is None:
+        executor = _executors[pid] = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="leadline-store")
     call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_executor[0], call)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
