@@ -31,7 +31,7 @@ from leadline.errors import (
 from leadline.lifecycle import Mode, RunSetup, finished_result, run_graph
 from leadline.llm.base import LLMClient
 from leadline.result import ResearchResult
-from leadline.storage.base import RunStore
+from leadline.storage.base import RunStore, off_loop
 from leadline.tools.base import PageStore, Reader, SearchBackend
 from leadline.wiring import make_llm, make_search, make_store, open_checkpointer
 
@@ -184,7 +184,8 @@ class Researcher:
         search, llm, store = self.search_backend, self.llm, self.store
         await self._probe(llm)
         controller = self.controller()
-        run_id = store.create_run(
+        run_id = await off_loop(
+            store.create_run,
             question=text,
             mode=mode,
             model=llm.model_name,
@@ -219,7 +220,7 @@ class Researcher:
     async def aresume(self, run_id: str, *, progress: ProgressCallback | None = None) -> ResearchResult:
         """Finish an interrupted run: recorded calls are replayed, never spent again."""
         store = self.store
-        record = store.get_run(run_id)
+        record = await off_loop(store.get_run, run_id)
         budget = Budget.from_dict(record.budget)
         if record.status == "done":  # nothing to do: hand back what was recorded
             return finished_result(store, record)

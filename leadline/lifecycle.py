@@ -18,16 +18,16 @@ from leadline.agent.context import ProgressCallback, RunContext
 from leadline.agent.graph import compile_graph
 from leadline.agent.state import initial_state
 from leadline.budgets.controller import Controller
-from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step
+from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step, steps_by_key
 from leadline.budgets.ledger import Budget, Ledger
 from leadline.budgets.timings import EngineTimings
 from leadline.errors import LeadlineError
 from leadline.llm.base import LLMClient
 from leadline.result import Citation, ResearchResult
-from leadline.storage.base import RunRecord, RunStore
+from leadline.storage.base import RunRecord, RunStore, off_loop
 from leadline.tools.base import Reader, SearchBackend
 
-__all__ = ["Mode", "RunSetup", "fail_run", "finished_result", "run_graph"]
+__all__ = ["Mode", "RunSetup", "fail_run", "finished_result", "run_graph", "spend_record"]
 
 Mode = Literal["answer", "report"]
 
@@ -60,12 +60,15 @@ async def run_graph(setup: RunSetup, *, resume: bool, timings: EngineTimings | N
     """
     run_id, store, budget = setup.run_id, setup.store, setup.budget
     ledger = Ledger(budget)
-    if resume:
-        ledger.restore([entry_for_step(s) for s in store.list_steps(run_id)])
+    # the run's recorded steps, read once: a resumed run replays them (its ledger starts from them),
+    # a new run has none; the wrappers look a call up here instead of asking the store every time
+    steps = await off_loop(store.list_steps, run_id) if resume else []
+    ledger.restore([entry_for_step(s) for s in steps])
+    recorded = steps_by_key(steps)
     ctx = RunContext(
         run_id=run_id,
-        llm=BudgetedLLM(setup.llm, ledger, store, run_id),
-        search=BudgetedSearch(setup.search, setup.reader, ledger, store, run_id),
+        llm=BudgetedLLM(setup.llm, ledger, store, run_id, recorded=recorded),
+        search=BudgetedSearch(setup.search, setup.reader, ledger, store, run_id, recorded=recorded),
         controller=setup.controller,
         ledger=ledger,
         budget=budget,
@@ -88,7 +91,7 @@ async def run_graph(setup: RunSetup, *, resume: bool, timings: EngineTimings | N
             if state is None:
                 state = await graph.ainvoke(start, config, context=ctx, durability="sync")
         except (asyncio.CancelledError, KeyboardInterrupt):
-            store.finish_run(run_id, status="interrupted", spend=ledger.spend.to_dict(), error="interrupted")
+            store.finish_run(run_id, status="interrupted", spend=spend_record(ledger), error="interrupted")
             raise
         except LeadlineError as exc:
             snapshot = await graph.aget_state(config)
@@ -98,22 +101,33 @@ async def run_graph(setup: RunSetup, *, resume: bool, timings: EngineTimings | N
             fail_run(store, run_id, ledger, exc)
             raise
         except Exception as exc:  # an unexpected bug: record it, keep the run resumable, re-raise
-            store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=repr(exc))
+            store.finish_run(run_id, status="failed", spend=spend_record(ledger), error=repr(exc))
             raise
     assert state is not None
     if timings is not None:
         timings.add(ledger.entries)
     result = ResearchResult.from_state(run_id, state, ledger.spend)
-    store.finish_run(
+    await off_loop(
+        store.finish_run,
         run_id,
         status="done",
         answer=result.answer,
         citations=[c for c in state.get("citations") or []],
         report=result.report,
-        spend=result.spend.to_dict(),
+        spend=spend_record(ledger),
     )
     setup.controller.finish(tokens_unspent=ledger.tokens_left, searches_unspent=ledger.searches_left)
     return result
+
+
+def spend_record(ledger: Ledger) -> dict[str, Any]:
+    """What a run record keeps of its spend: the ledger's totals, and ``overrun`` (what a backend spent
+    past a grant or a cap, by limit) when there was any."""
+    spend = ledger.spend.to_dict()
+    overrun = ledger.overrun
+    if overrun:
+        spend["overrun"] = overrun
+    return spend
 
 
 def fail_run(store: RunStore, run_id: str, ledger: Ledger, exc: LeadlineError) -> None:
@@ -125,7 +139,7 @@ def fail_run(store: RunStore, run_id: str, ledger: Ledger, exc: LeadlineError) -
         store.delete_run(run_id)
         exc.run_data["run_id"] = None
         return
-    store.finish_run(run_id, status="failed", spend=ledger.spend.to_dict(), error=exc.message)
+    store.finish_run(run_id, status="failed", spend=spend_record(ledger), error=exc.message)
 
 
 def finished_result(store: RunStore, record: RunRecord) -> ResearchResult:
@@ -143,4 +157,5 @@ def finished_result(store: RunStore, record: RunRecord) -> ResearchResult:
         spend=spend,
         report=record.report,
         status="done",
+        overrun=dict(record.spend.get("overrun") or ledger.overrun),
     )

@@ -35,6 +35,7 @@ def result_from_job(job: JobRecord) -> ResearchResult | LeadlineError:
         confidence=data.get("confidence"),
         allocation=dict(data.get("allocation") or {}),
         trace=list(data.get("decisions") or []),
+        overrun=dict(data.get("overrun") or {}),
     )
 
 

@@ -30,6 +30,7 @@ from leadline.config import Settings
 from leadline.errors import ConfigError, LeadlineError, RunNotFoundError
 from leadline.llm.base import LLMClient
 from leadline.result import ResearchResult
+from leadline.storage.base import off_loop
 from leadline.storage.checkpoint import open_checkpointer
 from leadline.storage.engine import is_sqlite
 from leadline.storage.records import JobRecord
@@ -189,6 +190,10 @@ class BatchWorker:
         self._llm, self._search, self._reader = llm, search, reader
         self._active = 0
         self._claimed = 0
+        self._watch: asyncio.Future[tuple[bool, int]] | None = None
+        """The one look at the batch that this worker's idle slots share (see :meth:`_idle`)."""
+        self._freed = asyncio.Event()
+        """Set when a job of this worker ends (its unspent grant is back in the pool)."""
 
     def _clients(self, settings: Settings) -> tuple[LLMClient, SearchBackend, Reader | None, list[Any]]:
         """The model and search clients every run of this worker shares (built from settings unless given)."""
@@ -259,9 +264,12 @@ class BatchWorker:
                 try:
                     await asyncio.gather(*slots)
                 finally:
-                    for t in slots:
+                    pending: list[asyncio.Future[Any]] = [*slots]
+                    if self._watch is not None:
+                        pending.append(self._watch)
+                    for t in pending:
                         t.cancel()
-                    await asyncio.gather(*slots, return_exceptions=True)
+                    await asyncio.gather(*pending, return_exceptions=True)
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
@@ -269,21 +277,25 @@ class BatchWorker:
                 close = getattr(client, "aclose", None)
                 if close is not None:
                     await close()
-        if self.store.batch_progress(self.batch_id).finished:
-            self.store.finish_batch(self.batch_id, status="done")
+        if (await off_loop(self.store.batch_progress, self.batch_id)).finished:
+            await off_loop(self.store.finish_batch, self.batch_id, status="done")
         return self.stats
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(max(0.05, self.lease_s / 3))
             try:
-                self.store.heartbeat(self.batch_id, worker=self.worker_id, lease_s=self.lease_s)
+                await off_loop(
+                    self.store.heartbeat, self.batch_id, worker=self.worker_id, lease_s=self.lease_s
+                )
             except LeadlineError as exc:  # a database hiccup: the next beat tries again
                 log.warning("lease renewal failed: %s", exc)
 
     async def _slot(self, researcher: Any, options: BatchOptions, price: float) -> None:
+        # every database call of the worker runs in a worker thread: the event loop serves the runs
         while self.max_jobs is None or self._claimed < self.max_jobs:
-            job = self.store.claim_job(
+            job = await off_loop(
+                self.store.claim_job,
                 self.batch_id,
                 worker=self.worker_id,
                 lease_s=self.lease_s,
@@ -292,29 +304,53 @@ class BatchWorker:
                 min_tokens=min(MIN_TOKENS, options.per_question.tokens),
             )
             if job is None:
-                if not await self._wait_or_finish():
+                if not await self._idle():
                     return
                 continue
             self._claimed += 1
             await self._do(researcher, job, options, price)
 
-    async def _wait_or_finish(self) -> bool:
-        """No job could be claimed: wait while another run may finish or return budget; else finish."""
-        p = self.store.batch_progress(self.batch_id)
+    async def _idle(self) -> bool:
+        """No job could be claimed: True to try again, False when this worker is done with the batch.
+
+        One look at the batch at a time serves all the slots that are idle (they share its answer), so
+        a worker whose slots run dry at the end of a batch asks the database once per ``poll_s``, not
+        once per slot: the slot that looked claims again (a lease may have passed), the others only when
+        jobs are pending (budget came back, or a job was given back).
+        """
+        while True:
+            looks = self._watch is None or self._watch.done()
+            if looks:
+                self._watch = asyncio.ensure_future(self._wait_or_finish())
+            assert self._watch is not None
+            more, pending = await asyncio.shield(self._watch)
+            if not more:
+                return False
+            if looks or pending > 0:
+                return True
+
+    async def _wait_or_finish(self) -> tuple[bool, int]:
+        """Wait while another run may finish or return budget: (True, jobs pending); else (False, 0)."""
+        p = await off_loop(self.store.batch_progress, self.batch_id)
         if p.pending == 0 and p.running == 0:
-            return False
+            return False, 0
         others = bool(set(p.workers) - {self.worker_id}) or self._active > 0
         if not others:
             if p.pending > 0:  # nothing running can return budget: these jobs will never be funded
-                n = self.store.fail_unfunded(
-                    self.batch_id, error="the batch budget is spent: nothing left to grant this question"
+                n = await off_loop(
+                    self.store.fail_unfunded,
+                    self.batch_id,
+                    error="the batch budget is spent: nothing left to grant this question",
                 )
                 self.stats.unfunded += n
-                return True
+                return True, 0
             if p.running == 0:
-                return False
-        await asyncio.sleep(self.poll_s)
-        return True
+                return False, 0
+        # until the next look, or until one of this worker's jobs ends and returns budget
+        self._freed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._freed.wait(), self.poll_s)
+        return True, p.pending
 
     # -- one job -----------------------------------------------------------------------------------
     def _controller_for(self, job: JobRecord, options: BatchOptions, price: float) -> Controller:
@@ -362,6 +398,13 @@ class BatchWorker:
             return False
         return True
 
+    async def _settle(self, job: JobRecord, **kwargs: Any) -> bool:
+        """``complete_job`` off the event loop; wakes the idle slots (the grant's rest is back)."""
+        try:
+            return await off_loop(self.store.complete_job, job.job_id, worker=self.worker_id, **kwargs)
+        finally:
+            self._freed.set()
+
     def _emit(self, kind: str, job: JobRecord, **kw: Any) -> None:
         if self.on_event is not None:
             try:
@@ -382,21 +425,22 @@ class BatchWorker:
             search_cost_tokens=per.search_cost_tokens,
         )
         attached = False
+        attaching: list[asyncio.Future[None]] = []
 
         def progress(event: dict[str, Any]) -> None:
             nonlocal attached
-            if not attached:
+            if not attached:  # the run exists now: link the job to it, off the event loop
                 attached = True
-                self.store.attach_run(job.job_id, run_id)
+                attaching.append(asyncio.ensure_future(off_loop(self.store.attach_run, job.job_id, run_id)))
 
         self._active += 1
         self._emit("claimed", job)
         controller = self._controller_for(job, options, price)
-        resuming = self._run_exists(run_id)
+        resuming = await off_loop(self._run_exists, run_id)
         token = _controller.set(_Resumed(controller, job.question, budget) if resuming else controller)
         try:
             if resuming:
-                self.store.attach_run(job.job_id, run_id)
+                await off_loop(self.store.attach_run, job.job_id, run_id)
                 attached = True
                 result = await researcher.aresume(run_id, progress=progress)
             else:
@@ -412,11 +456,11 @@ class BatchWorker:
             message = exc.message if isinstance(exc, LeadlineError) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, LeadlineError):
                 log.error("job %s failed with an unexpected error", job.question_id, exc_info=True)
-            kept = self._run_exists(run_id)
-            totals = self.store.ledger_totals(run_id) if kept else None
-            self.store.complete_job(
-                job.job_id,
-                worker=self.worker_id,
+            await asyncio.gather(*attaching, return_exceptions=True)
+            kept = await off_loop(self._run_exists, run_id)
+            totals = await off_loop(self.store.ledger_totals, run_id) if kept else None
+            await self._settle(
+                job,
                 status="failed",
                 run_id=run_id if kept else None,
                 error=message,
@@ -428,10 +472,10 @@ class BatchWorker:
             self.stats.errors.append(f"{job.question_id}: {message}")
             self._emit("failed", job, error=message)
         else:
-            totals = self.store.ledger_totals(run_id)
-            if self.store.complete_job(
-                job.job_id,
-                worker=self.worker_id,
+            await asyncio.gather(*attaching, return_exceptions=True)
+            totals = await off_loop(self.store.ledger_totals, run_id)
+            if await self._settle(
+                job,
                 status="done",
                 run_id=run_id,
                 result=result_summary(result),

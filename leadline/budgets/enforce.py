@@ -22,7 +22,7 @@ from typing import Any
 from leadline.budgets.ledger import Ledger, LedgerEntry, SpendKind
 from leadline.errors import FetchError
 from leadline.llm.base import Choice, Completion, GenerationParams, LLMClient, Message, Usage
-from leadline.storage.base import RunStore, StepRecord
+from leadline.storage.base import RunStore, StepRecord, off_loop
 from leadline.tools.base import Document, Reader, SearchBackend, SearchResult
 
 
@@ -62,6 +62,15 @@ def _completion_from_dict(d: dict[str, Any]) -> Completion:
     )
 
 
+def steps_by_key(steps: Sequence[StepRecord]) -> dict[str, StepRecord]:
+    """A run's recorded steps by call id, for the wrappers' ``recorded`` (the first record of a key
+    wins, as in the store)."""
+    found: dict[str, StepRecord] = {}
+    for step in steps:
+        found.setdefault(step.key, step)
+    return found
+
+
 def entry_for_step(step: StepRecord) -> LedgerEntry:
     """The ledger entry a recorded step stands for (a resumed run rebuilds its ledger from these)."""
     kind: SpendKind = "llm" if step.kind == "llm" else "fetch" if step.kind == "fetch" else "search"
@@ -81,23 +90,59 @@ def entry_for_step(step: StepRecord) -> LedgerEntry:
     )
 
 
-def _commit(store: RunStore, ledger: Ledger, step: StepRecord) -> StepRecord:
+async def _commit(store: RunStore, ledger: Ledger, step: StepRecord) -> StepRecord:
     """Record a step once and charge the ledger for it, unless another worker recorded this call first
-    (then its record is returned and nothing is charged twice)."""
-    stored = store.record_step(step)
+    (then its record is returned and nothing is charged twice). The write runs in a worker thread, so
+    the event loop goes on serving the other runs of the process while the database answers; the
+    caller still waits for it, so a step is durable before its node returns (and before the checkpoint
+    that follows the node)."""
+    stored = await off_loop(store.record_step, step)
     if stored.response == step.response:
         ledger.record(entry_for_step(step))
     return stored
 
 
-class BudgetedLLM:
-    """An LLM whose every call is charged to a ledger and recorded once in the run store."""
+class _Recorded:
+    """Where a wrapper looks up a call already recorded: the run's steps read once when the run
+    started (``steps``), or the store at every call (None: callers that record steps behind the
+    wrapper's back, such as tests)."""
 
-    def __init__(self, llm: LLMClient, ledger: Ledger, store: RunStore, run_id: str) -> None:
+    def __init__(self, store: RunStore, run_id: str, steps: dict[str, StepRecord] | None) -> None:
+        self.store, self.run_id, self.steps = store, run_id, steps
+
+    async def get(self, call_id: str) -> StepRecord | None:
+        if self.steps is not None:
+            return self.steps.get(call_id)
+        return await off_loop(self.store.get_step, self.run_id, call_id)
+
+    async def commit(self, ledger: Ledger, step: StepRecord) -> StepRecord:
+        stored = await _commit(self.store, ledger, step)
+        if self.steps is not None:
+            self.steps.setdefault(stored.key, stored)
+        return stored
+
+
+class BudgetedLLM:
+    """An LLM whose every call is charged to a ledger and recorded once in the run store.
+
+    ``recorded`` is the run's steps as read when it started, by key (:func:`steps_by_key`): a call
+    found there is replayed without asking the store again. Without it every call asks the store.
+    """
+
+    def __init__(
+        self,
+        llm: LLMClient,
+        ledger: Ledger,
+        store: RunStore,
+        run_id: str,
+        *,
+        recorded: dict[str, StepRecord] | None = None,
+    ) -> None:
         self.llm = llm
         self.ledger = ledger
         self.store = store
         self.run_id = run_id
+        self._recorded = _Recorded(store, run_id, recorded)
 
     @property
     def model_name(self) -> str:
@@ -123,7 +168,7 @@ class BudgetedLLM:
         """
         request = {"messages": [m.to_dict() for m in messages]}
         # the key is the call id, stable across a resume; the prompt may differ (its budget line does)
-        recorded = self.store.get_step(self.run_id, call_id)
+        recorded = await self._recorded.get(call_id)
         if recorded is not None:
             return _completion_from_dict(recorded.response)
         grant = self.ledger.grant(params.max_tokens, n=max(1, params.n), reserve=reserve)
@@ -153,30 +198,39 @@ class BudgetedLLM:
             completion_tokens=usage.completion_tokens,
             seconds=seconds,
         )
-        stored = _commit(self.store, self.ledger, step)
+        stored = await self._recorded.commit(self.ledger, step)
         if stored.response != step.response:  # another worker recorded this call first: use its result
             return _completion_from_dict(stored.response)
         return completion
 
 
 class BudgetedSearch:
-    """A search backend (and reader) whose calls are charged to a ledger and recorded once."""
+    """A search backend (and reader) whose calls are charged to a ledger and recorded once
+    (``recorded`` as for :class:`BudgetedLLM`)."""
 
     def __init__(
-        self, backend: SearchBackend, reader: Reader | None, ledger: Ledger, store: RunStore, run_id: str
+        self,
+        backend: SearchBackend,
+        reader: Reader | None,
+        ledger: Ledger,
+        store: RunStore,
+        run_id: str,
+        *,
+        recorded: dict[str, StepRecord] | None = None,
     ) -> None:
         self.backend = backend
         self.reader = reader
         self.ledger = ledger
         self.store = store
         self.run_id = run_id
+        self._recorded = _Recorded(store, run_id, recorded)
 
     async def search(self, call_id: str, node: str, query: str, *, k: int = 5) -> list[SearchResult]:
         """One search under the budget: replayed when recorded, refused past the cap, else run and
         recorded.
         """
         request = {"query": query, "k": k, "backend": self.backend.name}
-        recorded = self.store.get_step(self.run_id, call_id)
+        recorded = await self._recorded.get(call_id)
         if recorded is not None:
             return [SearchResult.from_dict(r) for r in recorded.response["results"]]
         self.ledger.check_search()
@@ -192,7 +246,7 @@ class BudgetedSearch:
             searches=1,
             seconds=time.monotonic() - started,
         )
-        stored = _commit(self.store, self.ledger, step)
+        stored = await self._recorded.commit(self.ledger, step)
         if stored.response != step.response:
             return [SearchResult.from_dict(r) for r in stored.response["results"]]
         return results
@@ -204,7 +258,7 @@ class BudgetedSearch:
                 doc_id=result.doc_id, title=result.title, text=result.text or result.snippet, url=result.url
             )
         request = {"url": result.url or result.doc_id}
-        recorded = self.store.get_step(self.run_id, call_id)
+        recorded = await self._recorded.get(call_id)
         if recorded is not None:
             return _document_or_raise(recorded.response, request["url"])
         self.ledger.check_fetch()
@@ -225,7 +279,7 @@ class BudgetedSearch:
             fetches=1,
             seconds=time.monotonic() - started,
         )
-        stored = _commit(self.store, self.ledger, step)
+        stored = await self._recorded.commit(self.ledger, step)
         return _document_or_raise(stored.response, request["url"])
 
 

@@ -254,7 +254,8 @@ class RuntimePolicy:
     search_offsets: tuple[int, ...] = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
     """Continuation plans considered: these many more chunks × searches (clipped at the caps)."""
     rule: str = "dp"
-    """"dp" (the default, what the loop and the trace evaluation run): the exact dynamic programme over the signal counts (:mod:`leadline.budgets.runtime_dp`);
+    """"dp" (the default, what the loop and the trace evaluation run): the exact dynamic programme over
+    the signal counts (:mod:`leadline.budgets.runtime_dp`);
     "lookahead": blocks of signals followed by the best fixed continuation; "myopic": the best fixed
     bundle, no learning."""
     horizon: DPHorizon = field(default_factory=DPHorizon)

@@ -19,7 +19,8 @@ flavor          structured output                     reasoning text / budget   
 
 The removed ``guided_*`` fields of old vLLM releases are never sent. Every call has one total deadline
 (``timeout_s``) across its retries; only 429, 5xx, connection errors and read timeouts are retried, with
-exponential backoff, jitter and the server's ``Retry-After``. Failures surface as
+exponential backoff, jitter and the server's ``Retry-After``; a read or write error on a pooled keep-alive
+connection (the server closed it while it sat idle) is retried once, at once. Failures surface as
 :class:`~leadline.errors.LLMConnectionError` (unreachable, deadline passed) or
 :class:`~leadline.errors.LLMResponseError` (error status, malformed body). The API key travels only in the
 ``Authorization`` header; it is never in ``repr`` or a log line.
@@ -57,6 +58,8 @@ logger = logging.getLogger(__name__)
 Flavor = Literal["auto", "vllm", "llamacpp", "openai"]
 
 _RETRYABLE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
+_STALE_CONNECTION_ERRORS = (httpx.ReadError, httpx.WriteError)
+"""A keep-alive connection the server closed while it sat in the pool: retried once, at once."""
 
 
 @dataclass(frozen=True)
@@ -359,9 +362,7 @@ class OpenAICompatibleClient:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = await self._bind_loop()._http.request(
-                    method, url, json=body, headers=self._headers()
-                )
+                response = await self._send(method, url, body)
             except _RETRYABLE_ERRORS as exc:
                 error: LLMConnectionError | LLMResponseError = LLMConnectionError(
                     f"cannot reach the LLM server at {self._root}: {describe(exc)}"
@@ -403,6 +404,19 @@ class OpenAICompatibleClient:
                 )
             return data
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _send(self, method: str, url: str, body: dict[str, Any] | None) -> httpx.Response:
+        """One request; a read or write error on a pooled keep-alive connection (the server closed it
+        while it sat idle, as the request went out) is retried once at once: the pool has dropped that
+        connection, so the retry goes out on another. A second failure is the caller's to handle."""
+        http = self._bind_loop()._http
+        try:
+            return await http.request(method, url, json=body, headers=self._headers())
+        except _STALE_CONNECTION_ERRORS as exc:
+            logger.info(
+                "LLM call %s %s: %s on a pooled connection; retrying once", method, url, describe(exc)
+            )
+            return await http.request(method, url, json=body, headers=self._headers())
 
     async def _wait_before_retry(
         self,

@@ -8,11 +8,11 @@ dialect's own INSERT so ``ON CONFLICT`` clauses work on SQLite and PostgreSQL al
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
@@ -20,6 +20,12 @@ from sqlalchemy.engine import URL
 from leadline.errors import ConfigError
 from leadline.storage import migrate
 from leadline.storage.engine import WRITE_OPTION, storage_errors
+
+
+def core_table(model: Any) -> Table:
+    """The Core table behind a mapped class (statements on it skip the ORM's per-call work)."""
+    table: Table = model.__table__
+    return table
 
 
 class StoreAccess:
@@ -31,6 +37,7 @@ class StoreAccess:
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self._dialect = engine.dialect.name
+        self._statements: dict[str, Any] = {}
 
     @property
     def url(self) -> URL:
@@ -79,5 +86,17 @@ class StoreAccess:
     def _insert(self, model: Any) -> Any:
         return (pg_insert if self._dialect == "postgresql" else sqlite_insert)(model)
 
+    def _prepared(self, name: str, build: Callable[[], Any]) -> Any:
+        """A statement of the hot paths built once per store and then executed with parameters only.
 
-__all__ = ["StoreAccess"]
+        Building ``insert(Model).values(**row)`` anew at every call costs more CPU than the database
+        takes to run it (SQLAlchemy coerces every value and derives a cache key each time); a statement
+        built once on the table and given its rows as parameters skips all of that.
+        """
+        stmt = self._statements.get(name)
+        if stmt is None:
+            stmt = self._statements[name] = build()
+        return stmt
+
+
+__all__ = ["StoreAccess", "core_table"]

@@ -9,9 +9,15 @@ page cache is a storage type too (:class:`StoredPage`, :class:`PageStore`): ``to
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 RunStatus = Literal["running", "done", "failed", "interrupted"]
 StepKind = Literal["llm", "search", "read", "fetch", "note"]
@@ -97,6 +103,10 @@ class RunStore(Protocol):
         """Idempotent on (run_id, doc_id)."""
         ...
 
+    def record_sources(self, sources: Sequence[SourceRecord]) -> None:
+        """:meth:`record_source` for the sources one node read, at once (one transaction)."""
+        ...
+
     def finish_run(
         self,
         run_id: str,
@@ -161,4 +171,30 @@ __all__ = [
     "StepKind",
     "StepRecord",
     "StoredPage",
+    "off_loop",
 ]
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+STORE_THREADS = 8
+"""Worker threads for the store's calls from async code (a process's runs share them)."""
+_executors: dict[int, ThreadPoolExecutor] = {}
+"""By process id: a forked child inherits the parent's executor without its threads (work submitted
+to it would wait forever), so each process makes its own."""
+
+
+async def off_loop(fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Run a blocking store call in the store's own worker threads and await it.
+
+    Not ``asyncio.to_thread``: the event loop's default executor has a handful of threads that
+    libraries share (LangGraph's PostgreSQL saver serialises checkpoints there while it holds its
+    connection), and store calls queued in front of those would hold every checkpoint of the process
+    up behind them.
+    """
+    pid = os.getpid()
+    executor = _executors.get(pid)
+    if executor is None:
+        executor = _executors[pid] = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="leadline-store")
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)

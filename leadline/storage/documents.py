@@ -8,12 +8,14 @@ changed the page points the URL at the new body, and the old body stays for the 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
 from leadline.errors import StorageError
-from leadline.storage.access import StoreAccess
+from leadline.storage.access import StoreAccess, core_table
 from leadline.storage.base import SourceRecord, StoredPage
 from leadline.storage.models import DocumentBlob, Page, Source, utc_now
 
@@ -40,20 +42,53 @@ class DocumentMethods(StoreAccess):
 
     def record_source(self, source: SourceRecord) -> None:
         """Record a source a run read (body stored once by content); idempotent on run and doc id."""
-        with self._write() as conn:
-            digest = self._put_document(conn, source.text.encode("utf-8"))
-            conn.execute(
-                self._insert(Source)
-                .values(
-                    run_id=source.run_id,
-                    doc_id=source.doc_id,
-                    title=source.title,
-                    url=source.url,
-                    sha256=digest,
-                    created_at=utc_now(),
-                )
-                .on_conflict_do_nothing(index_elements=["run_id", "doc_id"])
+        self.record_sources([source])
+
+    def record_sources(self, sources: Sequence[SourceRecord]) -> None:
+        """Record the sources a node read, in one transaction (see :meth:`record_source`)."""
+        if not sources:
+            return
+        now = utc_now()
+        bodies: dict[str, bytes] = {}
+        rows = []
+        for source in sources:
+            body = source.text.encode("utf-8")
+            digest = sha256_hex(body)
+            bodies[digest] = body
+            rows.append(
+                {
+                    "run_id": source.run_id,
+                    "doc_id": source.doc_id,
+                    "title": source.title,
+                    "url": source.url,
+                    "sha256": digest,
+                    "created_at": now,
+                }
             )
+        with self._write() as conn:
+            # bodies in one order for every writer: two runs reading the same passages lock the same
+            # rows in the same order, so they never deadlock
+            conn.execute(
+                self._prepared("document", self._document_upsert),
+                [
+                    {"sha256": d, "body": bodies[d], "size": len(bodies[d]), "created_at": now}
+                    for d in sorted(bodies)
+                ],
+            )
+            conn.execute(
+                self._prepared(
+                    "source",
+                    lambda: self._insert(core_table(Source)).on_conflict_do_nothing(
+                        index_elements=["run_id", "doc_id"]
+                    ),
+                ),
+                rows,
+            )
+
+    def _document_upsert(self) -> Any:
+        stmt = self._insert(core_table(DocumentBlob))
+        # as in _put_document: a no-op update that locks an existing body until the commit
+        return stmt.on_conflict_do_update(index_elements=["sha256"], set_={"size": stmt.excluded.size})
 
     def list_sources(self, run_id: str) -> list[SourceRecord]:
         """The sources a run read, with their text."""

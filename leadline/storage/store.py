@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 from leadline.errors import ConfigError, RunNotFoundError
+from leadline.storage.access import core_table
 from leadline.storage.base import RunRecord, RunStatus, StepRecord
 from leadline.storage.batches import BatchMethods
 from leadline.storage.documents import DocumentMethods, sha256_hex
@@ -243,13 +244,15 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         }
         try:
             with self._write() as conn:
-                stmt = (
-                    self._insert(Step)
-                    .values(**values)
-                    .on_conflict_do_nothing(index_elements=["run_id", "key"])
-                    .returning(Step.id)
+                stmt = self._prepared(
+                    "step",
+                    lambda: (
+                        self._insert(core_table(Step))
+                        .on_conflict_do_nothing(index_elements=["run_id", "key"])
+                        .returning(core_table(Step).c.id)
+                    ),
                 )
-                step_id = conn.execute(stmt).scalar()
+                step_id = conn.execute(stmt, values).scalar()
                 if step_id is None:  # recorded before: the first record wins
                     existing = conn.execute(
                         select(Step).where(Step.run_id == step.run_id, Step.key == step.key)
@@ -273,45 +276,52 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         response: dict[str, Any],
     ) -> None:
         spent = any((step.prompt_tokens, step.completion_tokens, step.searches, step.fetches))
+        now = utc_now()
         if step.kind != "note" or spent:
             conn.execute(
-                self._insert(LedgerRow).values(
-                    run_id=step.run_id,
-                    step_id=step_id,
-                    kind=step.kind,
-                    node=step.node,
-                    prompt_tokens=step.prompt_tokens,
-                    completion_tokens=step.completion_tokens,
-                    searches=step.searches,
-                    fetches=step.fetches,
-                    seconds=step.seconds,
-                    money=float(response.get("money", 0.0) or 0.0),
-                )
+                self._prepared("ledger", lambda: self._insert(core_table(LedgerRow))),
+                {
+                    "run_id": step.run_id,
+                    "step_id": step_id,
+                    "kind": step.kind,
+                    "node": step.node,
+                    "prompt_tokens": step.prompt_tokens,
+                    "completion_tokens": step.completion_tokens,
+                    "searches": step.searches,
+                    "fetches": step.fetches,
+                    "seconds": step.seconds,
+                    "money": float(response.get("money", 0.0) or 0.0),
+                    "created_at": now,
+                },
             )
         if step.kind == "llm":
             conn.execute(
-                self._insert(LLMCall).values(
-                    run_id=step.run_id,
-                    step_id=step_id,
-                    model=str(request.get("model") or response.get("model") or ""),
-                    prompt_tokens=step.prompt_tokens,
-                    completion_tokens=step.completion_tokens,
-                    latency_s=step.seconds,
-                )
+                self._prepared("llm_call", lambda: self._insert(core_table(LLMCall))),
+                {
+                    "run_id": step.run_id,
+                    "step_id": step_id,
+                    "model": str(request.get("model") or response.get("model") or ""),
+                    "prompt_tokens": step.prompt_tokens,
+                    "completion_tokens": step.completion_tokens,
+                    "latency_s": step.seconds,
+                    "created_at": now,
+                },
             )
         elif step.kind == "search":
             results = response.get("results")
             results = results if isinstance(results, list) else []
             conn.execute(
-                self._insert(SearchCall).values(
-                    run_id=step.run_id,
-                    step_id=step_id,
-                    query=str(request.get("query", "")),
-                    backend=str(request.get("backend") or response.get("backend") or ""),
-                    n_results=len(results),
-                    results=results,
-                    latency_s=step.seconds,
-                )
+                self._prepared("search_call", lambda: self._insert(core_table(SearchCall))),
+                {
+                    "run_id": step.run_id,
+                    "step_id": step_id,
+                    "query": str(request.get("query", "")),
+                    "backend": str(request.get("backend") or response.get("backend") or ""),
+                    "n_results": len(results),
+                    "results": results,
+                    "latency_s": step.seconds,
+                    "created_at": now,
+                },
             )
 
     def _run_exists(self, run_id: str) -> bool:

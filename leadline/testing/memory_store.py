@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +77,11 @@ class MemoryRunStore:
         """Record a source the run read (idempotent on run and doc id)."""
         with self._lock:
             self.sources.setdefault(source.run_id, {}).setdefault(source.doc_id, source)
+
+    def record_sources(self, sources: Sequence[SourceRecord]) -> None:
+        """Record the sources a node read (each as :meth:`record_source`)."""
+        for source in sources:
+            self.record_source(source)
 
     def finish_run(
         self,

@@ -75,3 +75,37 @@ def test_abatch_on_worker_processes(pg_url: str, fake_server: Any, corpus: str) 
     assert sum(x.spend.tokens for x in results) <= 1200 and sum(x.spend.searches for x in results) <= 8
     assert all(x.citations and x.allocation for x in results)
     store.close()
+
+
+def test_abatch_runs_at_once_on_one_sqlite_file(sqlite_url: str, docs: list[Document]) -> None:
+    # The store's writes run off the event loop: a run waiting for SQLite's write lock no longer
+    # blocks the loop that the checkpointer holding the lock needs to commit (a deadlock until the
+    # busy timeout, before).
+    class Slowish(ScriptedLLM):
+        async def chat(self, messages: Sequence[Message], params: GenerationParams) -> Any:
+            await asyncio.sleep(0.01)
+            return await super().chat(messages, params)
+
+    store = SqlRunStore.from_url(sqlite_url)
+    r = Researcher(
+        Settings(db_url=sqlite_url), llm=Slowish(sensible_reply), search=FakeSearch(docs), store=store
+    )
+    questions = [SLOW, FAST, "Where are cats found?", "Who is Richard Dawkins?", "What is a gene?", "Cats?"]
+
+    async def collect() -> list[BatchItem]:
+        items = r.abatch(questions, concurrency=4, per_question=Budget(tokens=400, searches=2))
+        return await asyncio.wait_for(_all(items), timeout=120)
+
+    items = asyncio.run(collect())
+    assert sorted(i.index for i in items) == list(range(len(questions)))
+    assert all(i.ok for i in items), [i.outcome for i in items if not i.ok]
+    for item in items:
+        assert isinstance(item.outcome, ResearchResult)
+        totals = store.ledger_totals(item.outcome.run_id)
+        assert totals.completion_tokens == item.outcome.spend.tokens
+        assert totals.searches == item.outcome.spend.searches
+    store.close()
+
+
+async def _all(items: Any) -> list[BatchItem]:
+    return [item async for item in items]

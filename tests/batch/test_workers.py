@@ -104,7 +104,7 @@ def test_a_sigkilled_workers_job_is_finished_by_another_from_its_checkpoint(
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         victim = None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a worker process starts in ~90 s on a loaded 2-core machine
         while victim is None and time.monotonic() < deadline:
             for job in store.list_jobs(batch_id, status="running"):
                 if store.ledger_totals(run_id_for(batch_id, job.question_id)).llm_calls >= 2:

@@ -14,7 +14,7 @@ import pytest
 
 from leadline import Budget, Researcher, Settings
 from leadline.budgets.controller import Allocation, FixedController
-from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step
+from leadline.budgets.enforce import BudgetedLLM, BudgetedSearch, entry_for_step, steps_by_key
 from leadline.budgets.ledger import Ledger, LedgerEntry
 from leadline.errors import BudgetExceededError, FetchError
 from leadline.llm.base import Choice, Completion, GenerationParams, Message, Usage
@@ -334,6 +334,27 @@ def test_an_overrun_in_the_loop_stops_the_run_forced_and_the_result_says_so() ->
     assert result.spend.searches == 0  # nor any search: the run stopped at once
     assert result.answer
     assert result.to_dict()["overrun"] == result.overrun
+    record = r.store.get_run(result.run_id)  # the run record's spend keeps it too
+    assert record.spend["overrun"] == result.overrun
+    assert r.resume(result.run_id).overrun == result.overrun  # and a finished run handed back again
+
+
+def test_a_call_recorded_before_the_run_started_is_replayed_from_what_the_run_read_once() -> None:
+    store, ledger = MemoryRunStore(), Ledger(Budget(tokens=500))
+    run_id = store.create_run(question="q", mode="answer", model="m", budget={}, settings={})
+    first = BudgetedLLM(Overspender(per_sample=5, text="recorded"), ledger, store, run_id)
+    asyncio.run(first.chat("001:plan:0", "plan", [Message("user", "hi")], GenerationParams(max_tokens=50)))
+    recorded = steps_by_key(store.list_steps(run_id))
+    llm = Overspender(per_sample=5, text="new")
+    again = BudgetedLLM(llm, Ledger(Budget(tokens=500)), store, run_id, recorded=recorded)
+    replay = asyncio.run(
+        again.chat("001:plan:0", "plan", [Message("user", "hi")], GenerationParams(max_tokens=50))
+    )
+    assert replay.text == "recorded" and llm.calls == []
+    made = asyncio.run(
+        again.chat("002:plan:0", "plan", [Message("user", "hi")], GenerationParams(max_tokens=50))
+    )
+    assert made.text == "new" and len(llm.calls) == 1 and "002:plan:0" in recorded  # remembered
 
 
 # -- one type per record ----------------------------------------------------------------------------

@@ -410,3 +410,35 @@ def test_base_url_and_settings_validation() -> None:
         OpenAICompatibleClient("http://x", timeout_s=0)
     with pytest.raises(ConfigError):
         OpenAICompatibleClient("http://x", flavor="tgi")  # type: ignore[arg-type]
+
+
+async def test_a_read_error_on_a_pooled_connection_is_retried_once_at_once() -> None:
+    # A keep-alive connection the server closed while it sat in the pool fails with ReadError as the
+    # request goes out: one retry at once (no backoff), and a second failure is a connection error.
+    calls: list[float] = []
+    failures = {"left": 1}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(time.monotonic())
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise httpx.ReadError("connection reset by peer", request=request)
+        body = {
+            "model": "m",
+            "choices": [{"index": 0, "message": {"content": "Paris"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+        }
+        return httpx.Response(200, json=body)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with OpenAICompatibleClient(
+        "http://llm.test", model="m", flavor="openai", client=http, backoff_s=5.0, max_retries=0
+    ) as client:
+        result = await client.chat(HELLO, GenerationParams())
+        assert result.text == "Paris"
+        assert len(calls) == 2 and calls[1] - calls[0] < 1.0  # at once, not after the 5 s backoff
+        failures["left"] = 2
+        with pytest.raises(LLMConnectionError, match="cannot reach the LLM server"):
+            await client.chat(HELLO, GenerationParams())
+    await http.aclose()
+    assert len(calls) == 4

@@ -10,7 +10,7 @@ from leadline.agent.context import RunContext
 from leadline.agent.nodes.common import call_id, trace
 from leadline.agent.state import Evidence, ResearchState
 from leadline.errors import BudgetExceededError, FetchError
-from leadline.storage.base import SourceRecord
+from leadline.storage.base import SourceRecord, off_loop
 from leadline.tools.base import SearchResult
 
 
@@ -19,6 +19,7 @@ async def read(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, 
     ctx = runtime.context
     next_n = len(state["evidence"]) + 1
     new: list[Evidence] = []
+    sources: list[SourceRecord] = []
     failures: list[str] = []
     for i, row in enumerate(state.get("results") or []):
         result = SearchResult.from_dict(row)
@@ -44,9 +45,11 @@ async def read(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, 
                 rank=int(row.get("rank", 0)),
             )
         )
-        ctx.store.record_source(
+        sources.append(
             SourceRecord(run_id=ctx.run_id, doc_id=doc.doc_id, title=doc.title, url=doc.url, text=doc.text)
         )
+    if sources:  # in a worker thread, off the event loop; recorded before the node returns
+        await off_loop(ctx.store.record_sources, sources)
     detail = f"{len(new)} sources read" + (f", {len(failures)} failed" if failures else "")
     ctx.emit("read", "read", detail, state["step"])
     return {
