@@ -98,14 +98,9 @@ class TunedModel:
     @classmethod
     def load(cls, path: Path) -> TunedModel:
         """Read a tuned controller; a ConfigError for a missing, unreadable or invalid file."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read tuned controller {path}: {exc.strerror or exc}") from exc
-        except ValueError as exc:
-            raise ConfigError(f"{path} is not a tuned controller (not JSON: {exc})") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} is not a tuned controller")
+        from leadline.budgets.fitted import read_json  # one reader for both controller files
+
+        data = read_json(path, "tuned controller")
         try:
             return cls.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
