@@ -167,7 +167,15 @@ class LlamaCppEngine:
         return await asyncio.to_thread(self._complete_sync, prompt, params)
 
     async def aclose(self) -> None:
-        """Free the model."""
+        """Free the model, after the generation in flight (if any) has finished.
+
+        A call whose awaiting task was cancelled keeps running in its thread; freeing the context under
+        it would crash the process (llama.cpp decodes into freed memory), so closing takes the same lock.
+        """
         close = getattr(self._llama, "close", None)
         if close is not None:
+            await asyncio.to_thread(self._close_locked, close)
+
+    def _close_locked(self, close: Any) -> None:
+        with self._lock:
             close()
