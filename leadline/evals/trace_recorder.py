@@ -3,8 +3,8 @@
 A question's trace is one run of the loop at a generous budget under an *exploring* controller (a think
 over every search's new sources, a search while queries are pending, until the budget is spent), with the
 search backend and the model wrapped so that every search's results and every think step's notes are
-logged. After the run, the "answer now" probe of each step asks the same model the loop's own answer
-prompt over the sources and notes the run had at that step (greedy, with the answer's log-probability
+logged. After the run, the "answer now" probe of each step is the loop's own answer step (the shipped
+reader) over the sources and notes the run had at that step (greedy, with the answer's log-probability
 when the engine gives one); its tokens are recorded as the probe's cost and charged to no policy. A step
 that left the sources and notes as they were (a search that found nothing new) reuses the previous
 probe at no cost: the greedy answer would be the same. The closed-book answer is recorded once. Traces
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leadline.agent.nodes.answer import DEFAULT_READER, ReaderOptions, read_answer, shown_sources
 from leadline.agent.parsing import as_text, parse_json_object
-from leadline.agent.prompts import ANSWER_SCHEMA, answer_messages
 from leadline.agent.state import Evidence
 from leadline.budgets.controller import Allocation, Decision, RunObservation
 from leadline.budgets.ledger import Budget
@@ -33,6 +33,8 @@ from leadline.llm.base import Completion, GenerationParams, LLMClient, Message
 from leadline.tools.base import SearchBackend, SearchResult
 
 PROBE_TOKENS = 48
+PROBE_SOURCES = 8
+"""Sources the probe's answer call sees at most (the loop's default ``max_evidence``)."""
 EVIDENCE_CHARS = 600
 
 
@@ -150,18 +152,24 @@ def _evidence(calls: Sequence[Sequence[SearchResult]]) -> list[Evidence]:
 
 
 async def _probe(
-    llm: LLMClient, question: str, evidence: list[Evidence], notes: list[str]
+    llm: LLMClient, question: str, evidence: list[Evidence], notes: list[str], reader: ReaderOptions
 ) -> tuple[Probe, Any]:
-    messages = answer_messages(question, evidence, notes, max_chars=EVIDENCE_CHARS, budget_line="")
+    """The answer the run would give now: the shipped reader of the model over the sources and notes."""
+    completions: list[Completion] = []
+
+    async def chat(messages: list[Message], params: GenerationParams) -> Completion:
+        completions.append(await llm.chat(messages, params))
+        return completions[-1]
+
+    shown = shown_sources(evidence, question, notes, reader, PROBE_SOURCES)
     started = time.monotonic()
-    completion = await llm.chat(
-        messages, GenerationParams(max_tokens=PROBE_TOKENS, json_schema=ANSWER_SCHEMA)
+    got = await read_answer(
+        chat, question, shown, notes, opts=reader, max_chars=EVIDENCE_CHARS, budget_line=""
     )
     seconds = round(time.monotonic() - started, 3)
-    parsed = parse_json_object(completion.text)
-    answer = as_text(parsed.get("answer")) if parsed else completion.text.strip()[:200]
-    lp = completion.choices[0].mean_logprob if completion.choices else None
-    return Probe(answer=answer, cost=int(completion.usage.total_tokens), seconds=seconds), lp
+    cost = sum(int(c.usage.total_tokens) for c in completions)
+    lp = completions[0].choices[0].mean_logprob if completions and completions[0].choices else None
+    return Probe(answer=got.text, cost=cost, seconds=seconds), lp
 
 
 async def record_trace(
@@ -194,6 +202,7 @@ async def record_trace(
         seconds=round(time.monotonic() - started, 3),
     )
     steps: list[TraceStep] = []
+    reader = DEFAULT_READER
     previous = closed_probe.answer
     think_tokens = 0
     last_key: tuple[tuple[str, ...], int] | None = None
@@ -210,7 +219,9 @@ async def record_trace(
         if steps and key == last_key:  # the same sources and notes: the greedy probe would say the same
             probe, lp = Probe(answer=steps[-1].probe.answer, cost=0, seconds=0.0), last_lp
         else:
-            probe, lp = await _probe(researcher.llm, item.question, evidence, llm.notes[: after.thinks_done])
+            probe, lp = await _probe(
+                researcher.llm, item.question, evidence, llm.notes[: after.thinks_done], reader
+            )
         last_key, last_lp = key, lp
         scores = [float(r.score or 0.0) for r in (calls[-1] if calls else [])]
         signals: dict[str, float | None] = {

@@ -1,4 +1,8 @@
-"""The trace recorder end to end on the embedded model and the demo index (two questions; slow)."""
+"""The trace recorder end to end on an embedded model and the demo index (two questions; slow).
+
+It checks the recorder's mechanics (probes, scoring, resuming), not answer quality, so it runs the smaller
+packaged model: the default 1.5B takes several minutes for the same two traces on two cores.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from leadline.evals.trace_recorder import record_traces
 from leadline.evals.traces import read_traces
 
 pytestmark = pytest.mark.slow
+MECHANICS_MODEL = "qwen2.5-0.5b-instruct"
 
 ITEMS = [
     QAItem(
@@ -29,7 +34,7 @@ def test_traces_of_the_embedded_model_are_recorded_scored_and_resumable(tmp_path
     budget = Budget(tokens=384, searches=2, search_cost_tokens=500)
 
     async def go(items: list[QAItem]) -> int:
-        async with Researcher(Settings.from_env()) as researcher:
+        async with Researcher(Settings.from_env(model=MECHANICS_MODEL)) as researcher:
             return await record_traces(researcher, items, out, budget=budget, split="train")
 
     assert asyncio.run(go(ITEMS[:1])) == 1
