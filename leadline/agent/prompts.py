@@ -156,6 +156,13 @@ def think_bridge_messages(
     return [Message("system", SYSTEM), Message("user", user)]
 
 
+TERSE = (
+    "Answer with the shortest phrase copied from the sources that answers the question: only the name, "
+    "date, number or yes/no asked for, without the place, date or other details around it."
+)
+"""The answer form of the ``terse`` reader lever."""
+
+
 def answer_messages(
     question: str,
     evidence: Sequence[Evidence],
@@ -164,15 +171,19 @@ def answer_messages(
     max_chars: int,
     budget_line: str,
     quote: bool = False,
+    terse: bool = False,
     kind: str = "open",
     options: Sequence[str] = (),
 ) -> list[Message]:
-    """The answer prompt. ``quote`` asks for the supporting sentence before the answer; ``kind``
-    (``yesno`` or ``choice`` with its ``options``) tells the model which answers are possible."""
+    """The answer prompt. ``quote`` asks for the supporting sentence before the answer; ``terse`` for the
+    shortest phrase of the sources that answers; ``kind`` (``yesno`` or ``choice`` with its ``options``)
+    tells the model which answers are possible."""
     if kind == "yesno":
         form = "This is a yes/no question: answer yes or no."
     elif kind == "choice" and options:
         form = "Answer with one of: " + " / ".join(options) + "."
+    elif terse:
+        form = TERSE
     else:
         form = "Answer with a few words only (a name, a date, a number, or yes/no), not a sentence."
     if quote:
@@ -181,6 +192,9 @@ def answer_messages(
             f"word. {form} Take the answer from that sentence, and list the number of its source."
         )
         reply = '{"quote": "...", "answer": "...", "sources": [1]}'
+    elif kind == "open" and terse:
+        task = f"{form} List the numbers of the sources that support it."
+        reply = '{"answer": "...", "sources": [1]}'
     elif kind == "open":  # the original wording, kept so the reader's levers are measured one by one
         task = (
             "Answer with a few words only (a name, a date, a number, or yes/no), not a sentence, and list "

@@ -59,6 +59,8 @@ class ReaderOptions:
     """Cut an answer of more than five words to its first clause."""
     shape: bool = False
     """Recognise yes/no and either-or questions and constrain the answer to their options."""
+    terse: bool = False
+    """Ask for the shortest phrase of the sources that answers (no qualifiers), not just "a few words"."""
     samples: int = 1
     """Samples that vote (at temperature 0.7) when the controller did not ask for more."""
 
@@ -75,7 +77,7 @@ class ReaderOptions:
                 opts["max_sources"] = int(value)
             elif key == "samples" and value.isdigit():
                 opts["samples"] = int(value)
-            elif key in ("rank", "quote", "snap", "shape", "trim") and not value:
+            elif key in ("rank", "quote", "snap", "shape", "trim", "terse") and not value:
                 opts[key] = True
             else:
                 raise ConfigError(f"unknown reader lever {part!r} in {spec!r}")
@@ -142,6 +144,7 @@ async def read_answer(
         max_chars=max_chars,
         budget_line=budget_line,
         quote=opts.quote,
+        terse=opts.terse,
         kind=kind,
         options=options,
     )
