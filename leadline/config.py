@@ -19,7 +19,7 @@ from platformdirs import user_data_dir
 
 from leadline.errors import ConfigError
 
-DEFAULT_MODEL = "qwen2.5-0.5b-instruct"
+DEFAULT_MODEL = "qwen2.5-1.5b-instruct"
 """The embedded default model, chosen by ``benchmarks/answer_quality.py`` (see docs/benchmarks.md)."""
 
 DEFAULT_CORPUS = "demo"

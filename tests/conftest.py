@@ -9,9 +9,19 @@ import pytest
 pytest_plugins = ["pg_fixtures"]  # tests/pg_fixtures.py: PostgreSQL schemas per test
 
 
+@pytest.fixture(scope="session")
+def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the whole run: a packaged model is joined and verified once (about a
+    gigabyte for the default), not once per test home."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture(autouse=True)
-def leadline_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def leadline_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, shared_models: Path
+) -> Path:
     home = tmp_path_factory.mktemp("leadline-home")
+    (home / "models").symlink_to(shared_models, target_is_directory=True)
     monkeypatch.setenv("LEADLINE_HOME", str(home))
     for var in (
         "LEADLINE_DB_URL",

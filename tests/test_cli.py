@@ -66,7 +66,7 @@ def test_unreachable_llm_server_is_a_one_line_error_and_leaves_no_run(leadline_h
 def test_models_lists_the_packaged_models() -> None:
     code, out, _ = run("models")
     assert code == 0
-    assert "qwen2.5-0.5b-instruct (default)" in out and "smollm2-135m-instruct" in out
+    assert "qwen2.5-1.5b-instruct (default)" in out and "smollm2-135m-instruct" in out
 
 
 def test_index_builds_a_named_corpus_and_ask_refuses_a_corrupt_one(
