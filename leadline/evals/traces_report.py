@@ -13,6 +13,7 @@ is written atomically (:func:`leadline.evals.report_files.write_atomically`).
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,14 @@ def plot_stops(report: TracesReport, dev: list[Trace], path: Path) -> None:
 PLOTS = ("quality_vs_compute.png", "quality_vs_searches_tokens.png", "where_controller_stopped.png")
 
 
+def _efficiency(report: TracesReport) -> str:
+    """The efficiency in words: undefined when the best fixed budget costs nothing (closed book)."""
+    e = float(report.efficiency)
+    if math.isfinite(e):
+        return f"efficiency {e:.2f}x"
+    return "efficiency undefined: the best fixed budget is the closed-book answer, which costs nothing"
+
+
 def _rows(report: TracesReport, fixed: list[Interval]) -> list[list[str]]:
     return [[str(s), f"{c:.0f}", str(i)] for (s, c, _), i in zip(report.fixed, fixed, strict=True)]
 
@@ -147,8 +156,8 @@ def _markdown(report: TracesReport, fixed: list[Interval], ctl: Interval, source
         "",
         "The controller matches the best fixed budget (within its s.e.) at compute "
         f"{report.compute_to_match:.0f} "
-        f"[{report.compute_interval[0]:.0f}, {report.compute_interval[1]:.0f}] (efficiency "
-        f"{report.efficiency:.2f}x); F1 gain at equal compute {report.f1_gain_at_equal_compute:+.3f} "
+        f"[{report.compute_interval[0]:.0f}, {report.compute_interval[1]:.0f}] ({_efficiency(report)}); "
+        f"F1 gain at equal compute {report.f1_gain_at_equal_compute:+.3f} "
         f"[{report.f1_gain_interval[0]:+.3f}, {report.f1_gain_interval[1]:+.3f}].",
         "",
         "| steps | compute | F1 (fixed) |",
