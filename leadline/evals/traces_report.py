@@ -127,6 +127,20 @@ def _efficiency(report: TracesReport) -> str:
     return "efficiency undefined: the best fixed budget is the closed-book answer, which costs nothing"
 
 
+def _warning(report: TracesReport) -> list[str]:
+    """A plain warning when the controller chosen on train falls short of the best fixed budget on dev."""
+    _, f1 = report.at_train_price
+    if math.isnan(f1) or f1 >= report.best_fixed_f1 - report.best_fixed_se:
+        return []
+    return [
+        "",
+        f"**On dev the controller chosen on train falls short of the best fixed budget** (F1 {f1:.3f} "
+        f"against {report.best_fixed_f1:.3f} ± {report.best_fixed_se:.3f}): until it is refitted on more "
+        f"train traces, prefer the fixed budget (`--controller fixed` with {report.best_fixed_steps} "
+        "steps' worth of budget).",
+    ]
+
+
 def _rows(report: TracesReport, fixed: list[Interval]) -> list[list[str]]:
     return [[str(s), f"{c:.0f}", str(i)] for (s, c, _), i in zip(report.fixed, fixed, strict=True)]
 
@@ -149,6 +163,7 @@ def _markdown(report: TracesReport, fixed: list[Interval], ctl: Interval, source
         else "- Runtime controller: not saved",
         f"- Best fixed budget: {report.best_fixed_steps} steps, F1 {report.best_fixed_f1:.3f} ± "
         f"{report.best_fixed_se:.3f} at compute {report.best_fixed_compute:.0f}",
+        *_warning(report),
         "",
         "## Quality against compute",
         "",

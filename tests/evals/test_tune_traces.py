@@ -183,3 +183,32 @@ def test_a_batch_carries_the_fitted_controller_to_its_workers(tmp_path: Path) ->
     assert isinstance(priors, RuntimeController) and "priors" in priors.name
     with pytest.raises(ConfigError, match="needs the runtime controller"):
         BatchOptions(controller="adaptive", runtime=fitted.to_dict())
+
+
+def test_the_report_warns_when_the_train_controller_loses_to_the_best_fixed_budget_on_dev() -> None:
+    from leadline.evals.traces_eval import TracesReport
+    from leadline.evals.traces_report import _warning
+
+    def report(at_train_f1: float) -> TracesReport:
+        return TracesReport(
+            fixed=[(0, 0.0, 0.2), (2, 596.0, 0.467)],
+            controller=[],
+            oracle=[],
+            best_fixed_steps=2,
+            best_fixed_f1=0.467,
+            best_fixed_se=0.078,
+            best_fixed_compute=596.0,
+            compute_to_match=1187.0,
+            compute_interval=(1059.0, float("nan")),
+            efficiency=0.5,
+            f1_gain_at_equal_compute=-0.26,
+            f1_gain_interval=(-0.42, -0.10),
+            questions=35,
+            train_price=0.01,
+            at_train_price=(0.0, at_train_f1),
+        )
+
+    warning = "\n".join(_warning(report(0.208)))
+    assert "falls short of the best fixed budget" in warning and "0.208" in warning and "2 steps" in warning
+    assert _warning(report(0.40)) == []  # within the best fixed budget's standard error
+    assert _warning(report(float("nan"))) == []
