@@ -165,3 +165,21 @@ def test_a_server_ignoring_max_tokens_is_stopped_after_its_first_overrun(
         assert all(s.kind == "llm" or i < llm_step for i, s in enumerate(steps))
     else:
         assert result.overrun == {}
+
+
+def test_an_idle_think_turned_search_still_respects_the_step_cap() -> None:
+    """Found by the property above: a think that changed nothing became a search after the step-cap check,
+    so a report-mode run took one graph step more than its cap."""
+    budget = Budget(tokens=48, searches=1, steps=9)
+    alloc = Allocation(
+        tokens=48,
+        searches=1,
+        shape="sequential",
+        samples=1,
+        difficulty=0.5,
+        difficulty_uncertainty=0.5,
+        think_tokens=1,
+        reason="",
+    )
+    result, _, _ = _research(budget, alloc, ["think"], ScriptedLLM(Replies([""], 0)), "report")
+    assert len(result.trace) <= budget.steps and result.answer

@@ -72,9 +72,6 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
         if action == "search" and obs.searches_left <= 0:
             action, reason = "answer", "no searches left"
             forced = "searches" if obs.searches_done == 0 else None
-        if (action == "search" and room < 3) or (action == "think" and room < 2):
-            # search, read and decide (or think and decide) would not leave the steps to answer
-            action, reason, forced = "answer", "step cap reached", "steps"
         if action == "think" and obs.tokens_left < think_tokens // 2 + ctx.answer_reserve:
             action, reason = "answer", "too few tokens left to think"
         idle = state.get("evidence_at_last_think") == obs.evidence_count and obs.thinks_done > 0
@@ -83,6 +80,10 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
                 action, reason = "search", "no new sources since the last think: search the pending query"
             else:
                 action, reason = "answer", "no new sources since the last think"
+    # last, so that no rule above can turn the action into one the step cap has no room for
+    if (action == "search" and room < 3) or (action == "think" and room < 2):
+        # search, read and decide (or think and decide) would not leave the steps to answer
+        action, reason, forced = "answer", "step cap reached", "steps"
     ctx.emit("decide", action, reason, state["step"])
     update: dict[str, Any] = {
         "next_action": action,
