@@ -192,10 +192,7 @@ def answer_messages(
             f"word. {form} Take the answer from that sentence, and list the number of its source."
         )
         reply = '{"quote": "...", "answer": "...", "sources": [1]}'
-    elif kind == "open" and terse:
-        task = f"{form} List the numbers of the sources that support it."
-        reply = '{"answer": "...", "sources": [1]}'
-    elif kind == "open":  # the original wording, kept so the reader's levers are measured one by one
+    elif kind == "open" and not terse:  # the original wording, kept so the levers are measured one by one
         task = (
             "Answer with a few words only (a name, a date, a number, or yes/no), not a sentence, and list "
             "the numbers of the sources that support it."

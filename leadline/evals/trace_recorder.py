@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leadline.agent.nodes.answer import DEFAULT_READER, ReaderOptions, read_answer, shown_sources
+from leadline.agent.nodes.answer import DEFAULT_READER, read_answer, shown_sources
 from leadline.agent.parsing import as_text, parse_json_object
 from leadline.agent.state import Evidence
 from leadline.budgets.controller import Allocation, Decision, RunObservation
@@ -152,7 +152,7 @@ def _evidence(calls: Sequence[Sequence[SearchResult]]) -> list[Evidence]:
 
 
 async def _probe(
-    llm: LLMClient, question: str, evidence: list[Evidence], notes: list[str], reader: ReaderOptions
+    llm: LLMClient, question: str, evidence: list[Evidence], notes: list[str]
 ) -> tuple[Probe, Any]:
     """The answer the run would give now: the shipped reader of the model over the sources and notes."""
     completions: list[Completion] = []
@@ -161,6 +161,7 @@ async def _probe(
         completions.append(await llm.chat(messages, params))
         return completions[-1]
 
+    reader = DEFAULT_READER
     shown = shown_sources(evidence, question, notes, reader, PROBE_SOURCES)
     started = time.monotonic()
     got = await read_answer(
@@ -202,7 +203,6 @@ async def record_trace(
         seconds=round(time.monotonic() - started, 3),
     )
     steps: list[TraceStep] = []
-    reader = DEFAULT_READER
     previous = closed_probe.answer
     think_tokens = 0
     last_key: tuple[tuple[str, ...], int] | None = None
@@ -219,9 +219,7 @@ async def record_trace(
         if steps and key == last_key:  # the same sources and notes: the greedy probe would say the same
             probe, lp = Probe(answer=steps[-1].probe.answer, cost=0, seconds=0.0), last_lp
         else:
-            probe, lp = await _probe(
-                researcher.llm, item.question, evidence, llm.notes[: after.thinks_done], reader
-            )
+            probe, lp = await _probe(researcher.llm, item.question, evidence, llm.notes[: after.thinks_done])
         last_key, last_lp = key, lp
         scores = [float(r.score or 0.0) for r in (calls[-1] if calls else [])]
         signals: dict[str, float | None] = {
