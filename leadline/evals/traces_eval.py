@@ -28,10 +28,13 @@ import numpy.typing as npt
 
 from leadline.budgets.fitted import FittedController
 from leadline.budgets.runtime import STOP, RuntimePolicy, lognormal_curve
+from leadline.budgets.runtime_controller import RuntimeController
 from leadline.errors import ConfigError
 from leadline.evals.traces import FittedTraces, Trace, TraceSet, fit_runtime
 
 FloatArray = npt.NDArray[np.float64]
+MIN_SEARCHES = RuntimeController.min_searches
+"""Searches the runtime controller takes before it may answer (as in the loop: never closed book)."""
 PRICES = tuple(float(x) for x in np.geomspace(1e-6, 1e-2, 17))
 """The prices (quality per token-equivalent) the stop rule is chosen from and the curve is drawn at."""
 
@@ -56,10 +59,11 @@ Cache = dict[tuple[float, ...], tuple[float, float, float, bool]]
 
 
 def controller_stops(fitted: FittedTraces, trace: Trace, price: float, cache: Cache | None = None) -> int:
-    """The step (0 = closed book) where the runtime controller with ``fitted``'s numbers, at ``price``,
-    answers on this trace. The order of steps is the trace's; the controller decides only whether to take
-    the next one (its value for the trace's next axis against answering now). ``cache`` holds decisions
-    already made with the same ``fitted`` numbers.
+    """The step where the runtime controller with ``fitted``'s numbers, at ``price``, answers on this
+    trace. The order of steps is the trace's; the controller decides only whether to take the next one
+    (its value for the trace's next axis against answering now), after its first search, which it always
+    takes (its first rule, as in the loop: it never answers closed book). ``cache`` holds decisions already
+    made with the same ``fitted`` numbers.
     """
     n = len(trace.steps)
     s_cap = sum(1 for s in trace.steps if s.action == "search")
@@ -69,6 +73,8 @@ def controller_stops(fitted: FittedTraces, trace: Trace, price: float, cache: Ca
     policy: RuntimePolicy | None = None
     for i in range(n):
         s, h, c, g, row = _counts(trace, i)
+        if s < MIN_SEARCHES and trace.steps[i].action == "search":
+            continue  # the controller's first rule: at least one search before an answer
         settled = row >= 2
         key = (s, h, c, g, float(settled), s_cap, c_cap, think_tokens, trace.search_cost_tokens, price)
         if key not in cache:

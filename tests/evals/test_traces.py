@@ -164,6 +164,8 @@ def test_the_fitted_controller_stops_hopeless_questions_early_on_dev() -> None:
     assert report.compute_interval[0] <= report.compute_to_match <= report.compute_interval[1]
     assert report.f1_gain_at_equal_compute >= -report.best_fixed_se
     assert "best fixed budget" in report.describe()
+    # like the loop, the controller searches once before it may answer: it never answers closed book
+    assert report.stops and min(report.stops) >= 1
 
 
 def test_a_killed_recording_resumes_without_recording_a_question_twice(tmp_path: Path) -> None:
