@@ -102,6 +102,41 @@ def test_an_answer_the_sources_do_not_contain_is_marked_unsure(docs: list[Docume
     assert "does not appear in the sources" in result.confidence_basis
 
 
+def test_a_yes_or_no_to_a_question_that_asks_for_something_else_is_unsure(docs: list[Document]) -> None:
+    # QUESTION asks "which college": a bare "Yes" is no answer to it, whatever the model cites
+    def yes(messages: Sequence[Message], params: GenerationParams) -> str:
+        if '"answer"' in messages[-1].content and '"next_query"' not in messages[-1].content:
+            return json.dumps({"answer": "Yes", "sources": [2]})
+        return sensible(messages, params)
+
+    result = _make(docs, yes).research(QUESTION, budget=Budget(tokens=600, searches=3))
+    assert result.answer == "Yes" and result.unsure
+    assert "a yes/no reply to a question that asks for something else" in result.confidence_basis
+    report = _make(docs, yes).research(QUESTION, budget=Budget(tokens=900, searches=3), mode="report")
+    assert "**Answer:** Yes" not in (report.report or "")
+    assert "do not clearly answer" in (report.report or "")
+
+
+def test_a_yes_or_no_judgement_cites_a_source_on_each_thing_it_compares() -> None:
+    docs = [
+        Document(doc_id="a", title="Scott Derrickson", text="Scott Derrickson is an American director."),
+        Document(doc_id="b", title="Ed Wood", text="Edward Davis Wood Jr. was an American filmmaker."),
+    ]
+
+    def judge(messages: Sequence[Message], params: GenerationParams) -> str:
+        prompt = messages[-1].content
+        if '"queries"' in prompt:
+            return json.dumps({"queries": ["Scott Derrickson", "Ed Wood"]})
+        if '"next_query"' in prompt:
+            return json.dumps({"known": "both American", "answer_so_far": "yes", "next_query": ""})
+        return json.dumps({"answer": "yes", "sources": [1]})  # the model cites one of the two
+
+    q = "Were Scott Derrickson and Ed Wood of the same nationality?"
+    result = _make(docs, judge).research(q, budget=Budget(tokens=600, searches=2))
+    assert result.answer.lower() == "yes" and not result.unsure
+    assert {c.title for c in result.citations} == {"Scott Derrickson", "Ed Wood"}
+
+
 def test_report_claims_cite_a_source_that_says_them(docs: list[Document]) -> None:
     def reporting(messages: Sequence[Message], params: GenerationParams) -> str:
         if '"findings"' in messages[-1].content:

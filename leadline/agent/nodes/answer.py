@@ -23,6 +23,7 @@ from leadline.agent.nodes.common import allocation, budget_line, call_id, select
 from leadline.agent.parsing import as_int_list, as_text, parse_json_object
 from leadline.agent.prompts import answer_messages, answer_schema
 from leadline.agent.reader import (
+    named_phrases,
     normalize,
     question_shape,
     rank_sources,
@@ -189,11 +190,19 @@ async def read_answer(
 
 
 def _citations(
-    answer: str, cited: list[int], shown: list[Evidence], all_ev: list[Evidence]
+    answer: str, cited: list[int], shown: list[Evidence], all_ev: list[Evidence], question: str = ""
 ) -> list[Evidence]:
     by_n = {e["n"]: e for e in all_ev}
     chosen = [by_n[n] for n in dict.fromkeys(cited) if n in by_n]
     needle = normalize(answer)
+    if needle in ("yes", "no") and question:
+        # a yes/no judgement compares what the question names: cite a source on each of them
+        for name in named_phrases(question):
+            key = f" {normalize(name)} "
+            if key.strip() and not any(key in f" {normalize(e['title'])} " for e in chosen):
+                holder = next((e for e in shown if key in f" {normalize(e['title'])} "), None)
+                if holder is not None:
+                    chosen.append(holder)
     if chosen and needle and needle not in ("yes", "no") and not _grounded(answer, chosen):
         # the sources the model named do not contain its answer: put first the shown one that does
         holder = next((e for e in shown if _grounded(answer, [e])), None)
@@ -233,9 +242,15 @@ def _citation_dict(e: Evidence, answer: str, quote: str, question: str) -> dict[
 
 
 def assess_support(
-    answer: str, citations: list[dict[str, Any]], shown: Sequence[Evidence], forced: str | None, basis: str
+    answer: str,
+    citations: list[dict[str, Any]],
+    shown: Sequence[Evidence],
+    forced: str | None,
+    basis: str,
+    question: str = "",
 ) -> tuple[bool, str]:
-    """Whether the run is unsure, and the basis of its confidence in words."""
+    """Whether the run is unsure, and the basis of its confidence in words. A yes/no answer to a
+    question that asks for something else ("What is ...?" answered "Yes") is not an answer: unsure."""
     if not answer or answer == NO_ANSWER:
         return True, "no answer was found"
     cited = [e for e in shown if e["n"] in {c["n"] for c in citations}]
@@ -243,7 +258,11 @@ def assess_support(
     reasons = []
     if basis:
         reasons.append(basis)
-    if normalize(answer) in ("yes", "no"):
+    yes_no = normalize(answer) in ("yes", "no")
+    if yes_no and question and question_shape(question).kind == "open":
+        reasons.append("a yes/no reply to a question that asks for something else")
+        return True, "; ".join(reasons)
+    if yes_no:
         reasons.append("a yes/no judgement from the sources")
     elif grounded:
         where = ", ".join(f"[{c['n']}]" for c in citations if _grounded(answer, [_as_ev(c)]))
@@ -252,7 +271,7 @@ def assess_support(
         reasons.append("the answer does not appear in the sources read")
     if forced:
         reasons.append(f"forced by the {forced} limit")
-    unsure = bool(forced) or not (grounded or normalize(answer) in ("yes", "no"))
+    unsure = bool(forced) or not (grounded or yes_no)
     return unsure, "; ".join(reasons)
 
 
@@ -310,9 +329,9 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
             basis = "the last intermediate answer (the answer step gave none)"
     citations = [
         _citation_dict(e, text, quote, state["question"])
-        for e in _citations(text, cited, shown, state["evidence"])
+        for e in _citations(text, cited, shown, state["evidence"], state["question"])
     ]
-    unsure, basis = assess_support(text, citations, shown, forced, basis)
+    unsure, basis = assess_support(text, citations, shown, forced, basis, state["question"])
     detail = text if not forced else f"{text} (forced: {forced} limit)"
     ctx.emit("answer", "answer", detail, state["step"])
     return {
