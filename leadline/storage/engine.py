@@ -78,7 +78,7 @@ def _prepare_sqlite_file(path: Path) -> None:
         ) from exc
 
 
-def make_engine(url: str | URL, *, synchronous: str = "NORMAL", pool_size: int = 5) -> Engine:
+def make_engine(url: str | URL, *, synchronous: str = "NORMAL", pool_size: int | None = None) -> Engine:
     """An engine for ``url`` with leadline's connection settings (see the module docstring).
 
     ``synchronous`` is SQLite's durability level. NORMAL (the default) in WAL mode keeps every
@@ -86,10 +86,17 @@ def make_engine(url: str | URL, *, synchronous: str = "NORMAL", pool_size: int =
     the database comes back as of an earlier commit, never half-written, and the checkpointer's own
     connection (FULL) fsyncs the shared WAL at every super-step, so at most the steps since the last
     checkpoint can go. FULL fsyncs every step (several ms each on common disks).
+
+    ``pool_size`` is PostgreSQL's number of kept connections; by default one per store thread and two
+    for callers outside them (the lease heartbeat, the CLI), so a busy worker does not open and close
+    overflow connections (each new PostgreSQL connection is a new server process).
     """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+        from leadline.storage.base import STORE_THREADS
+
+        size = STORE_THREADS + 2 if pool_size is None else pool_size
+        return create_engine(parsed, pool_pre_ping=True, pool_size=size, max_overflow=size)
 
     path = sqlite_path(parsed)
     kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}
