@@ -28,7 +28,7 @@ from leadline.errors import (
     InvalidQuestionError,
     LeadlineError,
 )
-from leadline.lifecycle import Mode, RunSetup, finished_result, run_graph
+from leadline.lifecycle import Mode, RunSetup, final_state, finished_result, run_graph
 from leadline.llm.base import LLMClient
 from leadline.result import ResearchResult
 from leadline.storage.base import RunStore, off_loop
@@ -223,7 +223,8 @@ class Researcher:
         record = await off_loop(store.get_run, run_id)
         budget = Budget.from_dict(record.budget)
         if record.status == "done":  # nothing to do: hand back what was recorded
-            return finished_result(store, record)
+            state = await final_state(open_checkpointer(store, self.settings), run_id)
+            return finished_result(store, record, state)
         mode: Mode = "report" if record.mode == "report" else "answer"
         return await self._run(
             run_id, record.question, mode, budget, self.llm, self.search_backend, store, progress, resume=True

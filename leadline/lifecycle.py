@@ -27,7 +27,7 @@ from leadline.result import Citation, ResearchResult
 from leadline.storage.base import RunRecord, RunStore, off_loop
 from leadline.tools.base import Reader, SearchBackend
 
-__all__ = ["Mode", "RunSetup", "fail_run", "finished_result", "run_graph", "spend_record"]
+__all__ = ["Mode", "RunSetup", "fail_run", "final_state", "finished_result", "run_graph", "spend_record"]
 
 Mode = Literal["answer", "report"]
 
@@ -142,13 +142,21 @@ def fail_run(store: RunStore, run_id: str, ledger: Ledger, exc: LeadlineError) -
     store.finish_run(run_id, status="failed", spend=spend_record(ledger), error=exc.message)
 
 
-def finished_result(store: RunStore, record: RunRecord) -> ResearchResult:
-    """A finished run's result, rebuilt from its record and recorded steps (nothing runs again)."""
+def finished_result(
+    store: RunStore, record: RunRecord, final_state: dict[str, Any] | None = None
+) -> ResearchResult:
+    """A finished run's result, rebuilt from its record and recorded steps (nothing runs again).
+
+    ``final_state`` is the run's last checkpoint (the loop's final state): with it the result also
+    carries what the record does not keep — confidence and its basis, unsure, forced, the allocation and
+    the trace.
+    """
     budget = Budget.from_dict(record.budget)
     ledger = Ledger(budget)
     ledger.restore([entry_for_step(s) for s in store.list_steps(record.run_id)])
     spend = ledger.spend
     spend.seconds = float(record.spend.get("seconds", spend.seconds))
+    state = final_state or {}
     return ResearchResult(
         run_id=record.run_id,
         question=record.question,
@@ -157,5 +165,21 @@ def finished_result(store: RunStore, record: RunRecord) -> ResearchResult:
         spend=spend,
         report=record.report,
         status="done",
+        forced=state.get("forced"),
         overrun=dict(record.spend.get("overrun") or ledger.overrun),
+        confidence=state.get("confidence"),
+        confidence_basis=state.get("confidence_basis") or "",
+        unsure=bool(state.get("unsure", False)),
+        allocation=state.get("allocation") or {},
+        trace=[dict(t) for t in state.get("trace") or []],
     )
+
+
+async def final_state(checkpointer: AbstractAsyncContextManager[Any], run_id: str) -> dict[str, Any] | None:
+    """The loop's state at a finished run's last checkpoint, or None when there is none."""
+    async with checkpointer as saver:
+        found = await saver.aget_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}})
+    if found is None:
+        return None
+    values = found.checkpoint.get("channel_values") or {}
+    return dict(values) if values.get("answer") is not None else None

@@ -97,12 +97,16 @@ def test_resume_of_a_finished_run_prints_its_answer_and_unknown_runs_are_one_lin
         lambda m, p: json.dumps({"answer": "William Shakespeare", "sources": [1], "queries": []})
     )
     with Researcher(settings, llm=llm, search=FakeSearch(docs), store=make_store(settings)) as r:
-        run_id = r.research("Who wrote Hamlet?", budget=Budget(tokens=200, searches=1)).run_id
+        first = r.research("Who wrote Hamlet?", budget=Budget(tokens=200, searches=1))
+    run_id = first.run_id
     code, out, _ = run("resume", run_id, "--json")
     assert code == 0
     data = json.loads(out)
     assert data["answer"] == "William Shakespeare" and data["citations"][0]["doc_id"] == "d1"
     assert data["spend"]["searches"] == 1
+    # what the record does not keep comes back from the run's last checkpoint, as first reported
+    assert data["confidence_basis"] == first.confidence_basis != ""
+    assert data["unsure"] == first.unsure and data["trace"] == first.trace and data["trace"]
     code, _, err = run("resume", "no-such-run")
     assert code == 1 and "no-such-run" in err and len(err.strip().splitlines()) == 1
     code, out, _ = run("runs", "show", run_id)
