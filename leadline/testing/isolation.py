@@ -77,7 +77,8 @@ def _check_address(guard: Isolation, address: Any) -> None:
 
 @contextmanager
 def no_real_io(*, allow_ports: Iterable[int] = ()) -> Iterator[Isolation]:
-    """Inside the block, real network connections and model loads raise :class:`RealResourceUsed`.
+    """Inside the block, real network connections, model loads and the joining of a packaged model's
+    parts (``resolve_model_file``) raise :class:`RealResourceUsed`.
 
     ``allow_ports`` lists loopback ports of servers the test itself started (a site server, a fake
     OpenAI server); connections to them (on ``127.0.0.1``, ``::1`` or ``localhost``) pass. The block
@@ -104,17 +105,22 @@ def no_real_io(*, allow_ports: Iterable[int] = ()) -> Iterator[Isolation]:
             raise guard.refuse(f"name lookup of {text!r}")
         return original_getaddrinfo(host, port, *args, **kwargs)
 
-    from leadline.llm import llama_cpp_engine
+    from leadline.llm import llama_cpp_engine, models
 
     original_engine_init = llama_cpp_engine.LlamaCppEngine.__init__
+    original_assemble = models.assemble
 
     def engine_init(self: Any, model_path: Any, *args: Any, **kwargs: Any) -> None:
         raise guard.refuse(f"loading the model {model_path}")
+
+    def assemble(model: Any, *args: Any, **kwargs: Any) -> Any:
+        raise guard.refuse(f"assembling the packaged model {getattr(model, 'name', model)}")
 
     socket.socket.connect = connect  # type: ignore[method-assign,assignment]
     socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
     socket.getaddrinfo = getaddrinfo
     llama_cpp_engine.LlamaCppEngine.__init__ = engine_init  # type: ignore[method-assign]
+    models.assemble = assemble
     failed = False
     try:
         yield guard
@@ -126,6 +132,7 @@ def no_real_io(*, allow_ports: Iterable[int] = ()) -> Iterator[Isolation]:
         socket.socket.connect_ex = original_connect_ex  # type: ignore[method-assign]
         socket.getaddrinfo = original_getaddrinfo
         llama_cpp_engine.LlamaCppEngine.__init__ = original_engine_init  # type: ignore[method-assign]
+        models.assemble = original_assemble
         if guard.refused and not failed:
             raise RealResourceUsed("; ".join(guard.refused) + " inside no_real_io()")
 

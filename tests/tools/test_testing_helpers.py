@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -41,11 +42,23 @@ def test_a_real_model_load_fails_inside_the_switch() -> None:
         LlamaCppEngine("/nowhere/model.gguf")
 
 
+def test_joining_a_packaged_models_parts_fails_inside_the_switch(tmp_path: Path) -> None:
+    from leadline.llm import models
+
+    name = next(iter(models.PACKAGED_MODELS))
+    with pytest.raises(RealResourceUsed, match="assembling the packaged model"), no_real_io():
+        models.resolve_model_file(name, tmp_path, n_ctx=512)
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
 def test_the_switch_restores_everything_on_exit() -> None:
+    from leadline.llm import models
+
     connect, getaddrinfo, init = socket.socket.connect, socket.getaddrinfo, LlamaCppEngine.__init__
+    assemble = models.assemble
     with no_real_io() as guard:
-        assert socket.getaddrinfo is not getaddrinfo
-    assert isinstance(guard, Isolation) and guard.refused == []
+        assert socket.getaddrinfo is not getaddrinfo and models.assemble is not assemble
+    assert isinstance(guard, Isolation) and guard.refused == [] and models.assemble is assemble
     assert (socket.socket.connect, socket.getaddrinfo, LlamaCppEngine.__init__) == (
         connect,
         getaddrinfo,
