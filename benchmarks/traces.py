@@ -45,7 +45,8 @@ def main() -> None:
         low, high = report.compute_interval
         print(
             f"compute to match: {report.compute_to_match:.0f} [{low:.0f}, {high:.0f}]; "
-            f"efficiency at the train price: {report.efficiency_at_train_price:.3f}"
+            f"efficiency at the train price: {report.efficiency_at_train_price:.3f}; "
+            f"the most a policy that searches first can reach: {report.search_first_bound:.3f}"
         )
         efficiency, gain = report.efficiency, report.f1_gain_at_equal_compute
     print(f"traces_efficiency={efficiency:.4f} traces_f1_gain_at_equal_compute={gain:.4f}")

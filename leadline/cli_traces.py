@@ -141,6 +141,7 @@ def _fit_and_evaluate(
         f"traces_efficiency_interval={_fmt(_ratio(result.best_fixed_compute, high))},"
         f"{_fmt(_ratio(result.best_fixed_compute, low))}",
         f"traces_efficiency_at_train_price={_fmt(result.efficiency_at_train_price)}",
+        f"traces_efficiency_bound_search_first={_fmt(result.search_first_bound)}",
         f"traces_f1_gain_interval={_fmt(result.f1_gain_interval[0])},{_fmt(result.f1_gain_interval[1])}",
         f"traces_efficiency={_fmt(result.efficiency)}",
         f"traces_f1_gain_at_equal_compute={_fmt(result.f1_gain_at_equal_compute)}",

@@ -261,6 +261,16 @@ class TracesReport:
     """The standard error of each fixed budget's mean F1."""
     train_questions: int = 0
     skipped: list[str] = field(default_factory=list)
+    search_first_compute: float = math.nan
+    """The least mean compute of any policy that searches before it answers (the controller's class):
+    every dev trace's compute at its first search."""
+
+    @property
+    def search_first_bound(self) -> float:
+        """The most efficiency any policy that searches before it answers can reach: the best fixed
+        budget's compute over :attr:`search_first_compute` (it can only spend more to match)."""
+        c = self.search_first_compute
+        return self.best_fixed_compute / c if c > 0 else math.inf
 
     @property
     def efficiency_at_train_price(self) -> float:
@@ -287,6 +297,8 @@ class TracesReport:
                 f"[{self.f1_gain_interval[0]:+.3f}, {self.f1_gain_interval[1]:+.3f}] "
                 f"over {self.questions} dev questions (fitted on {self.train_questions} train)",
                 f"at the price chosen on train ({self.train_price:.2g}): F1 {q:.3f} at compute {c:.0f}",
+                f"a policy that searches before it answers spends at least {self.search_first_compute:.0f} "
+                f"on average: its efficiency is at most {self.search_first_bound:.2f}",
             ]
         )
 
@@ -365,7 +377,13 @@ def evaluate_traces(
         fixed_se=fixed_se,
         train_questions=len(train),
         skipped=list(traces.skipped),
+        search_first_compute=float(np.mean([t.cost(_first_search(t)) for t in dev])),
     )
+
+
+def _first_search(trace: Trace) -> int:
+    """The number of steps up to and including the trace's first search (its length if it has none)."""
+    return next((i + 1 for i, s in enumerate(trace.steps) if s.action == "search"), len(trace.steps))
 
 
 __all__ = [

@@ -173,7 +173,10 @@ def _markdown(report: TracesReport, fixed: list[Interval], ctl: Interval, source
         f"{report.compute_to_match:.0f} "
         f"[{report.compute_interval[0]:.0f}, {report.compute_interval[1]:.0f}] ({_efficiency(report)}); "
         f"F1 gain at equal compute {report.f1_gain_at_equal_compute:+.3f} "
-        f"[{report.f1_gain_interval[0]:+.3f}, {report.f1_gain_interval[1]:+.3f}].",
+        f"[{report.f1_gain_interval[0]:+.3f}, {report.f1_gain_interval[1]:+.3f}]. "
+        "Like the loop, the controller searches before it answers, so it spends at least "
+        f"{report.search_first_compute:.0f} on average and its efficiency is at most "
+        f"{report.search_first_bound:.2f}x.",
         "",
         "| steps | compute | F1 (fixed) |",
         "|---|---|---|",

@@ -166,6 +166,9 @@ def test_the_fitted_controller_stops_hopeless_questions_early_on_dev() -> None:
     assert "best fixed budget" in report.describe()
     # like the loop, the controller searches once before it may answer: it never answers closed book
     assert report.stops and min(report.stops) >= 1
+    # ... so it cannot beat the best fixed budget's compute over the mean compute of a first search
+    assert report.search_first_compute == np.mean([t.cost(1) for t in traces.split("dev")])
+    assert report.efficiency <= report.search_first_bound + 1e-9
 
 
 def test_a_killed_recording_resumes_without_recording_a_question_twice(tmp_path: Path) -> None:
