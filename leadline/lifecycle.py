@@ -25,6 +25,7 @@ from leadline.errors import LeadlineError
 from leadline.llm.base import LLMClient
 from leadline.result import Citation, ResearchResult
 from leadline.storage.base import RunRecord, RunStore, off_loop
+from leadline.storage.checkpoint import thread_config
 from leadline.tools.base import Reader, SearchBackend
 
 __all__ = ["Mode", "RunSetup", "fail_run", "final_state", "finished_result", "run_graph", "spend_record"]
@@ -178,7 +179,7 @@ def finished_result(
 async def final_state(checkpointer: AbstractAsyncContextManager[Any], run_id: str) -> dict[str, Any] | None:
     """The loop's state at a finished run's last checkpoint, or None when there is none."""
     async with checkpointer as saver:
-        found = await saver.aget_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}})
+        found = await saver.aget_tuple(thread_config(run_id))
     if found is None:
         return None
     values = found.checkpoint.get("channel_values") or {}

@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from leadline.errors import ConfigError, StorageError
+from leadline.storage.base import STORE_THREADS
 
 BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for the write lock before giving up."""
@@ -93,8 +94,6 @@ def make_engine(url: str | URL, *, synchronous: str = "NORMAL", pool_size: int |
     """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
-        from leadline.storage.base import STORE_THREADS
-
         size = STORE_THREADS + 2 if pool_size is None else pool_size
         return create_engine(parsed, pool_pre_ping=True, pool_size=size, max_overflow=size)
 

@@ -4,7 +4,7 @@ result: supporting sentences, confidence and its basis, unsure runs, reports who
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from leadline import Budget, Researcher, Settings
 from leadline.agent.reader import (
@@ -90,12 +90,19 @@ def test_the_answer_carries_its_supporting_sentence_and_confidence_basis(docs: l
     assert result.to_dict()["citations"][0]["support"] == result.citations[0].support
 
 
-def test_an_answer_the_sources_do_not_contain_is_marked_unsure(docs: list[Document]) -> None:
-    def guessing(messages: Sequence[Message], params: GenerationParams) -> str:
+def answering(answer: str, source: int) -> Callable[[Sequence[Message], GenerationParams], str]:
+    """The sensible model, except that its answer step replies ``answer`` citing ``source``."""
+
+    def reply(messages: Sequence[Message], params: GenerationParams) -> str:
         if '"answer"' in messages[-1].content and '"next_query"' not in messages[-1].content:
-            return json.dumps({"answer": "Trinity College", "sources": [2]})
+            return json.dumps({"answer": answer, "sources": [source]})
         return sensible(messages, params)
 
+    return reply
+
+
+def test_an_answer_the_sources_do_not_contain_is_marked_unsure(docs: list[Document]) -> None:
+    guessing = answering("Trinity College", 2)
     result = _make(docs, guessing).research(QUESTION, budget=Budget(tokens=600, searches=3))
     assert result.answer == "Trinity College"
     assert result.unsure
@@ -104,11 +111,7 @@ def test_an_answer_the_sources_do_not_contain_is_marked_unsure(docs: list[Docume
 
 def test_a_yes_or_no_to_a_question_that_asks_for_something_else_is_unsure(docs: list[Document]) -> None:
     # QUESTION asks "which college": a bare "Yes" is no answer to it, whatever the model cites
-    def yes(messages: Sequence[Message], params: GenerationParams) -> str:
-        if '"answer"' in messages[-1].content and '"next_query"' not in messages[-1].content:
-            return json.dumps({"answer": "Yes", "sources": [2]})
-        return sensible(messages, params)
-
+    yes = answering("Yes", 2)
     result = _make(docs, yes).research(QUESTION, budget=Budget(tokens=600, searches=3))
     assert result.answer == "Yes" and result.unsure
     assert "a yes/no reply to a question that asks for something else" in result.confidence_basis
@@ -206,11 +209,7 @@ def test_a_long_answer_is_cut_to_its_first_clause() -> None:
 
 
 def test_an_answer_its_named_sources_do_not_contain_cites_the_source_that_does(docs: list[Document]) -> None:
-    def miscite(messages: Sequence[Message], params: GenerationParams) -> str:
-        if '"answer"' in messages[-1].content and '"next_query"' not in messages[-1].content:
-            return json.dumps({"answer": "Balliol College", "sources": [1]})  # [1] is the book
-        return sensible(messages, params)
-
+    miscite = answering("Balliol College", 1)  # [1] is the book
     result = _make(docs, miscite).research(QUESTION, budget=Budget(tokens=600, searches=3))
     assert [c.doc_id for c in result.citations] == ["d2", "d1"]
     assert result.citations[0].support == "Richard Dawkins studied at Balliol College, Oxford."

@@ -196,13 +196,11 @@ def _citations(
     chosen = [by_n[n] for n in dict.fromkeys(cited) if n in by_n]
     needle = normalize(answer)
     if needle in ("yes", "no") and question:
-        # a yes/no judgement compares what the question names: cite a source on each of them
-        for name in named_phrases(question):
-            key = f" {normalize(name)} "
-            if key.strip() and not any(key in f" {normalize(e['title'])} " for e in chosen):
-                holder = next((e for e in shown if key in f" {normalize(e['title'])} "), None)
-                if holder is not None:
-                    chosen.append(holder)
+        # a yes/no judgement compares what the question names: cite a source titled by each of them
+        titles = {id(e): f" {normalize(e['title'])} " for e in [*shown, *chosen]}
+        for name in filter(None, map(normalize, named_phrases(question))):
+            if not any(f" {name} " in titles[id(e)] for e in chosen):
+                chosen += [e for e in shown if f" {name} " in titles[id(e)]][:1]
     if chosen and needle and needle not in ("yes", "no") and not _grounded(answer, chosen):
         # the sources the model named do not contain its answer: put first the shown one that does
         holder = next((e for e in shown if _grounded(answer, [e])), None)
