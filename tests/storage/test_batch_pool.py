@@ -55,11 +55,12 @@ def test_an_empty_pool_funds_nothing_and_unfunded_jobs_can_be_failed(store: SqlR
 
 def test_an_expired_lease_is_taken_over_with_its_grant(store: SqlRunStore) -> None:
     batch_id = _batch(store, 1, tokens=300, searches=3, share=(300, 3))
-    job = store.claim_job(batch_id, worker="dead", lease_s=0.2, draw_from_pool=True)
+    # a lease long enough that a slow first connection cannot let it pass before the checks below
+    job = store.claim_job(batch_id, worker="dead", lease_s=1.0, draw_from_pool=True)
     assert job is not None
-    assert store.claim_job(batch_id, worker="alive", lease_s=0.2, draw_from_pool=True) is None
-    assert store.heartbeat(batch_id, worker="dead", lease_s=0.2) == 1
-    time.sleep(0.5)
+    assert store.claim_job(batch_id, worker="alive", lease_s=1.0, draw_from_pool=True) is None
+    assert store.heartbeat(batch_id, worker="dead", lease_s=1.0) == 1
+    time.sleep(1.3)
     taken = store.claim_job(batch_id, worker="alive", lease_s=30, draw_from_pool=True)
     assert taken is not None and taken.job_id == job.job_id and taken.attempts == 2
     assert (taken.grant_tokens, taken.grant_searches) == (300, 3)  # kept, not drawn twice
