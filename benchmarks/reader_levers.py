@@ -10,6 +10,7 @@ difference between variants is the reader's alone (the loop is deterministic: te
     python benchmarks/reader_levers.py capture --n 50 --out benchmarks/data/reader_contexts.train.jsonl
     python benchmarks/reader_levers.py eval --contexts benchmarks/data/reader_contexts.train.jsonl \\
         --variants baseline,quote,snap,...
+    python benchmarks/reader_levers.py compare BASE_CAPTURE OTHER_CAPTURE   # a change to the loop itself
 
 Ends with one line of key=value figures (F1 per variant).
 """
@@ -203,6 +204,29 @@ async def evaluate(args: argparse.Namespace) -> None:
     print(" ".join(f"f1[{k}]={v:.3f}" for k, v in summary.items()) + f" model={args.model} n={len(rows)}")
 
 
+def compare(args: argparse.Namespace) -> None:
+    """The whole loop with one change against without it, on the questions both captures hold (paired)."""
+    base = {r["id"]: r for r in map(json.loads, args.base.read_text().splitlines())}
+    other = [r for r in map(json.loads, args.other.read_text().splitlines()) if r["id"] in base]
+    if len(other) < 2:
+        raise SystemExit("fewer than two questions in common")
+    diff = [r["loop_f1"] - base[r["id"]]["loop_f1"] for r in other]
+    se = statistics.stdev(diff) / len(diff) ** 0.5
+
+    def mean(key: str, rows: list[dict[str, Any]]) -> float:
+        return statistics.fmean(r[key] for r in rows)
+
+    mine = [base[r["id"]] for r in other]
+    for name, rows in (("base", mine), ("other", other)):
+        print(f"{name}: F1 {mean('loop_f1', rows):.3f} EM {mean('loop_em', rows):.3f} "
+              f"{mean('seconds', rows):.1f} s a question")  # fmt: skip
+    print(
+        f"paired F1 {statistics.fmean(diff):+.3f} ± {se:.3f}; better {sum(d > 0 for d in diff)}, "
+        f"worse {sum(d < 0 for d in diff)}"
+    )
+    print(f"n={len(other)} d_f1={statistics.fmean(diff):.4f} d_f1_se={se:.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -226,9 +250,14 @@ def main() -> None:
     ev.add_argument("--n", type=int, default=0, help="first n contexts only (0: all)")
     ev.add_argument("--home", type=Path, required=True)
     ev.add_argument("--log", type=Path, default=None, help="append per-question JSONL here")
+    cmp = sub.add_parser("compare", help="paired loop F1/EM of two captures (e.g. with and without --bridge)")
+    cmp.add_argument("base", type=Path)
+    cmp.add_argument("other", type=Path)
     args = parser.parse_args()
     if args.command == "capture":
         asyncio.run(capture(args))
+    elif args.command == "compare":
+        compare(args)
     else:
         asyncio.run(evaluate(args))
 
