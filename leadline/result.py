@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from leadline.budgets.ledger import Spend
+
+
+def _json_copy(value: Any) -> Any:
+    """A copy of JSON-like data (dicts, lists, scalars): what ``asdict``'s deepcopy gives, without its memo."""
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_json_copy(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,7 +63,8 @@ class ResearchResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data (what ``--json`` prints)."""
-        data = asdict(self)
+        data = {f.name: _json_copy(getattr(self, f.name)) for f in fields(self)}
+        data["citations"] = [asdict(c) for c in self.citations]
         data["spend"] = self.spend.to_dict()
         return data
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from leadline.errors import BudgetExceededError, InvalidBudgetError
@@ -163,7 +163,7 @@ class Ledger:
     def spend(self) -> Spend:
         """A copy of the totals, with the wall time since the ledger started."""
         with self._lock:
-            s = Spend(**asdict(self._totals))
+            s = replace(self._totals)  # its fields are numbers: a shallow copy is a full one
         s.seconds = self.elapsed
         return s
 
