@@ -9,7 +9,7 @@ from leadline.budgets.ledger import Spend
 
 
 def _json_copy(value: Any) -> Any:
-    """A copy of JSON-like data (dicts, lists, scalars): what ``asdict``'s deepcopy gives, without its memo."""
+    """A copy of JSON-like data (dicts, lists, scalars): what ``asdict``'s deepcopy gives, minus its memo."""
     if isinstance(value, dict):
         return {k: _json_copy(v) for k, v in value.items()}
     if isinstance(value, list):
