@@ -48,6 +48,8 @@ def main() -> None:
             f"efficiency at the train price: {report.efficiency_at_train_price:.3f}; "
             f"the most a policy that searches first can reach: {report.search_first_bound:.3f}"
         )
+        _, o_compute, o_f1 = max(report.oracle, key=lambda o: (o[2], -o[1]))
+        print(f"oracle (hindsight, per question, closed book allowed): F1 {o_f1:.3f} at {o_compute:.0f}")
         efficiency, gain = report.efficiency, report.f1_gain_at_equal_compute
     print(f"traces_efficiency={efficiency:.4f} traces_f1_gain_at_equal_compute={gain:.4f}")
 
