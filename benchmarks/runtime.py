@@ -53,7 +53,7 @@ from leadline.budgets.runtime import (
     lognormal_curve,
     normal_posterior,
 )
-from leadline.budgets.runtime_dp import DPHorizon
+from leadline.budgets.runtime_dp import DPHorizon, DPPlan
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -242,6 +242,36 @@ def simulate(
     return float(true_quality(pop, tokens, searches).mean()), float((tokens + LAMBDA * searches).mean())
 
 
+def follow_plan(
+    pop: R1Population,
+    plan: DPPlan,
+    rows: IntArray,
+    counts: tuple[IntArray, IntArray, IntArray, IntArray],
+    probs: tuple[FloatArray, FloatArray],
+) -> None:
+    """Run the queries ``rows`` (the plan's runs, in order) on their signals until each stops, updating
+    ``counts`` (searches, hits, chunks, converging chunks; indexed by query) in place."""
+    s, hs, c, hc = counts
+    p_search, p_chunk = probs
+    local = np.arange(len(rows))
+    while len(local):
+        q = rows[local]
+        a = plan.action(local, s[q], hs[q], c[q], hc[q])
+        i_s, i_c = q[a == SEARCH], q[a == THINK]
+        hs[i_s] += pop.u_search[i_s, s[i_s]] < p_search[i_s]
+        s[i_s] += 1
+        hc[i_c] += pop.u_chunk[i_c, c[i_c]] < p_chunk[i_c]
+        c[i_c] += 1
+        local = local[a != STOP]
+
+
+def seen_posteriors(pop: R1Population) -> tuple[FloatArray, float, FloatArray, float]:
+    """Posterior mean and sd of log σ and of log τ given what is seen, under R1's generating priors."""
+    ms, sds = normal_posterior(math.log(3.0), 0.8, 0.5, pop.seen_log_sigma)
+    mt, sdt = normal_posterior(math.log(1500.0), 0.8, 0.5, pop.seen_log_tau)
+    return ms, sds, mt, sdt
+
+
 def simulate_dp(
     pop: R1Population,
     policy: RuntimePolicy,
@@ -269,16 +299,7 @@ def simulate_dp(
         zero = np.zeros(len(rows), np.int64)
         plan = policy.plan(kp[rows], gs[rows], gt[rows], zero, zero, zero, zero, price, dtype=np.float32)
         lims[rows] = plan.limits
-        local = np.arange(len(rows))
-        while len(local):
-            q = rows[local]
-            a = plan.action(local, s[q], hs[q], c[q], hc[q])
-            i_s, i_c = q[a == SEARCH], q[a == THINK]
-            hs[i_s] += pop.u_search[i_s, s[i_s]] < p_search[i_s]
-            s[i_s] += 1
-            hc[i_c] += pop.u_chunk[i_c, c[i_c]] < p_chunk[i_c]
-            c[i_c] += 1
-            local = local[a != STOP]
+        follow_plan(pop, plan, rows, (s, hs, c, hc), (p_search, p_chunk))
     if stats is not None:
         edge = ((s == lims[:, 0]) & (s < MAX_S)) | ((c == lims[:, 1]) & (c < MAX_C)) | (s + c == lims[:, 2])
         stats["on_horizon"] = float(edge.mean())
@@ -403,8 +424,7 @@ def references(
         s = np.array([q.searches for q in plan.queries], dtype=np.float64)
         return float(true_quality(pop, t, s).mean())
 
-    ms, sds = normal_posterior(math.log(3.0), 0.8, 0.5, pop.seen_log_sigma)
-    mt, sdt = normal_posterior(math.log(1500.0), 0.8, 0.5, pop.seen_log_tau)
+    ms, sds, mt, sdt = seen_posteriors(pop)
     gs, gt = lognormal_curve(ms, sds, MAX_S), lognormal_curve(mt - math.log(CHUNK), sdt, MAX_C)
     kp = np.full((pop.n, 3), 0.075)
     kp[np.arange(pop.n), pop.seen_kind] = 0.85

@@ -54,21 +54,19 @@ from runtime import (
     MAX_S,
     N_QUERIES,
     R1Population,
+    follow_plan,
     make_r1,
     references,
+    seen_posteriors,
     signal_probs,
     true_quality,
     uniform_best,
 )
 
 from leadline.budgets.runtime import (
-    SEARCH,
-    STOP,
-    THINK,
     RuntimeModel,
     SignalModel,
     lognormal_curve,
-    normal_posterior,
 )
 from leadline.budgets.runtime_dp import DPHorizon, DPPlan, plan_runs
 
@@ -106,8 +104,7 @@ def exact_inputs(pop: R1Population, nodes: int = NODES) -> tuple[FloatArray, Flo
     """(kind prior, E[g_search | seen], E[g_chunk | seen]) under R1's generating priors."""
     kp = np.full((pop.n, 3), 0.075)
     kp[np.arange(pop.n), pop.seen_kind] = 0.85
-    ms, sds = normal_posterior(math.log(3.0), 0.8, 0.5, pop.seen_log_sigma)
-    mt, sdt = normal_posterior(math.log(1500.0), 0.8, 0.5, pop.seen_log_tau)
+    ms, sds, mt, sdt = seen_posteriors(pop)
     gs = lognormal_curve(ms, sds, MAX_S, nodes=nodes)
     gt = lognormal_curve(mt - math.log(CHUNK), sdt, MAX_C, nodes=nodes)
     return kp, gs, gt
@@ -148,18 +145,8 @@ def solve_values(
             prune=False,
         )
         values[rows] = plan.value
-        if pop is None or probs is None:
-            continue
-        local = np.arange(len(rows))
-        while len(local):
-            q = rows[local]
-            act = plan.action(local, s[q], hs[q], c[q], hc[q])
-            i_s, i_c = q[act == SEARCH], q[act == THINK]
-            hs[i_s] += pop.u_search[i_s, s[i_s]] < probs[0][i_s]
-            s[i_s] += 1
-            hc[i_c] += pop.u_chunk[i_c, c[i_c]] < probs[1][i_c]
-            c[i_c] += 1
-            local = local[act != STOP]
+        if pop is not None and probs is not None:
+            follow_plan(pop, plan, rows, (s, hs, c, hc), probs)
     if pop is None:
         return values, None
     tokens, searches = (c * CHUNK).astype(np.float64), s.astype(np.float64)
@@ -172,8 +159,7 @@ def resample(pop: R1Population, rng: np.random.Generator) -> R1Population:
     n = pop.n
     right = rng.random(n) < 0.85
     kind = np.where(right, pop.seen_kind, (pop.seen_kind + rng.integers(1, 3, n)) % 3)
-    ms, sds = normal_posterior(math.log(3.0), 0.8, 0.5, pop.seen_log_sigma)
-    mt, sdt = normal_posterior(math.log(1500.0), 0.8, 0.5, pop.seen_log_tau)
+    ms, sds, mt, sdt = seen_posteriors(pop)
     return R1Population(
         kind=kind,
         log_sigma=ms + sds * rng.standard_normal(n),
