@@ -18,7 +18,7 @@ from leadline.budgets.adaptive import AdaptiveBatch
 from leadline.budgets.controller import Controller, FixedController
 from leadline.budgets.cost import CostModel
 from leadline.budgets.ledger import Budget
-from leadline.budgets.timings import EngineTimings, SearchPrice, engine_key, seed_from_store
+from leadline.budgets.timings import EngineTimings, SearchPrice, earlier_ledgers, engine_key
 from leadline.budgets.tuned import TunedModel
 from leadline.config import Settings
 from leadline.errors import (
@@ -123,8 +123,9 @@ class Researcher:
         self._owns: list[Any] = []
         self._probed = False
         self._timings = EngineTimings()
-        self._timings_seeded = False
         """Generation speed and search/read times seen in this Researcher's runs, for measuring λ."""
+        self._seeding: asyncio.Future[None] | None = None
+        """Reading earlier runs' timings into ``_timings``, once, before this Researcher's first run."""
         self._runner: asyncio.Runner | None = None
         """The event loop of the synchronous API: one per Researcher, so async clients (httpx pools,
         the fetcher) live on the loop they were created on across calls."""
@@ -245,9 +246,7 @@ class Researcher:
         controller: Controller | None = None,
     ) -> ResearchResult:
         """Resolve the run's controller, λ and checkpointer; :func:`leadline.lifecycle.run_graph` runs it."""
-        if not self._timings_seeded:  # once, before this Researcher's first run (see seed_from_store)
-            self._timings_seeded = True
-            seed_from_store(self._timings, store, engine_key(llm.model_name, self._run_settings()))
+        await self._seed_timings(store, llm)
         measured = self._timings.search_cost()
         if budget.search_cost_tokens is None and measured is not None:  # λ from the engine in use
             budget = replace(budget, search_cost_tokens=round(measured, 3))
@@ -266,6 +265,24 @@ class Researcher:
             search_k=self.search_k,
         )
         return await run_graph(setup, resume=resume, timings=self._timings)
+
+    async def _seed_timings(self, store: RunStore, llm: LLMClient) -> None:
+        """Seed λ's measurement from the store's earlier runs on this engine, once per Researcher.
+
+        The store is read in a worker thread, never on the event loop (a batch's other runs go on), and
+        the runs that start while it is read wait for it, so every run prices searches alike.
+        """
+        loop = asyncio.get_running_loop()
+        if self._seeding is None:
+            key = engine_key(llm.model_name, self._run_settings())
+
+            async def seed() -> None:
+                for entries in await off_loop(earlier_ledgers, store, key):
+                    self._timings.add(entries)
+
+            self._seeding = loop.create_task(seed())
+        if self._seeding.get_loop() is loop:  # seeded on another loop (an earlier sync call): done
+            await asyncio.shield(self._seeding)
 
     def _run_settings(self) -> dict[str, Any]:
         s = self.settings

@@ -15,7 +15,8 @@ seconds. With too little data for a fit it falls back to the blended rate (gener
 seconds) times the search and read wall time.
 
 A CLI call makes one run per process, so a new ``Researcher`` seeds its timings from the store's recent
-finished runs on the same engine (:func:`seed_from_store`) before its first run.
+finished runs on the same engine (:func:`earlier_ledgers`, read once in a worker thread) before its first
+runs.
 """
 
 from __future__ import annotations
@@ -145,22 +146,32 @@ def engine_key(model: str, settings: Mapping[str, Any]) -> tuple[Any, ...]:
     return (model, *(settings.get(k) for k in ("base_url", "search", "searxng_url", "corpus")))
 
 
-def seed_from_store(
-    timings: EngineTimings, store: RunStore, key: tuple[Any, ...], *, limit: int = SEED_RUNS
-) -> None:
-    """Add the timings of the store's newest ``limit`` finished runs made on the engine ``key``.
+def earlier_ledgers(
+    store: RunStore, key: tuple[Any, ...], *, limit: int = SEED_RUNS
+) -> list[list[LedgerEntry]]:
+    """The ledgers of the store's newest ``limit`` finished runs made on the engine ``key``.
 
     Runs count when they used the same model, server, search backend and corpus (:func:`engine_key`
-    of the run's model and recorded settings). An unreadable history costs only the measurement: it is
-    logged, not raised.
+    of the run's model and recorded settings). Blocking (it reads the store): an async caller runs it
+    in a worker thread. An unreadable history costs only the measurement: it is logged, and there is
+    none.
     """
     try:
         runs = store.list_runs(limit=10 * limit)
         same = [r for r in runs if r.status == "done" and engine_key(r.model, r.settings) == key]
-        for run in same[:limit]:
-            timings.add([entry_for_step(s) for s in store.list_steps(run.run_id)])
+        return [[entry_for_step(s) for s in store.list_steps(run.run_id)] for run in same[:limit]]
     except LeadlineError as exc:
         logger.warning("could not read earlier runs to measure λ: %s", exc)
+        return []
 
 
-__all__ = ["SEED_RUNS", "EngineTimings", "SearchPrice", "engine_key", "seed_from_store"]
+def seed_from_store(
+    timings: EngineTimings, store: RunStore, key: tuple[Any, ...], *, limit: int = SEED_RUNS
+) -> None:
+    """Add the timings of the store's newest ``limit`` finished runs made on the engine ``key``
+    (:func:`earlier_ledgers`)."""
+    for entries in earlier_ledgers(store, key, limit=limit):
+        timings.add(entries)
+
+
+__all__ = ["SEED_RUNS", "EngineTimings", "SearchPrice", "earlier_ledgers", "engine_key", "seed_from_store"]

@@ -341,3 +341,54 @@ def test_search_cost_is_measured_from_the_engine_in_use(docs: list[Document]) ->
     seen.clear()
     other.research(QUESTION, budget=Budget(tokens=600, searches=3))
     assert seen[0] is None
+
+
+def test_earlier_runs_are_read_off_the_event_loop_once_and_every_first_run_waits_for_them(
+    docs: list[Document],
+) -> None:
+    """A batch's first runs start together: the store's history is read once, in a worker thread (a slow
+    database must not stall the loop the other runs share), and each of those runs prices searches
+    from it."""
+    import asyncio
+    import threading
+
+    from leadline.budgets.controller import Allocation
+    from leadline.storage.base import RunRecord
+
+    seen: list[float | None] = []
+
+    class Recording(FixedController):
+        def assess(self, question: str, budget: Budget) -> Allocation:
+            seen.append(budget.search_cost_tokens)
+            return super().assess(question, budget)
+
+    earlier = Researcher(
+        Settings(), llm=ScriptedLLM(sensible), search=FakeSearch(docs), store=MemoryRunStore()
+    )
+    earlier.research(QUESTION, budget=Budget(tokens=600, searches=3))
+    store = earlier.store
+    reads: list[str] = []
+
+    class Watched(MemoryRunStore):
+        """The earlier store's runs, with each read of the run list noted by thread."""
+
+        def list_runs(self, *, limit: int = 50) -> list[RunRecord]:
+            reads.append(threading.current_thread().name)
+            return super().list_runs(limit=limit)
+
+    watched = Watched()
+    watched.__dict__.update(store.__dict__)  # the same runs and steps
+    fresh = Researcher(
+        Settings(), llm=ScriptedLLM(sensible), search=FakeSearch(docs), store=watched, controller=Recording
+    )
+
+    async def three_at_once() -> None:
+        loop_thread = threading.current_thread().name
+        await asyncio.gather(
+            *(fresh.aresearch(QUESTION, budget=Budget(tokens=600, searches=3)) for _ in range(3))
+        )
+        assert reads and loop_thread not in reads
+
+    asyncio.run(three_at_once())
+    assert len(reads) == 1  # once per Researcher
+    assert len(seen) == 3 and all(s is not None and s >= 0 for s in seen)
