@@ -13,6 +13,10 @@ their checkpoints, the jobs and the batch pool. Questions: ``benchmarks/data/bat
   1, (run wall time − the LLM and search seconds in its ledger) / its graph steps; the median
   (target < 5 ms);
 - memory per concurrent run: (peak RSS at 128 − peak RSS at 1) / 127, sampled every 20 ms;
+- CPU per run: the worker process's CPU time (``time.process_time``: every thread) over a level / its
+  runs, and ``cpu_bound_speedup`` = one run's wall time / the CPU per run at 32 — the most one process
+  can reach when its runs' CPU is the only limit (they share one interpreter lock), so ``speedup_32``
+  reads against this machine's speed;
 - 4 worker processes (``leadline worker``) against 1 on the same kind of batch: throughput over the
   span from the first run created to the last job finished (process start-up excluded, printed
   apart with the plain wall-clock ratio); ``workers4_speedup`` (target ≥ 3.5);
@@ -151,19 +155,21 @@ async def measure(url: str, base_url: str, questions: list[Any], args: argparse.
     levels = [int(x) for x in args.levels.split(",")]
     throughput: dict[int, float] = {}
     peaks: dict[int, float] = {}
+    cpu_per_run: dict[int, float] = {}
     overheads: list[float] = []
     for c in levels:
         n = 4 if c == 1 else 2 * c
         record, _ = open_batch(store, f"level-{c}", questions[:n], settings, options)
         done: list[JobEvent] = []
         with PeakRss() as rss:
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             await BatchWorker(
                 store, record.batch_id, settings=settings, concurrency=c, on_event=done.append
             ).run()
-            wall = time.perf_counter() - t
+            wall, cpu = time.perf_counter() - t, time.process_time() - cpu
         finished = [e for e in done if e.kind == "done" and e.result is not None]
         throughput[c], peaks[c] = len(finished) / wall, rss.peak
+        cpu_per_run[c] = cpu / max(1, len(finished))
         if c == 1:
             for e in finished:
                 assert e.result is not None
@@ -173,7 +179,8 @@ async def measure(url: str, base_url: str, questions: list[Any], args: argparse.
                 overheads.append((e.result.spend.seconds - external) * 1000 / max(1, len(e.result.trace)))
         print(
             f"concurrency {c:>3}: {len(finished)}/{n} runs in {wall:6.2f} s = {throughput[c]:6.2f} runs/s; "
-            f"peak RSS {rss.peak:7.1f} MB; {check_pool(record.batch_id)}",
+            f"CPU {cpu_per_run[c] * 1000:5.1f} ms/run; peak RSS {rss.peak:7.1f} MB; "
+            f"{check_pool(record.batch_id)}",
             flush=True,
         )
 
@@ -217,6 +224,9 @@ async def measure(url: str, base_url: str, questions: list[Any], args: argparse.
         "workers4_speedup": f"{spans[1][0] / spans[4][0]:.2f}",
         "pool_overspend": f"{max(overspend):.0f}",
     }
+    if 32 in cpu_per_run:
+        figures["cpu_ms_per_run_32"] = f"{cpu_per_run[32] * 1000:.1f}"
+        figures["cpu_bound_speedup"] = f"{1 / base / cpu_per_run[32]:.1f}"
     top = max(levels)
     print(
         json.dumps(
@@ -229,6 +239,7 @@ async def measure(url: str, base_url: str, questions: list[Any], args: argparse.
                     "runs": len(overheads),
                 },
                 "memory_mb_per_concurrent_run": round((peaks[top] - peaks[levels[0]]) / (top - levels[0]), 3),
+                "cpu_ms_per_run": {str(c): round(v * 1000, 1) for c, v in cpu_per_run.items()},
                 "workers4_speedup_wall_with_startup": round(spans[1][1] / spans[4][1], 2),
             }
         )
