@@ -61,7 +61,7 @@ async def capture(args: argparse.Namespace) -> None:
         )
         return await real_answer(state, runtime)
 
-    graph_module.answer = recording_answer  # type: ignore[assignment]
+    graph_module.answer = recording_answer  # type: ignore[attr-defined]
     answer_module.DEFAULT_READER = parse_variant(args.reader)
     think_module.BRIDGE = args.bridge
     items = sample(load_questions(args.questions), args.n, seed=args.seed)

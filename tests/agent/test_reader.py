@@ -77,7 +77,7 @@ def test_claim_support_needs_the_words_and_the_numbers() -> None:
     assert uncovered_names("Who wrote The Selfish Gene?", [passage]) == []
 
 
-def _make(docs: list[Document], reply: object) -> Researcher:
+def _make(docs: list[Document], reply: Callable[[Sequence[Message], GenerationParams], str]) -> Researcher:
     return Researcher(Settings(), llm=ScriptedLLM(reply), search=FakeSearch(docs), store=MemoryRunStore())
 
 
