@@ -2,7 +2,8 @@
 
 The graph state after every super-step goes to the same database as the runs: ``AsyncSqliteSaver`` on
 the same SQLite file (its ``checkpoints`` / ``writes`` tables sit beside ours) or ``AsyncPostgresSaver``
-on the same PostgreSQL database. The thread id of a run's checkpoints is its run id, which is what
+on the same PostgreSQL database (as :class:`~leadline.storage.pg_saver.SingleStatementPostgresSaver`,
+which sends each write as one statement). The thread id of a run's checkpoints is its run id, which is what
 ``SqlRunStore.gc_checkpoints`` and ``delete_run`` rely on. Both configurations pass
 ``langgraph-checkpoint-conformance`` (tests/storage/test_checkpoint_conformance.py).
 """
@@ -99,8 +100,9 @@ async def _take_setup_lock(conn: Any) -> None:
 @asynccontextmanager
 async def _postgres_saver(url: URL) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     import psycopg
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg.rows import dict_row
+
+    from leadline.storage.pg_saver import SingleStatementPostgresSaver
 
     conninfo = postgres_conninfo(url)
     try:
@@ -110,7 +112,7 @@ async def _postgres_saver(url: URL) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     except psycopg.Error as exc:
         raise describe_error(exc, url) from exc
     try:
-        saver = AsyncPostgresSaver(conn=conn)
+        saver = SingleStatementPostgresSaver(conn=conn)
         # Session-level lock on the same connection: setup runs in autocommit (CREATE INDEX
         # CONCURRENTLY needs it), so a transaction-scoped lock would not cover it.
         await _take_setup_lock(conn)

@@ -66,3 +66,30 @@ def test_postgres_checkpointer_conformance(pg_server: tuple[str, str]) -> None:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
     _assert_conformant(_report("leadline AsyncPostgresSaver", fresh_url))
+
+
+@pytest.mark.postgres
+def test_the_postgres_saver_sends_each_write_as_one_statement(pg_server: tuple[str, str]) -> None:
+    """The conformance run above is of the single-statement saver, not of a fallback to the library's
+    pipelined writes; given a shared pipeline it falls back to them."""
+    import psycopg
+
+    from leadline.storage.pg_saver import SingleStatementPostgresSaver
+
+    admin, base_url = pg_server
+
+    async def check() -> None:
+        schema = f"leadline_cp_{uuid.uuid4().hex[:12]}"
+        async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
+            await conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            url = f"{base_url}?options=-csearch_path%3D{schema}"
+            async with open_checkpointer(url) as saver:
+                assert isinstance(saver, SingleStatementPostgresSaver) and saver.single_statement
+                async with saver.conn.pipeline() as pipe:  # type: ignore[union-attr]
+                    assert not SingleStatementPostgresSaver(saver.conn, pipe=pipe).single_statement
+        finally:
+            async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    asyncio.run(check())
