@@ -7,7 +7,7 @@ left, all under the interpreter lock that a batch worker's concurrent runs share
 the same rows, to the same tables, in one statement each: the blobs as ``unnest`` arrays in a
 data-modifying CTE in front of the checkpoint upsert (one statement, so as atomic as the pipeline was),
 the writes as one multi-row upsert, serialised inline. Measured at 32 runs at once
-(``benchmarks/batch_floor.py``, 15-step runs): the checkpointer's CPU per run 38–44 ms → 22–23 ms,
+(``benchmarks/batch_floor.py``, 15-step runs): the checkpointer's CPU per run 38–49 ms → 22–23 ms,
 a whole batch run's about 10 % less. Reads, listing, deletion and migrations are the library's. It
 passes the same conformance suite (tests/storage/test_checkpoint_conformance.py); given a shared
 pipeline, or a library whose row layout it does not know, it uses the library's own writes.
