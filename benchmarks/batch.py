@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -41,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,42 @@ class PeakRss:
         self._thread.join()
 
 
+@contextlib.contextmanager
+def bench_environment(pg: str, delay: float, prefix: str) -> Iterator[tuple[str, str]]:
+    """A fresh leadline home with the demo index, the fake server (``delay`` s a call) and a new
+    PostgreSQL schema; yields (database URL in that schema, server URL); stops the server and drops the
+    schema on exit. Shared with ``batch_floor.py``."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["LEADLINE_HOME"] = str(home)
+    import psycopg
+
+    from leadline.storage.checkpoint import postgres_conninfo
+    from leadline.tools.corpus_index import resolve_corpus
+
+    t0 = time.perf_counter()
+    resolve_corpus("demo", home / "indexes")
+    print(f"demo index built in {time.perf_counter() - t0:.1f} s (not measured)", flush=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(delay)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert server.stdout is not None
+    base_url = server.stdout.readline().strip()
+    schema = f"leadline_bench_{uuid.uuid4().hex[:10]}"
+    admin = postgres_conninfo(pg)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{pg}?options=-csearch_path%3D{schema}", base_url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -90,39 +128,11 @@ def main() -> None:
     parser.add_argument("--worker-questions", type=int, default=48)
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="leadline-bench-batch-"))
-    os.environ["LEADLINE_HOME"] = str(home)
-    import psycopg
-
     from leadline.batch.inputs import read_questions
-    from leadline.storage.checkpoint import postgres_conninfo
-    from leadline.tools.corpus_index import resolve_corpus
 
-    questions = read_questions(QUESTIONS).questions
-    t0 = time.perf_counter()
-    resolve_corpus("demo", home / "indexes")
-    print(f"demo index built in {time.perf_counter() - t0:.1f} s (not measured)", flush=True)
-
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(args.delay)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert server.stdout is not None
-    base_url = server.stdout.readline().strip()
-    schema = f"leadline_bench_{uuid.uuid4().hex[:10]}"
-    admin = postgres_conninfo(args.pg)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = f"{args.pg}?options=-csearch_path%3D{schema}"
-    try:
+    with bench_environment(args.pg, args.delay, "leadline-bench-batch-") as (url, base_url):
+        questions = read_questions(QUESTIONS).questions
         figures = asyncio.run(measure(url, base_url, questions, args))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     print(" ".join(f"{k}={v}" for k, v in figures.items()))
 
 

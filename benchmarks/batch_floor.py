@@ -30,10 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import operator
-import os
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -44,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from batch import QUESTIONS, SERVER  # noqa: E402  (the same server and questions as batch.py)
+from batch import QUESTIONS, bench_environment  # noqa: E402  (the same server, corpus and questions)
 
 LEVEL = 32
 RUNS = 64
@@ -154,33 +151,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="leadline-bench-floor-"))
-    os.environ["LEADLINE_HOME"] = str(home)
-    import psycopg
-
-    from leadline.storage.checkpoint import postgres_conninfo
-    from leadline.tools.corpus_index import resolve_corpus
-
-    resolve_corpus("demo", home / "indexes")
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, "0.3"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert server.stdout is not None
-    base_url = server.stdout.readline().strip()
-    schema = f"leadline_bench_{uuid.uuid4().hex[:10]}"
-    admin = postgres_conninfo(args.pg)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        f = asyncio.run(measure(f"{args.pg}?options=-csearch_path%3D{schema}", base_url))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with bench_environment(args.pg, 0.3, "leadline-bench-floor-") as (url, base_url):
+        f = asyncio.run(measure(url, base_url))
     ms = {k: f[k] * 1000 for k in ("full", "graph_pg", "graph", "http", "t1")}
     floor = ms["graph_pg"] + ms["http"]
     print(

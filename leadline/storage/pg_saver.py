@@ -79,6 +79,11 @@ def _library_layout_known() -> bool:
     )
 
 
+def _columns(rows: Sequence[tuple[Any, ...]], start: int, names: Sequence[str]) -> dict[str, list[Any]]:
+    """The rows' columns from ``start`` on, one list per name: the arrays ``unnest`` takes."""
+    return {name: [r[start + i] for r in rows] for i, name in enumerate(names)}
+
+
 class SingleStatementPostgresSaver(AsyncPostgresSaver):
     """``AsyncPostgresSaver`` whose ``aput`` and ``aput_writes`` each send one statement (see the module)."""
 
@@ -118,10 +123,7 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
         params = {
             "thread_id": thread_id,
             "ns": checkpoint_ns,
-            "channels": [r[2] for r in rows],
-            "versions": [r[3] for r in rows],
-            "types": [r[4] for r in rows],
-            "blobs": [r[5] for r in rows],
+            **_columns(rows, 2, ("channels", "versions", "types", "blobs")),
             "checkpoint_id": checkpoint["id"],
             "parent_id": parent_id,
             "checkpoint": Jsonb(copy),
@@ -165,10 +167,7 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
             "checkpoint_id": configurable["checkpoint_id"],
             "task_id": task_id,
             "task_path": task_path,
-            "idx": [r[5] for r in rows],
-            "channels": [r[6] for r in rows],
-            "types": [r[7] for r in rows],
-            "blobs": [r[8] for r in rows],
+            **_columns(rows, 5, ("idx", "channels", "types", "blobs")),
         }
         async with self._cursor() as cur:
             await cur.execute(sql, params)
