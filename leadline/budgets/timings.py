@@ -165,13 +165,4 @@ def earlier_ledgers(
         return []
 
 
-def seed_from_store(
-    timings: EngineTimings, store: RunStore, key: tuple[Any, ...], *, limit: int = SEED_RUNS
-) -> None:
-    """Add the timings of the store's newest ``limit`` finished runs made on the engine ``key``
-    (:func:`earlier_ledgers`)."""
-    for entries in earlier_ledgers(store, key, limit=limit):
-        timings.add(entries)
-
-
-__all__ = ["SEED_RUNS", "EngineTimings", "SearchPrice", "earlier_ledgers", "engine_key", "seed_from_store"]
+__all__ = ["SEED_RUNS", "EngineTimings", "SearchPrice", "earlier_ledgers", "engine_key"]
