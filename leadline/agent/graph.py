@@ -1,10 +1,16 @@
 """The research loop's topology, in one place.
 
-::
+The loop's steps are the nodes of ``agent/nodes``; the graph runs some of them back to back inside one
+graph node, so that a run takes fewer LangGraph super-steps (each costs a checkpoint and the framework's
+step machinery, and under a batch's many runs that CPU is what limits throughput)::
 
-    START -> assess -> plan -> decide --search--> search -> read --> decide
-                                  |--think---> think ------------> decide
-                                  '--answer--> answer -> [report] -> END
+    START -> assess -> plan+decide --search--> search+read+decide --> (decide's choice)
+                                   |--think---> think+decide -------> (decide's choice)
+                                   '--answer--> answer -> [report] -> END
+
+``decide`` runs at the end of the node before it, on the state that node leaves, and routes with a
+``Command``. The steps, their order, their step numbers (and so the keys their calls are recorded under)
+and their trace are the same as with one graph node each; a checkpoint is taken after each graph node.
 """
 
 from __future__ import annotations
@@ -14,17 +20,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
 from leadline.agent.context import RunContext
 from leadline.agent.nodes.answer import answer, route_after_answer
 from leadline.agent.nodes.assess import assess
-from leadline.agent.nodes.decide import decide, route
+from leadline.agent.nodes.decide import decide
 from leadline.agent.nodes.plan import plan
 from leadline.agent.nodes.read import read
 from leadline.agent.nodes.report import report
 from leadline.agent.nodes.search import search
 from leadline.agent.nodes.think import think
-from leadline.agent.state import ResearchState
+from leadline.agent.state import ResearchState, apply_update, combine_updates
 from leadline.agent.tracing import TracedGraph, traced_node
 
 Node = Callable[..., Awaitable[dict[str, Any]]]
@@ -37,32 +44,60 @@ def _as_is(name: str, fn: Node) -> Node:
     return fn
 
 
+ACTIONS = ("search", "think", "answer")
+"""The graph nodes decide can route to."""
+
+
+def _then_decide(*steps: Node) -> Node:
+    """One graph node that runs ``steps`` and then ``decide`` back to back, each on the state the one
+    before it left, and routes to decide's choice (a ``Command``: no conditional edge reads the state
+    again)."""
+
+    async def node(state: ResearchState, runtime: Any) -> Command[str]:
+        current: dict[str, Any] = dict(state)
+        update: dict[str, Any] = {}
+        for step in steps:
+            part = await step(current, runtime)  # type: ignore[arg-type]
+            current = apply_update(current, part)
+            update = combine_updates(update, part)
+        return Command(update=update, goto=update["next_action"])
+
+    return node
+
+
 def build_graph(
     *,
     context_schema: type[Any] = RunContext,
     input_schema: type[Any] | None = None,
     wrap: NodeWrapper = _as_is,
 ) -> StateGraph[Any, Any, Any, Any]:
-    """The loop's topology (assess, plan, then decide between search/read, think and answer, and report);
-    the keyword arguments let a server give it a JSON context and input schema. Nodes are traced when
-    OpenTelemetry is on.
+    """The loop's topology (assess, plan, then search/read, think or answer as decide chooses after
+    each, and report); the keyword arguments let a server give it a JSON context and input schema.
+    Each step is traced as its own node span when OpenTelemetry is on.
     """
+    step = {
+        name: traced_node(name, fn)
+        for name, fn in {
+            "plan": plan,
+            "decide": decide,
+            "search": search,
+            "read": read,
+            "think": think,
+        }.items()
+    }
     graph = StateGraph(ResearchState, context_schema=context_schema, input_schema=input_schema)
     graph.add_node("assess", traced_node("assess", wrap("assess", assess)))
-    graph.add_node("plan", traced_node("plan", wrap("plan", plan)))
-    graph.add_node("decide", traced_node("decide", wrap("decide", decide)))
-    graph.add_node("search", traced_node("search", wrap("search", search)))
-    graph.add_node("read", traced_node("read", wrap("read", read)))
-    graph.add_node("think", traced_node("think", wrap("think", think)))
+    graph.add_node("plan", wrap("plan", _then_decide(step["plan"], step["decide"])), destinations=ACTIONS)
+    graph.add_node(
+        "search",
+        wrap("search", _then_decide(step["search"], step["read"], step["decide"])),
+        destinations=ACTIONS,
+    )
+    graph.add_node("think", wrap("think", _then_decide(step["think"], step["decide"])), destinations=ACTIONS)
     graph.add_node("answer", traced_node("answer", wrap("answer", answer)))
     graph.add_node("report", traced_node("report", wrap("report", report)))
     graph.add_edge(START, "assess")
     graph.add_edge("assess", "plan")
-    graph.add_edge("plan", "decide")
-    graph.add_conditional_edges("decide", route, {"search": "search", "think": "think", "answer": "answer"})
-    graph.add_edge("search", "read")
-    graph.add_edge("read", "decide")
-    graph.add_edge("think", "decide")
     graph.add_conditional_edges("answer", route_after_answer, {"report": "report", "end": END})
     graph.add_edge("report", END)
     return graph

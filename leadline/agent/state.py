@@ -7,6 +7,7 @@ evidence the model reads. Dependencies live in :class:`~leadline.agent.context.R
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 
@@ -79,6 +80,34 @@ class ResearchState(TypedDict):
     citations: NotRequired[list[dict[str, Any]]]
     report: NotRequired[str | None]
     trace: Annotated[list[TraceEvent], operator.add]
+
+
+REDUCERS: dict[str, Callable[[Any, Any], Any]] = {
+    "queries_done": operator.add,
+    "evidence": merge_evidence,
+    "notes": operator.add,
+    "trace": operator.add,
+}
+"""The channels whose updates are merged into the old value (as annotated above); the rest replace it."""
+
+
+def apply_update(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """The state after one node's update, as LangGraph would apply it (the reducers above)."""
+    after = dict(state)
+    for key, value in update.items():
+        merge = REDUCERS.get(key)
+        after[key] = merge(after.get(key) or [], value) if merge is not None else value
+    return after
+
+
+def combine_updates(first: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any]:
+    """One update equal to applying ``first`` and then ``then`` (appending channels keep both parts in
+    order; the reducers are associative over appended parts)."""
+    combined = dict(first)
+    for key, value in then.items():
+        merge = REDUCERS.get(key)
+        combined[key] = merge(combined[key], value) if merge is not None and key in combined else value
+    return combined
 
 
 def initial_state(question: str, mode: Literal["answer", "report"]) -> ResearchState:

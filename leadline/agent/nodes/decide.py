@@ -96,7 +96,3 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
         update["allocation"] = granted
     return update
 
-
-def route(state: ResearchState) -> str:
-    """The edge after decide: the chosen action's node."""
-    return state.get("next_action", "answer")
