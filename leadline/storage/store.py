@@ -41,6 +41,7 @@ from leadline.storage.models import (
 )
 from leadline.storage.outcomes import OutcomeMethods
 from leadline.storage.records import LedgerRecord, LedgerTotals, LLMCallRecord, SearchCallRecord
+from leadline.storage.step_statement import Detail, step_statement
 
 _CHECKPOINT_TABLES = {
     "sqlite": ("writes", "checkpoints"),
@@ -244,6 +245,14 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         }
         try:
             with self._write() as conn:
+                if self._dialect == "postgresql":  # one statement: the step and its ledger and detail rows
+                    step_id = self._record_step_pg(conn, step, values, request, response)
+                    if step_id is None:
+                        existing = conn.execute(
+                            select(Step).where(Step.run_id == step.run_id, Step.key == step.key)
+                        ).one()
+                        return _step_record(existing)
+                    return replace(step, created_at=values["created_at"])
                 stmt = self._prepared(
                     "step",
                     lambda: (
@@ -266,6 +275,37 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         # The caller's own record (not its JSON form): a loop that compares the returned response
         # with the one it sent, to learn whether it won a race, must see them equal.
         return replace(step, created_at=values["created_at"])
+
+    def _record_step_pg(
+        self,
+        conn: Connection,
+        step: StepRecord,
+        values: dict[str, Any],
+        request: dict[str, Any],
+        response: dict[str, Any],
+    ) -> int | None:
+        """Record the step with its ledger and detail rows in one statement (step_statement.py); the new
+        step's id, or None when the key was recorded before (then nothing was written)."""
+        spent = any((step.prompt_tokens, step.completion_tokens, step.searches, step.fetches))
+        ledger = step.kind != "note" or spent
+        detail: Detail = "llm" if step.kind == "llm" else "search" if step.kind == "search" else "none"
+        stmt = self._prepared(f"step:{detail}:{ledger}", lambda: step_statement(detail, ledger))
+        params = dict(values)
+        if ledger:
+            params["money"] = float(response.get("money", 0.0) or 0.0)
+        if detail == "llm":
+            params["model"] = str(request.get("model") or response.get("model") or "")
+        elif detail == "search":
+            results = response.get("results")
+            results = results if isinstance(results, list) else []
+            params |= {
+                "query": str(request.get("query", "")),
+                "backend": str(request.get("backend") or response.get("backend") or ""),
+                "n_results": len(results),
+                "results": results,
+            }
+        found = conn.execute(stmt, params).scalar()
+        return None if found is None else int(found)
 
     def _record_details(
         self,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from leadline.errors import ConfigError, RunNotFoundError
 from leadline.storage.base import PageStore, RunStore, SourceRecord, StepRecord, StoredPage
@@ -159,6 +161,30 @@ def test_ledger_is_the_sum_of_steps_and_details_are_derived(store: SqlRunStore) 
         ("selfish gene author", "local", 2),
         ("Dawkins university", "local", 2),
     ]
+
+
+def test_a_step_and_its_rows_are_one_statement_on_postgresql(store: SqlRunStore) -> None:
+    """The hot write: on PostgreSQL the step, its ledger row and its detail row go as one statement
+    (step_statement.py); SQLite sends the three INSERTs. A replay writes nothing either way."""
+    run_id = _run(store)
+    sent: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        store.record_step(_llm(run_id, "think:0", "Dawkins"))
+        first = len(sent)
+        store.record_step(_llm(run_id, "think:0", "Dawkins"))  # a replay
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    postgres = store.engine.dialect.name == "postgresql"
+    # SQLite's writes open with BEGIN IMMEDIATE
+    writes = [x for x in sent[:first] if not x.lstrip().upper().startswith("BEGIN")]
+    assert len(writes) == (1 if postgres else 3)
+    assert len(store.ledger_entries(run_id)) == 1 and len(store.llm_calls(run_id)) == 1
+    assert store.ledger_totals(run_id).completion_tokens == 7
 
 
 def test_concurrent_duplicate_steps_from_threads_store_one(store: SqlRunStore) -> None:
