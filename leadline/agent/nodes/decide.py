@@ -95,4 +95,3 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     if granted is not None:
         update["allocation"] = granted
     return update
-
