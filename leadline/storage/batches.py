@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from leadline.errors import ConfigError
 from leadline.storage.access import StoreAccess
@@ -195,64 +195,46 @@ class BatchMethods(StoreAccess):
         returned; jobs with a grant are claimed first.
         """
         now = utc_now()
+        lease_until = None if lease_s is None else now + timedelta(seconds=lease_s)
         with self._write() as conn:
             pool: Any = None
-            if draw_from_pool:
+            if draw_from_pool:  # the pool, locked, and the shares of the jobs still waiting for a grant
                 pool = conn.execute(
-                    select(Batch.pool_tokens, Batch.pool_searches)
-                    .where(Batch.id == batch_id)
-                    .with_for_update()
+                    self._prepared("claim:pool", _pool_statement), {"batch_id": batch_id}
                 ).first()
                 if pool is None:
                     raise ConfigError(f"no batch {batch_id!r}")
-            claimable = Job.status == "pending"
-            if lease_s is not None:
-                claimable = or_(
-                    claimable,
-                    and_(Job.status == "running", or_(Job.lease_until.is_(None), Job.lease_until < now)),
-                )
+            expired = lease_s is not None
             row = conn.execute(
-                select(Job)
-                .where(Job.batch_id == batch_id, claimable)
-                .order_by(Job.grant_tokens.is_(None), Job.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
+                self._prepared(f"claim:pick:{expired}", lambda: _pick_statement(expired)),
+                {"batch_id": batch_id, "now": now},
             ).first()
             if row is None:
                 return None
-            values: dict[str, Any] = {
-                "status": "running",
+            params: dict[str, Any] = {
+                "job_id": row.id,
                 "worker": worker,
-                "attempts": Job.attempts + 1,
-                "updated_at": now,
-                "lease_until": None if lease_s is None else now + timedelta(seconds=lease_s),
+                "now": now,
+                "lease_until": lease_until,
             }
-            if pool is not None and row.grant_tokens is None:
-                others = conn.execute(
-                    select(
-                        func.coalesce(func.sum(Job.share_tokens), 0),
-                        func.coalesce(func.sum(Job.share_searches), 0),
-                    ).where(
-                        Job.batch_id == batch_id,
-                        Job.status == "pending",
-                        Job.grant_tokens.is_(None),
-                        Job.id != row.id,
-                    )
-                ).one()
-                tokens = grant_amount(row.share_tokens, headroom, int(pool.pool_tokens), int(others[0]))
-                searches = grant_amount(row.share_searches, headroom, int(pool.pool_searches), int(others[1]))
+            grant = pool is not None and row.grant_tokens is None
+            if grant:
+                waiting = row.status == "pending"  # then its own share is in the pool's waiting sums
+                others_t = int(pool.waiting_tokens) - (row.share_tokens if waiting else 0)
+                others_s = int(pool.waiting_searches) - (row.share_searches if waiting else 0)
+                tokens = grant_amount(row.share_tokens, headroom, int(pool.pool_tokens), others_t)
+                searches = grant_amount(row.share_searches, headroom, int(pool.pool_searches), others_s)
                 if tokens < max(1, min_tokens) or searches < 1:
                     return None
                 conn.execute(
-                    update(Batch)
-                    .where(Batch.id == batch_id)
-                    .values(
-                        pool_tokens=Batch.pool_tokens - tokens, pool_searches=Batch.pool_searches - searches
-                    )
+                    self._prepared("claim:draw", _draw_statement),
+                    {"batch_id": batch_id, "tokens": tokens, "searches": searches},
                 )
-                values |= {"grant_tokens": tokens, "grant_searches": searches}
-            conn.execute(update(Job).where(Job.id == row.id).values(**values))
-            return _job_record(conn.execute(select(Job).where(Job.id == row.id)).one())
+                params |= {"grant_tokens": tokens, "grant_searches": searches}
+            taken = conn.execute(
+                self._prepared(f"claim:take:{grant}", lambda: _take_statement(grant)), params
+            )
+            return _job_record(taken.one())
 
     def heartbeat(self, batch_id: str, *, worker: str, lease_s: float) -> int:
         """Renew the leases of ``worker``'s running jobs; returns how many it still holds."""
@@ -425,6 +407,68 @@ def grant_amount(share: int, headroom: float, pool: int, reserved: int) -> int:
     started, but never below its share while the pool holds it, and never above the pool."""
     want = max(share, math.ceil(share * headroom))
     return max(0, min(pool, max(share, min(want, pool - reserved))))
+
+
+def _pool_statement() -> Any:
+    """The batch's pool, locked for the claim, with the summed shares of its jobs waiting for a grant."""
+    waiting = and_(Job.batch_id == Batch.id, Job.status == "pending", Job.grant_tokens.is_(None))
+    return (
+        select(
+            Batch.pool_tokens,
+            Batch.pool_searches,
+            select(func.coalesce(func.sum(Job.share_tokens), 0))
+            .where(waiting)
+            .scalar_subquery()
+            .label("waiting_tokens"),
+            select(func.coalesce(func.sum(Job.share_searches), 0))
+            .where(waiting)
+            .scalar_subquery()
+            .label("waiting_searches"),
+        )
+        .where(Batch.id == bindparam("batch_id"))
+        .with_for_update(of=Batch)
+    )
+
+
+def _pick_statement(expired: bool) -> Any:
+    """The oldest claimable job (those with a grant first), locked and skipped by other claimers:
+    pending, or with ``expired`` also running under a lease that has passed."""
+    claimable: Any = Job.status == "pending"
+    if expired:
+        lapsed = or_(Job.lease_until.is_(None), Job.lease_until < bindparam("now"))
+        claimable = or_(claimable, and_(Job.status == "running", lapsed))
+    return (
+        select(Job.id, Job.status, Job.grant_tokens, Job.share_tokens, Job.share_searches)
+        .where(Job.batch_id == bindparam("batch_id"), claimable)
+        .order_by(Job.grant_tokens.is_(None), Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _draw_statement() -> Any:
+    return (
+        update(Batch)
+        .where(Batch.id == bindparam("batch_id"))
+        .values(
+            pool_tokens=Batch.pool_tokens - bindparam("tokens"),
+            pool_searches=Batch.pool_searches - bindparam("searches"),
+        )
+    )
+
+
+def _take_statement(grant: bool) -> Any:
+    """The claim itself, returning the job as it is now (with its new grant when ``grant``)."""
+    values: dict[str, Any] = {
+        "status": "running",
+        "worker": bindparam("worker"),
+        "attempts": Job.attempts + 1,
+        "updated_at": bindparam("now"),
+        "lease_until": bindparam("lease_until"),
+    }
+    if grant:
+        values |= {"grant_tokens": bindparam("grant_tokens"), "grant_searches": bindparam("grant_searches")}
+    return update(Job).where(Job.id == bindparam("job_id")).values(**values).returning(*Job.__table__.c)
 
 
 def _job_record(row: Any) -> JobRecord:
