@@ -89,6 +89,10 @@ async def run_graph(setup: RunSetup, *, resume: bool, timings: EngineTimings | N
                     start = None  # continue from the last checkpoint
                     if not snapshot.next and not snapshot.tasks:  # it had finished
                         state = dict(snapshot.values)
+            else:  # a run created just now has no checkpoint: the saver need not look for one
+                expect_new = getattr(saver, "expect_new_thread", None)
+                if expect_new is not None:
+                    expect_new(run_id)
             if state is None:
                 state = await graph.ainvoke(start, config, context=ctx, durability="sync")
         except (asyncio.CancelledError, KeyboardInterrupt):

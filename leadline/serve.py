@@ -176,7 +176,7 @@ class _Run:
     def wrap(self, name: str, fn: Node) -> Node:
         ctx = self.context
 
-        async def node(state: ResearchState, runtime: Runtime[Any]) -> dict[str, Any]:
+        async def node(state: ResearchState, runtime: Runtime[Any]) -> Any:  # an update or a Command
             bound = runtime.override(context=ctx)
             try:
                 if name != "assess":

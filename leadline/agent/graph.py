@@ -34,7 +34,7 @@ from leadline.agent.nodes.think import think
 from leadline.agent.state import ResearchState, apply_update, combine_updates
 from leadline.agent.tracing import TracedGraph, traced_node
 
-Node = Callable[..., Awaitable[dict[str, Any]]]
+Node = Callable[..., Awaitable[Any]]
 NodeWrapper = Callable[[str, Node], Node]
 """Takes a node's name and function and returns the function to register (the served graph binds its
 run context this way; see :mod:`leadline.serve`)."""
@@ -57,7 +57,7 @@ def _then_decide(*steps: Node) -> Node:
         current: dict[str, Any] = dict(state)
         update: dict[str, Any] = {}
         for step in steps:
-            part = await step(current, runtime)  # type: ignore[arg-type]
+            part = await step(current, runtime)
             current = apply_update(current, part)
             update = combine_updates(update, part)
         return Command(update=update, goto=update["next_action"])

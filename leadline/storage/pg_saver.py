@@ -24,6 +24,7 @@ from langgraph.checkpoint.base import (
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
+    CheckpointTuple,
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -91,6 +92,24 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
         super().__init__(*args, **kwargs)
         self.single_statement = self.pipe is None and _library_layout_known()
         """False when the library's own writes are used (a shared pipeline, or an unknown row layout)."""
+        self._new_threads: set[str] = set()
+
+    def expect_new_thread(self, thread_id: str) -> None:
+        """Say that ``thread_id`` belongs to a run created just now, so it has no checkpoint yet: the
+        graph's read of its latest checkpoint when the run starts (one joined query, about 5 % of a
+        batch run's CPU) is answered without asking the database. Only that first read, and only until
+        something is written to the thread."""
+        self._new_threads.add(thread_id)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The library's read, except the first read of a thread known to be new (no checkpoint)."""
+        configurable = config.get("configurable") or {}
+        thread_id = configurable.get("thread_id")
+        if thread_id in self._new_threads:
+            self._new_threads.discard(thread_id)
+            if not configurable.get("checkpoint_id"):
+                return None
+        return await super().aget_tuple(config)
 
     async def aput(
         self,
@@ -100,6 +119,7 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Save a checkpoint and its changed channel blobs in one statement."""
+        self._new_threads.discard(config["configurable"]["thread_id"])
         if not self.single_statement:
             return await super().aput(config, checkpoint, metadata, new_versions)
         configurable = dict(config["configurable"])
@@ -147,6 +167,7 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
         task_path: str = "",
     ) -> None:
         """Store a task's writes in one statement (an upsert for the special channels, as the library)."""
+        self._new_threads.discard(config["configurable"]["thread_id"])
         if not self.single_statement:
             return await super().aput_writes(config, writes, task_id, task_path)
         if not writes:
