@@ -1,0 +1,59 @@
+"""PostgreSQL connections the server dropped while they sat in the pool are replaced, not handed out.
+
+The engine pings a pooled connection only when it has been idle a while (engine.py: a ping at every
+checkout cost about a tenth of a batch run's CPU); these tests make every connection count as idle.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pg_fixtures import PG_CONNINFO
+
+from leadline.storage import engine as engine_module
+from leadline.storage.store import SqlRunStore
+
+pytestmark = pytest.mark.postgres
+
+
+def _pooled_backend_pids(store: SqlRunStore) -> list[int]:
+    with store.engine.connect() as conn:
+        return [int(conn.connection.dbapi_connection.info.backend_pid)]  # type: ignore[union-attr]
+
+
+def _terminate(pids: list[int]) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_CONNINFO, autocommit=True) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "IDLE_PING_S", 0.0)
+    store = SqlRunStore.from_url(pg_url)
+    try:
+        run_id = store.create_run(question="q?", mode="answer", model="m", budget={}, settings={})
+        store.engine.dispose()  # one pooled connection from here on: the one the next call opens
+        store.get_run(run_id)
+        pids = _pooled_backend_pids(store)
+        _terminate(pids)
+        assert store.get_run(run_id).question == "q?"  # pinged, found dead, replaced
+        assert _pooled_backend_pids(store) != pids
+    finally:
+        store.close()
+
+
+def test_a_connection_used_just_now_is_not_pinged(pg_url: str) -> None:
+    store = SqlRunStore.from_url(pg_url)
+    pings: list[object] = []
+    real = store.engine.dialect.do_ping
+    store.engine.dialect.do_ping = lambda c: pings.append(c) or real(c)  # type: ignore[method-assign]
+    try:
+        run_id = store.create_run(question="q?", mode="answer", model="m", budget={}, settings={})
+        for _ in range(5):
+            store.get_run(run_id)
+        assert pings == []
+    finally:
+        store.close()
