@@ -1,13 +1,14 @@
 """The research loop as the LangGraph API server and Studio serve it (``langgraph dev``; see langgraph.json).
 
-Studio sees the loop itself: assess, plan, decide, search, read, think, answer and report are the graph's
-nodes, its state is inspectable and every node's update streams. The server calls :func:`make_graph`
-(a graph factory) for each access; for a run it builds the run context from the environment's settings
-(``LEADLINE_*``, as the CLI does) and the run's own LangGraph context (:class:`StudioContext`: the
-budget and the controller, a form in Studio), and binds it to the nodes. The thread id is the run id:
-the run is recorded in leadline's run store and its checkpoints go to the run database through
-:func:`checkpointer` (langgraph.json names it), so ``leadline runs show``/``leadline resume THREAD_ID``
-see a Studio run, and a run interrupted in Studio resumes from the same checkpoints either way.
+Studio sees the loop itself: plan (which assesses the question first), search, think, answer and report
+are the graph's nodes (decide runs at the end of the first three: ``agent/graph.py``), its state is
+inspectable and every node's update streams. The server calls :func:`make_graph` (a graph factory) for
+each access; for a run it builds the run context from the environment's settings (``LEADLINE_*``, as the
+CLI does) and the run's own LangGraph context (:class:`StudioContext`: the budget and the controller, a
+form in Studio), and binds it to the nodes. The thread id is the run id: the run is recorded in
+leadline's run store and its checkpoints go to the run database through :func:`checkpointer`
+(langgraph.json names it), so ``leadline runs show``/``leadline resume THREAD_ID`` see a Studio run, and
+a run interrupted in Studio resumes from the same checkpoints either way.
 
 This module sits above the API (it builds a :class:`~leadline.Researcher` for the clients); nothing
 below imports it.
@@ -24,10 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NotRequired
 
 from langgraph.runtime import Runtime
+from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from leadline.agent.context import RunContext
-from leadline.agent.graph import Node, build_graph
+from leadline.agent.graph import ENTRY, Node, build_graph
 from leadline.agent.state import ResearchState, initial_state
 from leadline.api import Researcher, validate_question
 from leadline.budgets.adaptive import AdaptiveController
@@ -179,10 +181,12 @@ class _Run:
         async def node(state: ResearchState, runtime: Runtime[Any]) -> Any:  # an update or a Command
             bound = runtime.override(context=ctx)
             try:
-                if name != "assess":
+                if name != ENTRY:
                     return await fn(state, bound)
                 start = self.start(state)
                 update = await fn({**state, **start}, bound)
+                if isinstance(update, Command):  # the entry node routes on: keep its choice
+                    return Command(update={**start, **(update.update or {})}, goto=update.goto)
                 return {**start, **update}
             except LeadlineError as exc:
                 raise ServedRunError(f"{type(exc).__name__}: {exc.message}") from exc

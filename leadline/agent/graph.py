@@ -4,13 +4,15 @@ The loop's steps are the nodes of ``agent/nodes``; the graph runs some of them b
 graph node, so that a run takes fewer LangGraph super-steps (each costs a checkpoint and the framework's
 step machinery, and under a batch's many runs that CPU is what limits throughput)::
 
-    START -> assess -> plan+decide --search--> search+read+decide --> (decide's choice)
-                                   |--think---> think+decide -------> (decide's choice)
-                                   '--answer--> answer -> [report] -> END
+    START -> assess+plan+decide --search--> search+read+decide --> (decide's choice)
+                                |--think---> think+decide -------> (decide's choice)
+                                '--answer--> answer -> [report] -> END
 
 ``decide`` runs at the end of the node before it, on the state that node leaves, and routes with a
 ``Command``. The steps, their order, their step numbers (and so the keys their calls are recorded under)
 and their trace are the same as with one graph node each; a checkpoint is taken after each graph node.
+The graph nodes are named for their main step: ``plan`` (the entry: assess, plan, decide), ``search``,
+``think``, ``answer`` and ``report``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def _as_is(name: str, fn: Node) -> Node:
 
 ACTIONS = ("search", "think", "answer")
 """The graph nodes decide can route to."""
+ENTRY = "plan"
+"""The graph node a run starts in (it assesses the question first)."""
 
 
 def _then_decide(*steps: Node) -> Node:
@@ -78,6 +82,7 @@ def build_graph(
     step = {
         name: traced_node(name, fn)
         for name, fn in {
+            "assess": assess,
             "plan": plan,
             "decide": decide,
             "search": search,
@@ -86,8 +91,9 @@ def build_graph(
         }.items()
     }
     graph = StateGraph(ResearchState, context_schema=context_schema, input_schema=input_schema)
-    graph.add_node("assess", traced_node("assess", wrap("assess", assess)))
-    graph.add_node("plan", wrap("plan", _then_decide(step["plan"], step["decide"])), destinations=ACTIONS)
+    graph.add_node(
+        ENTRY, wrap(ENTRY, _then_decide(step["assess"], step["plan"], step["decide"])), destinations=ACTIONS
+    )
     graph.add_node(
         "search",
         wrap("search", _then_decide(step["search"], step["read"], step["decide"])),
@@ -96,8 +102,7 @@ def build_graph(
     graph.add_node("think", wrap("think", _then_decide(step["think"], step["decide"])), destinations=ACTIONS)
     graph.add_node("answer", traced_node("answer", wrap("answer", answer)))
     graph.add_node("report", traced_node("report", wrap("report", report)))
-    graph.add_edge(START, "assess")
-    graph.add_edge("assess", "plan")
+    graph.add_edge(START, ENTRY)
     graph.add_conditional_edges("answer", route_after_answer, {"report": "report", "end": END})
     graph.add_edge("report", END)
     return graph

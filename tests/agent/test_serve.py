@@ -35,8 +35,8 @@ pytest.importorskip("langgraph_api")  # the studio extra; `make test` installs i
 from langgraph_sdk import get_client
 
 REPO = Path(__file__).resolve().parents[2]
-NODES = ["assess", "plan", "search", "think", "answer", "report"]
-"""The graph's nodes: decide runs at the end of plan, search (with read) and think (agent/graph.py)."""
+NODES = ["plan", "search", "think", "answer", "report"]
+"""The graph's nodes: plan also assesses; decide runs at the end of plan, search (with read) and think."""
 REPLIES = [
     json.dumps({"queries": ["Selfish Gene author"]}),
     json.dumps({"known": "Dawkins wrote it", "answer_so_far": "", "next_query": "Richard Dawkins college"}),
@@ -170,7 +170,7 @@ def test_dev_server_streams_the_loop_and_resumes_with_leadline(dev_server: Any, 
             ]
             assert not [e for e in events if e.event == "error"], events[-1]
             nodes = [next(iter(e.data)) for e in events if e.event == "updates"]
-            assert nodes[:3] == ["assess", "plan", "search"] and nodes[-1] == "answer"
+            assert nodes[:2] == ["plan", "search"] and nodes[-1] == "answer"
             # the steps inside a graph node are all in the run's trace, in order
             steps = [t["node"] for t in (await client.threads.get_state(thread))["values"]["trace"]]
             assert steps[:5] == ["assess", "plan", "decide", "search", "read"] and steps[-1] == "answer"
@@ -248,7 +248,7 @@ def test_dev_server_answers_on_the_embedded_default(dev_server: Any) -> None:
             )
             if chunk.event == "updates"
         ]
-        assert nodes[:3] == ["assess", "plan", "search"] and nodes[-1] == "answer"
+        assert nodes[:2] == ["plan", "search"] and nodes[-1] == "answer"
         values = (await client.threads.get_state(thread))["values"]
         assert values["answer"].strip() and values["citations"]
         record = _store().get_run(thread)

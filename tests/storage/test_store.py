@@ -163,7 +163,7 @@ def test_ledger_is_the_sum_of_steps_and_details_are_derived(store: SqlRunStore) 
     ]
 
 
-def test_a_step_and_its_rows_are_one_statement_on_postgresql(store: SqlRunStore) -> None:
+def test_a_step_and_its_rows_go_as_one_statement_where_the_database_can(store: SqlRunStore) -> None:
     """The hot write: on PostgreSQL the step, its ledger row and its detail row go as one statement
     (step_statement.py); SQLite sends the three INSERTs. A replay writes nothing either way."""
     run_id = _run(store)
