@@ -458,14 +458,12 @@ class BatchWorker:
                 log.error("job %s failed with an unexpected error", job.question_id, exc_info=True)
             await asyncio.gather(*attaching, return_exceptions=True)
             kept = await off_loop(self._run_exists, run_id)
-            totals = await off_loop(self.store.ledger_totals, run_id) if kept else None
             await self._settle(
                 job,
                 status="failed",
                 run_id=run_id if kept else None,
                 error=message,
-                spent_tokens=totals.completion_tokens if totals else 0,
-                spent_searches=totals.searches if totals else 0,
+                spent_from_run=kept,
                 keep_grant=kept,
             )
             self.stats.failed += 1
@@ -473,14 +471,8 @@ class BatchWorker:
             self._emit("failed", job, error=message)
         else:
             await asyncio.gather(*attaching, return_exceptions=True)
-            totals = await off_loop(self.store.ledger_totals, run_id)
             if await self._settle(
-                job,
-                status="done",
-                run_id=run_id,
-                result=result_summary(result),
-                spent_tokens=totals.completion_tokens,
-                spent_searches=totals.searches,
+                job, status="done", run_id=run_id, result=result_summary(result), spent_from_run=True
             ):
                 self.stats.done += 1
                 self._emit("done", job, result=result)

@@ -263,13 +263,16 @@ class BatchMethods(StoreAccess):
         spent_tokens: int = 0,
         spent_searches: int = 0,
         keep_grant: bool = False,
+        spent_from_run: bool = False,
     ) -> bool:
         """Finish ``worker``'s job as done or failed and return its unspent grant to the batch pool.
 
         ``keep_grant`` (a failed run that a retry will resume under the same caps) keeps the grant with
         the job instead. A failed job that returns its grant forgets it, so a retry draws a new one.
-        One transaction; False (and nothing changed) when the job is no longer this worker's — its lease
-        passed and another worker took it over.
+        ``spent_from_run`` takes what was spent from ``run_id``'s ledger, read in the same statement
+        that locks the job, instead of ``spent_tokens``/``spent_searches``. One transaction; False (and
+        nothing changed) when the job is no longer this worker's — its lease passed and another worker
+        took it over.
         """
         values: dict[str, Any] = {
             "status": status,
@@ -280,14 +283,17 @@ class BatchMethods(StoreAccess):
         }
         if run_id is not None:
             values["run_id"] = run_id
+        if spent_from_run and run_id is None:
+            raise ValueError("spent_from_run needs the run_id")
         with self._write() as conn:
             row = conn.execute(
-                select(Job.batch_id, Job.grant_tokens, Job.grant_searches)
-                .where(Job.id == job_id, Job.worker == worker, Job.status == "running")
-                .with_for_update()
+                self._prepared("complete:lock", _complete_lock_statement),
+                {"job_id": job_id, "worker": worker, "run_id": run_id or ""},
             ).first()
             if row is None:
                 return False
+            if spent_from_run:
+                spent_tokens, spent_searches = int(row.run_tokens), int(row.run_searches)
             if keep_grant:
                 conn.execute(update(Job).where(Job.id == job_id).values(**values))
                 return True
@@ -469,6 +475,24 @@ def _take_statement(grant: bool) -> Any:
     if grant:
         values |= {"grant_tokens": bindparam("grant_tokens"), "grant_searches": bindparam("grant_searches")}
     return update(Job).where(Job.id == bindparam("job_id")).values(**values).returning(*Job.__table__.c)
+
+
+def _complete_lock_statement() -> Any:
+    """The worker's running job, locked, with what its run's ledger says the run spent."""
+    on_run = LedgerRow.run_id == bindparam("run_id")
+    tokens = select(func.coalesce(func.sum(LedgerRow.completion_tokens), 0)).where(on_run)
+    searches = select(func.coalesce(func.sum(LedgerRow.searches), 0)).where(on_run)
+    return (
+        select(
+            Job.batch_id,
+            Job.grant_tokens,
+            Job.grant_searches,
+            tokens.scalar_subquery().label("run_tokens"),
+            searches.scalar_subquery().label("run_searches"),
+        )
+        .where(Job.id == bindparam("job_id"), Job.worker == bindparam("worker"), Job.status == "running")
+        .with_for_update(of=Job)
+    )
 
 
 def _job_record(row: Any) -> JobRecord:

@@ -91,3 +91,23 @@ def test_many_threads_never_grant_more_than_the_pool(store: SqlRunStore) -> None
     # pool + spend == total: every refund and grant accounted once
     assert (progress.pool_tokens, progress.pool_searches) == (2000 - 40 * 40, 0)
     assert all(t >= 100 and s == 1 for t, s in grants)  # every job got at least its share
+
+
+def test_completing_a_job_can_take_its_spend_from_the_runs_ledger(store: SqlRunStore) -> None:
+    """``spent_from_run``: what goes back to the pool is the grant less what the run's ledger holds, read
+    in the statement that locks the job (the worker does not ask for the ledger's totals first)."""
+    from leadline.storage.base import StepRecord
+
+    batch_id = _batch(store, 1, tokens=1000, searches=10, share=(500, 5))
+    job = store.claim_job(batch_id, worker="w", draw_from_pool=True)
+    assert job is not None and job.grant_tokens
+    run_id = store.create_run(question="Who?", mode="answer", model="m", budget={}, settings={})
+    store.record_step(
+        StepRecord(run_id=run_id, key="001:plan:0", kind="llm", node="plan", completion_tokens=30)
+    )
+    store.record_step(StepRecord(run_id=run_id, key="002:search:0", kind="search", node="search", searches=1))
+    pool_before = store.get_batch(batch_id)
+    assert store.complete_job(job.job_id, worker="w", status="done", run_id=run_id, spent_from_run=True)
+    pool_after = store.get_batch(batch_id)
+    assert pool_after.pool_tokens - pool_before.pool_tokens == job.grant_tokens - 30
+    assert pool_after.pool_searches - pool_before.pool_searches == (job.grant_searches or 0) - 1
