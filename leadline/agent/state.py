@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict, get_origin, get_type_hints
 
 
 class Evidence(TypedDict):
@@ -83,12 +83,12 @@ class ResearchState(TypedDict):
 
 
 REDUCERS: dict[str, Callable[[Any, Any], Any]] = {
-    "queries_done": operator.add,
-    "evidence": merge_evidence,
-    "notes": operator.add,
-    "trace": operator.add,
+    name: hint.__metadata__[0]
+    for name, hint in get_type_hints(ResearchState, include_extras=True).items()
+    if get_origin(hint) is Annotated
 }
-"""The channels whose updates are merged into the old value (as annotated above); the rest replace it."""
+"""The channels whose updates are merged into the old value (their ``Annotated`` reducers above); the
+rest replace it."""
 
 
 def apply_update(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

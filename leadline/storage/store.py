@@ -70,6 +70,34 @@ def to_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=_json_default, ensure_ascii=False))
 
 
+def _detail_params(
+    step: StepRecord, request: dict[str, Any], response: dict[str, Any]
+) -> tuple[bool, Detail, dict[str, Any]]:
+    """What a step's ledger and detail rows add to its own columns: whether it has a ledger row (any
+    step but an unspent note), which detail row it has, and their extra values (money; the model; the
+    query, backend and results)."""
+    spent = any((step.prompt_tokens, step.completion_tokens, step.searches, step.fetches))
+    ledger = step.kind != "note" or spent
+    extra: dict[str, Any] = {"money": float(response.get("money", 0.0) or 0.0)} if ledger else {}
+    if step.kind == "llm":
+        return ledger, "llm", extra | {"model": str(request.get("model") or response.get("model") or "")}
+    if step.kind == "search":
+        results = response.get("results")
+        results = results if isinstance(results, list) else []
+        return (
+            ledger,
+            "search",
+            extra
+            | {
+                "query": str(request.get("query", "")),
+                "backend": str(request.get("backend") or response.get("backend") or ""),
+                "n_results": len(results),
+                "results": results,
+            },
+        )
+    return ledger, "none", extra
+
+
 class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
     """Runs, steps, sources, pages, ledger, batches and outcomes on one SQLAlchemy engine.
 
@@ -243,31 +271,29 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
             "seconds": step.seconds,
             "created_at": utc_now(),
         }
+        ledger, detail, extra = _detail_params(step, request, response)
         try:
             with self._write() as conn:
                 if self._dialect == "postgresql":  # one statement: the step and its ledger and detail rows
-                    step_id = self._record_step_pg(conn, step, values, request, response)
-                    if step_id is None:
-                        existing = conn.execute(
-                            select(Step).where(Step.run_id == step.run_id, Step.key == step.key)
-                        ).one()
-                        return _step_record(existing)
-                    return replace(step, created_at=values["created_at"])
-                stmt = self._prepared(
-                    "step",
-                    lambda: (
-                        self._insert(core_table(Step))
-                        .on_conflict_do_nothing(index_elements=["run_id", "key"])
-                        .returning(core_table(Step).c.id)
-                    ),
-                )
-                step_id = conn.execute(stmt, values).scalar()
-                if step_id is None:  # recorded before: the first record wins
+                    stmt = self._prepared(f"step:{detail}:{ledger}", lambda: step_statement(detail, ledger))
+                    step_id = conn.execute(stmt, values | extra).scalar()
+                else:
+                    stmt = self._prepared(
+                        "step",
+                        lambda: (
+                            self._insert(core_table(Step))
+                            .on_conflict_do_nothing(index_elements=["run_id", "key"])
+                            .returning(core_table(Step).c.id)
+                        ),
+                    )
+                    step_id = conn.execute(stmt, values).scalar()
+                    if step_id is not None:
+                        self._record_details(conn, step_id, values, ledger, detail, extra)
+                if step_id is None:  # recorded before: the first record wins (and nothing was written)
                     existing = conn.execute(
                         select(Step).where(Step.run_id == step.run_id, Step.key == step.key)
                     ).one()
                     return _step_record(existing)
-                self._record_details(conn, step_id, step, request, response)
         except Exception as exc:
             if isinstance(exc.__cause__, IntegrityError) and not self._run_exists(step.run_id):
                 raise RunNotFoundError(f"no run {step.run_id!r}") from exc
@@ -276,93 +302,32 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         # with the one it sent, to learn whether it won a race, must see them equal.
         return replace(step, created_at=values["created_at"])
 
-    def _record_step_pg(
-        self,
-        conn: Connection,
-        step: StepRecord,
-        values: dict[str, Any],
-        request: dict[str, Any],
-        response: dict[str, Any],
-    ) -> int | None:
-        """Record the step with its ledger and detail rows in one statement (step_statement.py); the new
-        step's id, or None when the key was recorded before (then nothing was written)."""
-        spent = any((step.prompt_tokens, step.completion_tokens, step.searches, step.fetches))
-        ledger = step.kind != "note" or spent
-        detail: Detail = "llm" if step.kind == "llm" else "search" if step.kind == "search" else "none"
-        stmt = self._prepared(f"step:{detail}:{ledger}", lambda: step_statement(detail, ledger))
-        params = dict(values)
-        if ledger:
-            params["money"] = float(response.get("money", 0.0) or 0.0)
-        if detail == "llm":
-            params["model"] = str(request.get("model") or response.get("model") or "")
-        elif detail == "search":
-            results = response.get("results")
-            results = results if isinstance(results, list) else []
-            params |= {
-                "query": str(request.get("query", "")),
-                "backend": str(request.get("backend") or response.get("backend") or ""),
-                "n_results": len(results),
-                "results": results,
-            }
-        found = conn.execute(stmt, params).scalar()
-        return None if found is None else int(found)
-
     def _record_details(
         self,
         conn: Connection,
         step_id: int,
-        step: StepRecord,
-        request: dict[str, Any],
-        response: dict[str, Any],
+        values: dict[str, Any],
+        ledger: bool,
+        detail: Detail,
+        extra: dict[str, Any],
     ) -> None:
-        spent = any((step.prompt_tokens, step.completion_tokens, step.searches, step.fetches))
-        now = utc_now()
-        if step.kind != "note" or spent:
-            conn.execute(
-                self._prepared("ledger", lambda: self._insert(core_table(LedgerRow))),
-                {
-                    "run_id": step.run_id,
-                    "step_id": step_id,
-                    "kind": step.kind,
-                    "node": step.node,
-                    "prompt_tokens": step.prompt_tokens,
-                    "completion_tokens": step.completion_tokens,
-                    "searches": step.searches,
-                    "fetches": step.fetches,
-                    "seconds": step.seconds,
-                    "money": float(response.get("money", 0.0) or 0.0),
-                    "created_at": now,
-                },
-            )
-        if step.kind == "llm":
-            conn.execute(
-                self._prepared("llm_call", lambda: self._insert(core_table(LLMCall))),
-                {
-                    "run_id": step.run_id,
-                    "step_id": step_id,
-                    "model": str(request.get("model") or response.get("model") or ""),
-                    "prompt_tokens": step.prompt_tokens,
-                    "completion_tokens": step.completion_tokens,
-                    "latency_s": step.seconds,
-                    "created_at": now,
-                },
-            )
-        elif step.kind == "search":
-            results = response.get("results")
-            results = results if isinstance(results, list) else []
-            conn.execute(
-                self._prepared("search_call", lambda: self._insert(core_table(SearchCall))),
-                {
-                    "run_id": step.run_id,
-                    "step_id": step_id,
-                    "query": str(request.get("query", "")),
-                    "backend": str(request.get("backend") or response.get("backend") or ""),
-                    "n_results": len(results),
-                    "results": results,
-                    "latency_s": step.seconds,
-                    "created_at": now,
-                },
-            )
+        """SQLite's ledger and detail rows of a new step (PostgreSQL writes them with the step)."""
+        common = {"run_id": values["run_id"], "step_id": step_id, "created_at": values["created_at"]}
+        if ledger:
+            columns = ("kind", "node", "prompt_tokens", "completion_tokens", "searches", "fetches", "seconds")
+            row = common | {c: values[c] for c in columns} | {"money": extra["money"]}
+            conn.execute(self._prepared("ledger", lambda: self._insert(core_table(LedgerRow))), row)
+        if detail == "none":
+            return
+        row = common | {"latency_s": values["seconds"]} | {k: v for k, v in extra.items() if k != "money"}
+        if detail == "llm":
+            row |= {
+                "prompt_tokens": values["prompt_tokens"],
+                "completion_tokens": values["completion_tokens"],
+            }
+            conn.execute(self._prepared("llm_call", lambda: self._insert(core_table(LLMCall))), row)
+        else:
+            conn.execute(self._prepared("search_call", lambda: self._insert(core_table(SearchCall))), row)
 
     def _run_exists(self, run_id: str) -> bool:
         with self._read() as conn:

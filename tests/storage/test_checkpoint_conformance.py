@@ -70,63 +70,40 @@ def test_postgres_checkpointer_conformance(pg_server: tuple[str, str]) -> None:
 
 
 @pytest.mark.postgres
-def test_the_postgres_saver_sends_each_write_as_one_statement(pg_server: tuple[str, str]) -> None:
+def test_the_postgres_saver_sends_each_write_as_one_statement(pg_url: str) -> None:
     """The conformance run above is of the single-statement saver, not of a fallback to the library's
     pipelined writes; given a shared pipeline it falls back to them."""
-    import psycopg
-
     from leadline.storage.pg_saver import SingleStatementPostgresSaver
 
-    admin, base_url = pg_server
-
     async def check() -> None:
-        schema = f"leadline_cp_{uuid.uuid4().hex[:12]}"
-        async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
-            await conn.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            url = f"{base_url}?options=-csearch_path%3D{schema}"
-            async with open_checkpointer(url) as saver:
-                assert isinstance(saver, SingleStatementPostgresSaver) and saver.single_statement
-                async with saver.conn.pipeline() as pipe:  # type: ignore[union-attr]
-                    assert not SingleStatementPostgresSaver(saver.conn, pipe=pipe).single_statement
-        finally:
-            async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        async with open_checkpointer(pg_url) as saver:
+            assert isinstance(saver, SingleStatementPostgresSaver) and saver.single_statement
+            async with saver.conn.pipeline() as pipe:  # type: ignore[union-attr]
+                assert not SingleStatementPostgresSaver(saver.conn, pipe=pipe).single_statement
 
     asyncio.run(check())
 
 
-def test_a_new_threads_first_read_asks_nothing_and_later_reads_see_its_checkpoints(
-    pg_server: tuple[str, str],
-) -> None:
+@pytest.mark.postgres
+def test_a_new_threads_first_read_asks_nothing_and_later_reads_see_its_checkpoints(pg_url: str) -> None:
     """``expect_new_thread``: the read a run makes as it starts is answered without a query for a run
     created just now; once anything is written, the thread is read from the database as always."""
-    import psycopg
     from langgraph.checkpoint.base import empty_checkpoint
 
-    admin, base_url = pg_server
-
     async def check() -> None:
-        schema = f"leadline_cp_{uuid.uuid4().hex[:12]}"
-        async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
-            await conn.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            async with open_checkpointer(f"{base_url}?options=-csearch_path%3D{schema}") as saver:
-                config: dict[str, Any] = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
-                saver.expect_new_thread("t1")  # type: ignore[attr-defined]
-                closed = saver.conn  # type: ignore[attr-defined]
-                saver.conn = None  # type: ignore[attr-defined]  # any query would fail now
-                assert await saver.aget_tuple(config) is None
-                saver.conn = closed  # type: ignore[attr-defined]
-                saved = await saver.aput(config, empty_checkpoint(), {"step": -1}, {})  # type: ignore[arg-type]
-                assert (await saver.aget_tuple(config)) is not None
-                saver.expect_new_thread("t2")  # type: ignore[attr-defined]
-                other = {"configurable": {"thread_id": "t2", "checkpoint_ns": ""}}
-                await saver.aput(other, empty_checkpoint(), {"step": -1}, {})  # type: ignore[arg-type]
-                assert (await saver.aget_tuple(other)) is not None  # written since: read as always
-                assert saved["configurable"]["checkpoint_id"]
-        finally:
-            async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        async with open_checkpointer(pg_url) as saver:
+            config: dict[str, Any] = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
+            saver.expect_new_thread("t1")  # type: ignore[attr-defined]
+            closed = saver.conn  # type: ignore[attr-defined]
+            saver.conn = None  # type: ignore[attr-defined]  # any query would fail now
+            assert await saver.aget_tuple(config) is None
+            saver.conn = closed  # type: ignore[attr-defined]
+            saved = await saver.aput(config, empty_checkpoint(), {"step": -1}, {})  # type: ignore[arg-type]
+            assert (await saver.aget_tuple(config)) is not None
+            saver.expect_new_thread("t2")  # type: ignore[attr-defined]
+            other = {"configurable": {"thread_id": "t2", "checkpoint_ns": ""}}
+            await saver.aput(other, empty_checkpoint(), {"step": -1}, {})  # type: ignore[arg-type]
+            assert (await saver.aget_tuple(other)) is not None  # written since: read as always
+            assert saved["configurable"]["checkpoint_id"]
 
     asyncio.run(check())
