@@ -75,11 +75,18 @@ async def _async_commits(store: SqlRunStore, saver: Any) -> None:
 
 class _SharedCheckpoints:
     """The worker's store with one checkpointer for all its runs (a store's own checkpointer is what
-    ``wiring.open_checkpointer`` uses): one database connection for checkpoints, not one per run."""
+    ``wiring.open_checkpointer`` uses): one database connection for checkpoints, not one per run.
 
-    def __init__(self, store: SqlRunStore, saver: Any) -> None:
+    A run created for a job (``jobs``: run id to job id) is linked to its job in the transaction that
+    creates it."""
+
+    def __init__(self, store: SqlRunStore, saver: Any, jobs: dict[str, int]) -> None:
         self._store = store
         self.checkpointer = saver
+        self._jobs = jobs
+
+    def create_run(self, **fields: Any) -> str:
+        return self._store.create_run(**fields, job_id=self._jobs.get(fields.get("run_id") or ""))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -189,6 +196,8 @@ class BatchWorker:
         self._settings = settings
         self._llm, self._search, self._reader = llm, search, reader
         self._active = 0
+        self._new_runs: dict[str, int] = {}
+        """Run id to job id, for the runs being created now (linked to their job as they are made)."""
         self._claimed = 0
         self._watch: asyncio.Future[tuple[bool, int]] | None = None
         """The one look at the batch that this worker's idle slots share (see :meth:`_idle`)."""
@@ -253,7 +262,7 @@ class BatchWorker:
                             llm=llm,
                             search=search,
                             reader=reader,
-                            store=_SharedCheckpoints(self.store, saver),
+                            store=_SharedCheckpoints(self.store, saver, self._new_runs),
                             controller=_controller.get,
                         )
                     )
@@ -424,29 +433,24 @@ class BatchWorker:
             steps=per.steps,
             search_cost_tokens=per.search_cost_tokens,
         )
-        attached = False
-        attaching: list[asyncio.Future[None]] = []
-
-        def progress(event: dict[str, Any]) -> None:
-            nonlocal attached
-            if not attached:  # the run exists now: link the job to it, off the event loop
-                attached = True
-                attaching.append(asyncio.ensure_future(off_loop(self.store.attach_run, job.job_id, run_id)))
-
         self._active += 1
         self._emit("claimed", job)
         controller = self._controller_for(job, options, price)
-        resuming = await off_loop(self._run_exists, run_id)
+        # only a worker that claimed the job creates its run: on a job's first claim there is none yet
+        resuming = job.attempts > 1 and await off_loop(self._run_exists, run_id)
         token = _controller.set(_Resumed(controller, job.question, budget) if resuming else controller)
         try:
             if resuming:
                 await off_loop(self.store.attach_run, job.job_id, run_id)
-                attached = True
-                result = await researcher.aresume(run_id, progress=progress)
-            else:
-                result = await researcher.aresearch(
-                    job.question, budget=budget, mode=options.mode, progress=progress, run_id=run_id
-                )
+                result = await researcher.aresume(run_id)
+            else:  # the run is linked to its job in the transaction that creates it
+                self._new_runs[run_id] = job.job_id
+                try:
+                    result = await researcher.aresearch(
+                        job.question, budget=budget, mode=options.mode, run_id=run_id
+                    )
+                finally:
+                    self._new_runs.pop(run_id, None)
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.store.release_job(job.job_id, worker=self.worker_id)
             self.stats.released += 1
@@ -456,7 +460,6 @@ class BatchWorker:
             message = exc.message if isinstance(exc, LeadlineError) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, LeadlineError):
                 log.error("job %s failed with an unexpected error", job.question_id, exc_info=True)
-            await asyncio.gather(*attaching, return_exceptions=True)
             kept = await off_loop(self._run_exists, run_id)
             await self._settle(
                 job,
@@ -470,7 +473,6 @@ class BatchWorker:
             self.stats.errors.append(f"{job.question_id}: {message}")
             self._emit("failed", job, error=message)
         else:
-            await asyncio.gather(*attaching, return_exceptions=True)
             if await self._settle(
                 job, status="done", run_id=run_id, result=result_summary(result), spent_from_run=True
             ):

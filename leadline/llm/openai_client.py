@@ -57,6 +57,13 @@ logger = logging.getLogger(__name__)
 
 Flavor = Literal["auto", "vllm", "llamacpp", "openai"]
 
+HTTP_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+"""The owned HTTP client's connection pool: one kept-alive connection per concurrent call, up to 512.
+
+httpx's default keeps 20 idle connections: a batch running more calls at once than that closes the
+extra connections after each answer and opens new ones for the next call (a TCP handshake and a server
+accept per call, on both sides of a loaded machine)."""
+
 _RETRYABLE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
 _STALE_CONNECTION_ERRORS = (httpx.ReadError, httpx.WriteError)
 """A keep-alive connection the server closed while it sat in the pool: retried once, at once."""
@@ -329,7 +336,9 @@ class OpenAICompatibleClient:
     # --- transport ------------------------------------------------------------------------------------
 
     def _new_http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=httpx.Timeout(self._timeout_s, connect=min(10.0, self._timeout_s)))
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self._timeout_s, connect=min(10.0, self._timeout_s)), limits=HTTP_LIMITS
+        )
 
     def _bind_loop(self) -> OpenAICompatibleClient:
         """Follow the running event loop: synchronous callers run each call in a new ``asyncio.run``.

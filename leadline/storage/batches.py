@@ -249,7 +249,10 @@ class BatchMethods(StoreAccess):
     def attach_run(self, job_id: int, run_id: str) -> None:
         """Link a job to the run doing it, as soon as that run exists (progress and spend see it)."""
         with self._write() as conn:
-            conn.execute(update(Job).where(Job.id == job_id).values(run_id=run_id, updated_at=utc_now()))
+            conn.execute(
+                self._prepared("attach", attach_statement),
+                {"job_id": job_id, "run_id": run_id, "now": utc_now()},
+            )
 
     def complete_job(
         self,
@@ -475,6 +478,16 @@ def _take_statement(grant: bool) -> Any:
     if grant:
         values |= {"grant_tokens": bindparam("grant_tokens"), "grant_searches": bindparam("grant_searches")}
     return update(Job).where(Job.id == bindparam("job_id")).values(**values).returning(*Job.__table__.c)
+
+
+def attach_statement() -> Any:
+    """Link a job to its run (``job_id``, ``run_id``, ``now``); also sent in the transaction that creates
+    the run."""
+    return (
+        update(Job)
+        .where(Job.id == bindparam("job_id"))
+        .values(run_id=bindparam("run_id"), updated_at=bindparam("now"))
+    )
 
 
 def _complete_lock_statement() -> Any:

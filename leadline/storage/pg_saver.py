@@ -18,7 +18,7 @@ pipeline, or a library whose row layout it does not know, it uses the library's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -65,6 +65,35 @@ FROM unnest(%(idx)b::int[], %(channels)b::text[], %(types)b::text[], %(blobs)b::
     AS w(idx, channel, type, blob)
 ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO {action}
 """
+_DEFERRED_WRITES = """
+INSERT INTO checkpoint_writes
+    (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+SELECT %(thread_id)s, w.ns, w.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel, w.type, w.blob
+FROM unnest(%(w_ns)b::text[], %(w_checkpoint_ids)b::text[], %(w_task_ids)b::text[], %(w_task_paths)b::text[],
+            %(w_idx)b::int[], %(w_channels)b::text[], %(w_types)b::text[], %(w_blobs)b::bytea[])
+    AS w(ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING
+"""
+_FLUSH_WRITES_SQL = _DEFERRED_WRITES
+"""The deferred writes alone (a read of the thread, a special write, or too many threads waiting)."""
+_PUT_WITH_WRITES_SQL = (
+    f"WITH writes AS ({_DEFERRED_WRITES}),{_PUT_SQL.replace('WITH blobs AS', ' blobs AS', 1)}"
+)
+"""A checkpoint with the task writes that waited for it (:meth:`SingleStatementPostgresSaver.aput_writes`)."""
+_WRITE_COLUMNS = (
+    "w_ns",
+    "w_checkpoint_ids",
+    "w_task_ids",
+    "w_task_paths",
+    "w_idx",
+    "w_channels",
+    "w_types",
+    "w_blobs",
+)
+MAX_DEFERRED_THREADS = 256
+"""Threads whose writes may wait for their next checkpoint at once; past this every waiting write is sent
+(a thread interrupted between a task and its step's checkpoint never gets that checkpoint)."""
+
 _UPSERT_WRITES_SQL = _WRITES_SQL.format(
     action="UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
 )
@@ -96,6 +125,10 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
         self.single_statement = self.pipe is None and _library_layout_known()
         """False when the library's own writes are used (a shared pipeline, or an unknown row layout)."""
         self._new_threads: set[str] = set()
+        self.defer_writes = self.single_statement
+        """Whether a task's ordinary writes wait for its step's checkpoint (see :meth:`aput_writes`)."""
+        self._deferred: dict[str, list[tuple[Any, ...]]] = {}
+        """Per thread, the rows of task writes waiting to go with the thread's next checkpoint."""
 
     def expect_new_thread(self, thread_id: str) -> None:
         """Say that ``thread_id`` belongs to a run created just now, so it has no checkpoint yet: the
@@ -112,7 +145,30 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
             self._new_threads.discard(thread_id)
             if not configurable.get("checkpoint_id"):
                 return None
+        await self.flush_writes(thread_id)
         return await super().aget_tuple(config)
+
+    async def alist(self, config: RunnableConfig | None, **kwargs: Any) -> AsyncIterator[CheckpointTuple]:
+        """The library's listing, after any waiting writes are sent."""
+        await self.flush_writes((config or {}).get("configurable", {}).get("thread_id"))
+        async for item in super().alist(config, **kwargs):
+            yield item
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """The library's deletion; the thread's waiting writes are dropped with it."""
+        self._deferred.pop(thread_id, None)
+        await super().adelete_thread(thread_id)
+
+    async def flush_writes(self, thread_id: str | None = None) -> None:
+        """Send the task writes still waiting for a checkpoint: ``thread_id``'s, or every thread's."""
+        threads = list(self._deferred) if thread_id is None else [thread_id]
+        for thread in threads:
+            rows = self._deferred.pop(thread, None)
+            if rows:
+                async with self._cursor() as cur:
+                    await cur.execute(
+                        _FLUSH_WRITES_SQL, {"thread_id": thread, **_columns(rows, 0, _WRITE_COLUMNS)}
+                    )
 
     async def aput(
         self,
@@ -152,8 +208,11 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
             "checkpoint": Jsonb(copy),
             "metadata": Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
         }
+        deferred = self._deferred.pop(thread_id, None)
+        if deferred:
+            params |= _columns(deferred, 0, _WRITE_COLUMNS)
         async with self._cursor() as cur:
-            await cur.execute(_PUT_SQL, params)
+            await cur.execute(_PUT_WITH_WRITES_SQL if deferred else _PUT_SQL, params)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -184,6 +243,14 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
             task_path,
             writes,
         )
+        if self.defer_writes and not any(w[0] in WRITES_IDX_MAP for w in writes):
+            # ordinary channel writes wait for the step's checkpoint and go in its statement
+            thread_id = configurable["thread_id"]
+            if thread_id not in self._deferred and len(self._deferred) >= MAX_DEFERRED_THREADS:
+                await self.flush_writes()
+            self._deferred.setdefault(thread_id, []).extend(r[1:] for r in rows)  # all but the thread
+            return None
+        await self.flush_writes(configurable["thread_id"])  # what the task before it wrote goes first
         sql = _UPSERT_WRITES_SQL if all(w[0] in WRITES_IDX_MAP for w in writes) else _INSERT_WRITES_SQL
         params = {
             "thread_id": configurable["thread_id"],

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from leadline.errors import ConfigError, RunNotFoundError
 from leadline.storage.access import core_table
 from leadline.storage.base import RunRecord, RunStatus, StepRecord
-from leadline.storage.batches import BatchMethods
+from leadline.storage.batches import BatchMethods, attach_statement
 from leadline.storage.documents import DocumentMethods, sha256_hex
 from leadline.storage.engine import make_engine
 from leadline.storage.models import (
@@ -129,8 +129,11 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         budget: dict[str, Any],
         settings: dict[str, Any],
         run_id: str | None = None,
+        job_id: int | None = None,
     ) -> str:
-        """Record a new run as ``running`` and return its id (``run_id`` or a fresh one)."""
+        """Record a new run as ``running`` and return its id (``run_id`` or a fresh one); with ``job_id``,
+        link that batch job to the run in the same transaction (:meth:`attach_run` without a second one).
+        """
         run_id = run_id or uuid.uuid4().hex
         with self._write() as conn:
             inserted = conn.execute(
@@ -149,6 +152,11 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
                 .on_conflict_do_nothing(index_elements=["id"])
                 .returning(Run.id)
             ).scalar()
+            if inserted is not None and job_id is not None:
+                conn.execute(
+                    self._prepared("attach", attach_statement),
+                    {"job_id": job_id, "run_id": run_id, "now": utc_now()},
+                )
         if inserted is None:
             raise ConfigError(f"a run with id {run_id!r} exists already")
         return run_id

@@ -107,3 +107,50 @@ def test_a_new_threads_first_read_asks_nothing_and_later_reads_see_its_checkpoin
             assert saved["configurable"]["checkpoint_id"]
 
     asyncio.run(check())
+
+
+@pytest.mark.postgres
+def test_a_tasks_writes_go_with_the_next_checkpoint_and_special_writes_at_once(pg_url: str) -> None:
+    """``aput_writes`` of ordinary channels sends nothing: the rows go in the statement of the thread's
+    next checkpoint. A read of the thread sends them first; a special write (an error, an interrupt) goes
+    at once, with any that waited."""
+    import psycopg
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from leadline.storage.checkpoint import postgres_conninfo
+
+    async def check() -> None:
+        async with (
+            open_checkpointer(pg_url) as saver,
+            await psycopg.AsyncConnection.connect(postgres_conninfo(pg_url), autocommit=True) as look,
+        ):
+
+            async def stored(thread: str) -> list[tuple[str, str]]:
+                cur = await look.execute(
+                    "SELECT task_id, channel FROM checkpoint_writes WHERE thread_id = %s"
+                    " ORDER BY task_id, idx",
+                    (thread,),
+                )
+                return [(r[0], r[1]) for r in await cur.fetchall()]
+
+            first = await saver.aput(
+                {"configurable": {"thread_id": "t", "checkpoint_ns": ""}},
+                empty_checkpoint(),
+                {"step": -1},
+                {},  # type: ignore[arg-type]
+            )
+            await saver.aput_writes(first, [("answer", "x"), ("trace", ["a"])], "task-1")
+            assert await stored("t") == []  # waiting for the step's checkpoint
+            await saver.aput(first, empty_checkpoint(), {"step": 0}, {})  # type: ignore[arg-type]
+            assert await stored("t") == [("task-1", "answer"), ("task-1", "trace")]
+
+            await saver.aput_writes(first, [("answer", "y")], "task-2")
+            read = await saver.aget_tuple(first)  # a read of the thread sends what waits first
+            assert read is not None and ("task-2", "answer", "y") in read.pending_writes
+            assert ("task-2", "answer") in await stored("t")
+
+            await saver.aput_writes(first, [("answer", "z")], "task-3")
+            await saver.aput_writes(first, [("__error__", "boom")], "task-4")
+            assert {("task-3", "answer"), ("task-4", "__error__")} <= set(await stored("t"))
+
+    asyncio.run(check())
