@@ -39,6 +39,7 @@ import httpx
 
 from leadline.errors import ConfigError, LLMConnectionError, LLMResponseError
 from leadline.llm.base import Completion, GenerationParams, Message
+from leadline.llm.http_pool import ShardedTransport, uses_environment_proxies
 from leadline.llm.openai_wire import (
     BODY_EXCERPT,
     ServerFlavor,
@@ -56,13 +57,6 @@ from leadline.llm.tokens import estimate_tokens
 logger = logging.getLogger(__name__)
 
 Flavor = Literal["auto", "vllm", "llamacpp", "openai"]
-
-HTTP_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-"""The owned HTTP client's connection pool: one kept-alive connection per concurrent call, up to 512.
-
-httpx's default keeps 20 idle connections: a batch running more calls at once than that closes the
-extra connections after each answer and opens new ones for the next call (a TCP handshake and a server
-accept per call, on both sides of a loaded machine)."""
 
 _RETRYABLE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
 _STALE_CONNECTION_ERRORS = (httpx.ReadError, httpx.WriteError)
@@ -336,9 +330,12 @@ class OpenAICompatibleClient:
     # --- transport ------------------------------------------------------------------------------------
 
     def _new_http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            timeout=httpx.Timeout(self._timeout_s, connect=min(10.0, self._timeout_s)), limits=HTTP_LIMITS
-        )
+        timeout = httpx.Timeout(self._timeout_s, connect=min(10.0, self._timeout_s))
+        if uses_environment_proxies():
+            return httpx.AsyncClient(timeout=timeout)
+        # several small connection pools: httpcore's one pool costs CPU per call that grows with the
+        # square of the connections it holds (leadline/llm/http_pool.py)
+        return httpx.AsyncClient(timeout=timeout, transport=ShardedTransport())
 
     def _bind_loop(self) -> OpenAICompatibleClient:
         """Follow the running event loop: synchronous callers run each call in a new ``asyncio.run``.
