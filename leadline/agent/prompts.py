@@ -8,6 +8,7 @@ and stripped of role markers before the model sees it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -86,8 +87,12 @@ def answer_schema(*, quote: bool, options: Sequence[str] = ()) -> dict[str, Any]
 _OUR_TAGS = re.compile(r"</?\s*source\b[^>]*>", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=4096)
 def clean_source_text(text: str) -> str:
-    """Strip invisible characters, chat-role markers and our own delimiters from untrusted text."""
+    """Strip invisible characters, chat-role markers and our own delimiters from untrusted text.
+
+    Cached: a run formats the same passages into every think and answer prompt (six regular-expression
+    passes each time, ~2 % of a batch run's CPU); 4,096 passages of a few kB at most are kept."""
     return clean_untrusted_text(_OUR_TAGS.sub(" ", text))
 
 

@@ -167,10 +167,32 @@ def earlier_ledgers(
     try:
         runs = store.list_runs(limit=10 * limit)
         same = [r for r in runs if r.status == "done" and engine_key(r.model, r.settings) == key]
-        return [[entry_for_step(s) for s in store.list_steps(run.run_id)] for run in same[:limit]]
+        return [_ledger(store, run.run_id) for run in same[:limit]]
     except LeadlineError as exc:
         logger.warning("could not read earlier runs to measure λ: %s", exc)
         return []
+
+
+def _ledger(store: RunStore, run_id: str) -> list[LedgerEntry]:
+    """A run's spends: its ledger rows where the store has them (a SQL store: a few numbers a call),
+    else rebuilt from its recorded steps (which carry every prompt and answer)."""
+    rows = getattr(store, "ledger_entries", None)
+    if rows is None:
+        return [entry_for_step(s) for s in store.list_steps(run_id)]
+    return [
+        LedgerEntry(
+            kind=r.kind,
+            node=r.node,
+            prompt_tokens=r.prompt_tokens,
+            completion_tokens=r.completion_tokens,
+            searches=r.searches,
+            fetches=r.fetches,
+            seconds=r.seconds,
+            money=r.money,
+            detail=r.step_key,
+        )
+        for r in rows(run_id)
+    ]
 
 
 __all__ = ["SEED_RUNS", "EngineTimings", "SearchPrice", "earlier_ledgers", "engine_key"]

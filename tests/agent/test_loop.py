@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -392,3 +394,29 @@ def test_earlier_runs_are_read_off_the_event_loop_once_and_every_first_run_waits
     asyncio.run(three_at_once())
     assert len(reads) == 1  # once per Researcher
     assert len(seen) == 3 and all(s is not None and s >= 0 for s in seen)
+
+
+def test_a_sql_store_seeds_lambda_from_its_ledger_rows_as_from_the_steps(
+    docs: list[Document], tmp_path: Path
+) -> None:
+    """λ's seed reads a SQL store's ledger rows (a few numbers a call), not every recorded prompt: the
+    same spends as the steps rebuild."""
+    from leadline.budgets.enforce import entry_for_step
+    from leadline.budgets.timings import earlier_ledgers, engine_key
+    from leadline.storage.store import SqlRunStore
+
+    with SqlRunStore.from_url(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        r = Researcher(Settings(), llm=ScriptedLLM(sensible), search=FakeSearch(docs), store=store)
+        done = [r.research(QUESTION, budget=Budget(tokens=600, searches=3)) for _ in range(2)]
+        key = engine_key(r.llm.model_name, r._run_settings())
+        seeded = earlier_ledgers(store, key)
+        from_steps = [[entry_for_step(s) for s in store.list_steps(d.run_id)] for d in reversed(done)]
+    assert len(seeded) == 2 and all(seeded)
+
+    def spends(ledgers: list[list[Any]]) -> list[list[tuple[Any, ...]]]:
+        return [
+            [(e.kind, e.prompt_tokens, e.completion_tokens, e.searches, e.seconds, e.detail) for e in led]
+            for led in ledgers
+        ]
+
+    assert spends(seeded) == spends(from_steps)
