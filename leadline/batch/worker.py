@@ -60,17 +60,20 @@ async def _async_commits(store: SqlRunStore, saver: Any) -> None:
     """
     from sqlalchemy import event
 
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        with dbapi_connection.cursor() as cur:
-            cur.execute("SET synchronous_commit = off")
-        dbapi_connection.commit()
-
-    if not event.contains(store.engine, "connect", on_connect):
-        event.listen(store.engine, "connect", on_connect)
-    store.engine.dispose()  # pooled connections predate the setting
+    if not event.contains(store.engine, "connect", _commit_without_flush):
+        event.listen(store.engine, "connect", _commit_without_flush)
+        store.engine.dispose()  # pooled connections predate the setting
     conn = getattr(saver, "conn", None)
     if conn is not None:
         await conn.execute("SET synchronous_commit = off")
+
+
+def _commit_without_flush(dbapi_connection: Any, _record: Any) -> None:
+    """A new store connection of a worker: ``synchronous_commit = off`` (see :func:`_async_commits`).
+    One function, so the engine gets the listener once however many savers and workers share it."""
+    with dbapi_connection.cursor() as cur:
+        cur.execute("SET synchronous_commit = off")
+    dbapi_connection.commit()
 
 
 class _SharedCheckpoints:

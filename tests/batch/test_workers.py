@@ -169,3 +169,27 @@ def test_a_stopped_worker_gives_its_job_back_and_a_rerun_resumes_it(
     _assert_ledgers_match_steps(store, batch_id)
     assert 0 <= len(fake_server.generation_requests()) - _llm_calls(store, batch_id) <= 1
     store.close()
+
+
+@pytest.mark.postgres
+def test_workers_on_one_store_commit_without_waiting_for_the_flush_and_say_so_once(
+    pg_url: str, fake_server: Any, corpus: str
+) -> None:
+    """Every store connection of a worker has ``synchronous_commit`` off, and however many workers (and
+    checkpoint savers) share the store, the engine gets one listener for it, not one per saver made."""
+    from sqlalchemy import event, text
+
+    from leadline.batch import worker as worker_module
+
+    store, batch_id, settings = _open(pg_url, fake_server, corpus, n=2)
+    before = len(list(store.engine.pool.dispatch.connect))
+    for _ in range(2):
+        asyncio.run(BatchWorker(store, batch_id, settings=settings, concurrency=4, max_jobs=1).run())
+    assert event.contains(store.engine, "connect", worker_module._commit_without_flush)
+    assert len(list(store.engine.pool.dispatch.connect)) == before + 1  # 2 workers x 4 savers: one listener
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
+    store.engine.dispose()
+    with store.engine.connect() as conn:  # a fresh connection is set up as it opens
+        assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
+    assert store.batch_progress(batch_id).done == 2
