@@ -8,7 +8,9 @@ their checkpoints, the jobs and the batch pool. Questions: ``benchmarks/data/bat
 
 - throughput (finished runs per second) of one process running 1, 8, 32 and 128 runs at once
   (``BatchWorker(concurrency=c)``; 2·c questions per level, 4 for one run at a time);
-  ``speedup_32`` = throughput at 32 / throughput at 1 (target ≥ 20);
+  ``speedup_32`` = throughput at 32 / throughput at 1 (target ≥ 20); with ``--repeat N`` each level
+  runs N times on fresh batches and the medians are reported (one 64-run level's figure varies by
+  ±15 % from run to run on a shared 2-core machine);
 - orchestration overhead per graph step, excluding LLM and search time: for each run at concurrency
   1, (run wall time − the LLM and search seconds in its ledger) / its graph steps; the median
   (target < 5 ms);
@@ -126,6 +128,12 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.3, help="seconds the fake server takes per call")
     parser.add_argument("--levels", default="1,8,32,128")
     parser.add_argument("--worker-questions", type=int, default=48)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each concurrency level this many times (fresh batches) and report the medians",
+    )
     args = parser.parse_args()
 
     from leadline.batch.inputs import read_questions
@@ -167,9 +175,12 @@ async def measure(url: str, base_url: str, questions: list[Any], args: argparse.
     peaks: dict[int, float] = {}
     cpu_per_run: dict[int, float] = {}
     overheads: list[float] = []
-    for c in levels:
+    repeats: dict[int, list[tuple[float, float]]] = {}
+    """Per level, (throughput, CPU per run) of each repeat; the figures are their medians."""
+    for c, rep in [(c, rep) for c in levels for rep in range(args.repeat)]:
         n = 4 if c == 1 else 2 * c
-        record, _ = open_batch(store, f"level-{c}", questions[:n], settings, options)
+        name = f"level-{c}" if rep == 0 else f"level-{c}-{rep}"
+        record, _ = open_batch(store, name, questions[:n], settings, options)
         done: list[JobEvent] = []
         with PeakRss() as rss:
             t, cpu = time.perf_counter(), time.process_time()
@@ -178,8 +189,10 @@ async def measure(url: str, base_url: str, questions: list[Any], args: argparse.
             ).run()
             wall, cpu = time.perf_counter() - t, time.process_time() - cpu
         finished = [e for e in done if e.kind == "done" and e.result is not None]
-        throughput[c], peaks[c] = len(finished) / wall, rss.peak
-        cpu_per_run[c] = cpu / max(1, len(finished))
+        repeats.setdefault(c, []).append((len(finished) / wall, cpu / max(1, len(finished))))
+        throughput[c] = statistics.median(x for x, _ in repeats[c])
+        cpu_per_run[c] = statistics.median(x for _, x in repeats[c])
+        peaks[c] = max(peaks.get(c, 0.0), rss.peak)
         if c == 1:
             for e in finished:
                 assert e.result is not None
@@ -188,8 +201,9 @@ async def measure(url: str, base_url: str, questions: list[Any], args: argparse.
                 )
                 overheads.append((e.result.spend.seconds - external) * 1000 / max(1, len(e.result.trace)))
         print(
-            f"concurrency {c:>3}: {len(finished)}/{n} runs in {wall:6.2f} s = {throughput[c]:6.2f} runs/s; "
-            f"CPU {cpu_per_run[c] * 1000:5.1f} ms/run; peak RSS {rss.peak:7.1f} MB; "
+            f"concurrency {c:>3}: {len(finished)}/{n} runs in {wall:6.2f} s = "
+            f"{len(finished) / wall:6.2f} runs/s; "
+            f"CPU {cpu / max(1, len(finished)) * 1000:5.1f} ms/run; peak RSS {rss.peak:7.1f} MB; "
             f"{check_pool(record.batch_id)}",
             flush=True,
         )
