@@ -206,6 +206,8 @@ class BatchWorker:
         """The one look at the batch that this worker's idle slots share (see :meth:`_idle`)."""
         self._freed = asyncio.Event()
         """Set when a job of this worker ends (its unspent grant is back in the pool)."""
+        self._ended = 0
+        """Jobs of this worker ended so far (a look at the batch compares it before and after)."""
 
     def _clients(self, settings: Settings) -> tuple[LLMClient, SearchBackend, Reader | None, list[Any]]:
         """The model and search clients every run of this worker shares (built from settings unless given)."""
@@ -343,6 +345,7 @@ class BatchWorker:
 
     async def _wait_or_finish(self) -> tuple[bool, int]:
         """Wait while another run may finish or return budget: (True, jobs pending); else (False, 0)."""
+        ended = self._ended  # a job of this worker that ends while the batch is read is not waited for
         p = await off_loop(self.store.batch_progress, self.batch_id)
         if p.pending == 0 and p.running == 0:
             return False, 0
@@ -359,9 +362,10 @@ class BatchWorker:
             if p.running == 0:
                 return False, 0
         # until the next look, or until one of this worker's jobs ends and returns budget
-        self._freed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._freed.wait(), self.poll_s)
+        if self._ended == ended:
+            self._freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), self.poll_s)
         return True, p.pending
 
     # -- one job -----------------------------------------------------------------------------------
@@ -415,6 +419,7 @@ class BatchWorker:
         try:
             return await off_loop(self.store.complete_job, job.job_id, worker=self.worker_id, **kwargs)
         finally:
+            self._ended += 1
             self._freed.set()
 
     def _emit(self, kind: str, job: JobRecord, **kw: Any) -> None:

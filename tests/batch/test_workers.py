@@ -193,3 +193,24 @@ def test_workers_on_one_store_commit_without_waiting_for_the_flush_and_say_so_on
     with store.engine.connect() as conn:  # a fresh connection is set up as it opens
         assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
     assert store.batch_progress(batch_id).done == 2
+
+
+@pytest.mark.postgres
+def test_a_job_that_ends_while_an_idle_slot_reads_the_batch_is_not_waited_for(
+    pg_url: str, fake_server: Any, corpus: str
+) -> None:
+    """An idle slot reads the batch, then waits up to ``poll_s`` for one of the worker's jobs to end. A
+    job that ends during the read must count: the worker finishes at once instead of a poll later."""
+    store, batch_id, settings = _open(pg_url, fake_server, corpus, n=3)
+    read = store.batch_progress
+
+    def slow_read(batch: str) -> Any:
+        progress = read(batch)
+        time.sleep(1.0)  # the last job ends after the batch was read, before the answer is back
+        return progress
+
+    store.batch_progress = slow_read  # type: ignore[method-assign]
+    t = time.monotonic()
+    stats = asyncio.run(BatchWorker(store, batch_id, settings=settings, concurrency=2, poll_s=30.0).run())
+    assert stats.done == 3
+    assert time.monotonic() - t < 15.0  # without the fix: at least the 30 s poll
