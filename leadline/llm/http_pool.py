@@ -81,6 +81,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         return tuple(self._in_flight)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` through the pool with the fewest calls in flight; the call counts until its
+        response body is closed."""
         busy = self._in_flight
         i = busy.index(min(busy))
         busy[i] += 1
@@ -98,6 +100,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         return response
 
     async def aclose(self) -> None:
+        """Close every pool that was made (and its connections)."""
         for shard in self._shards:
             if shard is not None:
                 await shard.aclose()
