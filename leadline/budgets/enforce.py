@@ -23,6 +23,7 @@ from leadline.budgets.ledger import Ledger, LedgerEntry, SpendKind
 from leadline.errors import FetchError
 from leadline.llm.base import Choice, Completion, GenerationParams, LLMClient, Message, Usage
 from leadline.storage.base import RunStore, StepRecord, off_loop
+from leadline.storage.records import LedgerRecord
 from leadline.tools.base import Document, Reader, SearchBackend, SearchResult
 
 
@@ -71,9 +72,24 @@ def steps_by_key(steps: Sequence[StepRecord]) -> dict[str, StepRecord]:
     return found
 
 
+def _spend_kind(kind: str) -> SpendKind:
+    return "llm" if kind == "llm" else "fetch" if kind == "fetch" else "search"
+
+
+_SPENT = ("prompt_tokens", "completion_tokens", "searches", "fetches", "seconds", "money")
+"""The spend fields a stored ledger row and a ledger entry share."""
+
+
+def entry_for_ledger_row(row: LedgerRecord) -> LedgerEntry:
+    """The ledger entry a stored ledger row stands for: its spend, not its grant (a row has none)."""
+    return LedgerEntry(
+        kind=_spend_kind(row.kind), node=row.node, detail=row.step_key, **{f: getattr(row, f) for f in _SPENT}
+    )
+
+
 def entry_for_step(step: StepRecord) -> LedgerEntry:
     """The ledger entry a recorded step stands for (a resumed run rebuilds its ledger from these)."""
-    kind: SpendKind = "llm" if step.kind == "llm" else "fetch" if step.kind == "fetch" else "search"
+    kind = _spend_kind(step.kind)
     granted: int | None = None
     if kind == "llm" and isinstance(step.request.get("max_tokens"), int):
         granted = int(step.request["max_tokens"]) * int(step.request.get("n") or 1)

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from leadline.budgets.cost import measure_search_cost
-from leadline.budgets.enforce import entry_for_step
+from leadline.budgets.enforce import entry_for_ledger_row, entry_for_step
 from leadline.budgets.ledger import LedgerEntry
 from leadline.errors import LeadlineError
 from leadline.storage.base import RunStore
@@ -179,20 +179,7 @@ def _ledger(store: RunStore, run_id: str) -> list[LedgerEntry]:
     rows = getattr(store, "ledger_entries", None)
     if rows is None:
         return [entry_for_step(s) for s in store.list_steps(run_id)]
-    return [
-        LedgerEntry(
-            kind=r.kind,
-            node=r.node,
-            prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens,
-            searches=r.searches,
-            fetches=r.fetches,
-            seconds=r.seconds,
-            money=r.money,
-            detail=r.step_key,
-        )
-        for r in rows(run_id)
-    ]
+    return [entry_for_ledger_row(r) for r in rows(run_id)]
 
 
 __all__ = ["SEED_RUNS", "EngineTimings", "SearchPrice", "earlier_ledgers", "engine_key"]

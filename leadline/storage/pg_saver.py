@@ -65,7 +65,7 @@ FROM unnest(%(idx)b::int[], %(channels)b::text[], %(types)b::text[], %(blobs)b::
     AS w(idx, channel, type, blob)
 ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO {action}
 """
-_DEFERRED_WRITES = """
+_DEFERRED_WRITES_SQL = """
 INSERT INTO checkpoint_writes
     (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
 SELECT %(thread_id)s, w.ns, w.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel, w.type, w.blob
@@ -74,10 +74,10 @@ FROM unnest(%(w_ns)b::text[], %(w_checkpoint_ids)b::text[], %(w_task_ids)b::text
     AS w(ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
 ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING
 """
-_FLUSH_WRITES_SQL = _DEFERRED_WRITES
-"""The deferred writes alone (a read of the thread, a special write, or too many threads waiting)."""
+"""Task writes that waited for a checkpoint: sent alone when the thread is read, a special write comes
+or too many threads wait, else in the checkpoint's statement (``_PUT_WITH_WRITES_SQL``)."""
 _PUT_WITH_WRITES_SQL = (
-    f"WITH writes AS ({_DEFERRED_WRITES}),{_PUT_SQL.replace('WITH blobs AS', ' blobs AS', 1)}"
+    f"WITH writes AS ({_DEFERRED_WRITES_SQL}),{_PUT_SQL.replace('WITH blobs AS', ' blobs AS', 1)}"
 )
 """A checkpoint with the task writes that waited for it (:meth:`SingleStatementPostgresSaver.aput_writes`)."""
 _WRITE_COLUMNS = (
@@ -167,7 +167,7 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
             if rows:
                 async with self._cursor() as cur:
                     await cur.execute(
-                        _FLUSH_WRITES_SQL, {"thread_id": thread, **_columns(rows, 0, _WRITE_COLUMNS)}
+                        _DEFERRED_WRITES_SQL, {"thread_id": thread, **_columns(rows, 0, _WRITE_COLUMNS)}
                     )
 
     async def aput(
