@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Sequence
-from typing import Any, Literal
-
-import httpx
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 from leadline.errors import LLMResponseError
 from leadline.llm.base import Choice, GenerationParams, Usage
@@ -139,7 +137,22 @@ def parse_usage(data: dict[str, Any], prompt_text: str, choices: Sequence[Choice
     return Usage(estimate_tokens(prompt_text), completion)
 
 
-def status_error(root: str, path: str, response: httpx.Response) -> LLMResponseError:
+class HttpReply(Protocol):
+    """What the client reads of a response: httpx's ``Response`` or the aiohttp wire's ``Reply``."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+def status_error(root: str, path: str, response: HttpReply) -> LLMResponseError:
     """An LLMResponseError for an HTTP error status, with the server's own message."""
     text = response.text
     detail = text[:300]
@@ -158,7 +171,7 @@ def status_error(root: str, path: str, response: httpx.Response) -> LLMResponseE
     )
 
 
-def retry_after_s(response: httpx.Response) -> float | None:
+def retry_after_s(response: HttpReply) -> float | None:
     """``Retry-After`` in seconds, from either of its forms (delta-seconds or an HTTP date)."""
     value = response.headers.get("retry-after")
     if not value:
@@ -181,6 +194,7 @@ def describe(exc: BaseException) -> str:
 
 __all__ = [
     "BODY_EXCERPT",
+    "HttpReply",
     "ServerFlavor",
     "chat_schema_fields",
     "completion_schema_fields",
