@@ -95,6 +95,15 @@ def _validate_budget(budget: object) -> Budget:
     return budget
 
 
+class _Measure:
+    """λ's measurement of one engine: the timings seen, and the task seeding them from the store."""
+
+    def __init__(self) -> None:
+        self.timings = EngineTimings()
+        self.seeding: asyncio.Future[None] | None = None
+        """Reading earlier runs' timings into ``timings``, once, before the first run."""
+
+
 class Researcher:
     """Answers research questions, reusing its model, search backend and store across questions.
 
@@ -122,10 +131,8 @@ class Researcher:
         self.search_k = search_k
         self._owns: list[Any] = []
         self._probed = False
-        self._timings = EngineTimings()
-        """Generation speed and search/read times seen in this Researcher's runs, for measuring λ."""
-        self._seeding: asyncio.Future[None] | None = None
-        """Reading earlier runs' timings into ``_timings``, once, before this Researcher's first run."""
+        self._measure = _Measure()
+        """Timings seen in this Researcher's runs, and their seed from the store (λ's measurement)."""
         self._runner: asyncio.Runner | None = None
         """The event loop of the synchronous API: one per Researcher, so async clients (httpx pools,
         the fetcher) live on the loop they were created on across calls."""
@@ -204,12 +211,12 @@ class Researcher:
         reads and the prefill of what it brings, from earlier runs — this Researcher's, and from its
         first run on also the store's recent runs on the same engine (None before the first run).
         :attr:`search_price` has the parts."""
-        return self._timings.search_cost()
+        return self._measure.timings.search_cost()
 
     @property
     def search_price(self) -> SearchPrice | None:
         """The measured λ with its parts (search, read and prefill seconds; decode rate)."""
-        return self._timings.price()
+        return self._measure.timings.price()
 
     async def _probe(self, llm: LLMClient) -> None:
         """Ask a server client which model it serves (and that it answers) once, before any run."""
@@ -247,7 +254,7 @@ class Researcher:
     ) -> ResearchResult:
         """Resolve the run's controller, λ and checkpointer; :func:`leadline.lifecycle.run_graph` runs it."""
         await self._seed_timings(store, llm)
-        measured = self._timings.search_cost()
+        measured = self._measure.timings.search_cost()
         if budget.search_cost_tokens is None and measured is not None:  # λ from the engine in use
             budget = replace(budget, search_cost_tokens=round(measured, 3))
         setup = RunSetup(
@@ -264,7 +271,7 @@ class Researcher:
             progress=progress,
             search_k=self.search_k,
         )
-        return await run_graph(setup, resume=resume, timings=self._timings)
+        return await run_graph(setup, resume=resume, timings=self._measure.timings)
 
     async def _seed_timings(self, store: RunStore, llm: LLMClient) -> None:
         """Seed λ's measurement from the store's earlier runs on this engine, once per Researcher.
@@ -273,16 +280,22 @@ class Researcher:
         the runs that start while it is read wait for it, so every run prices searches alike.
         """
         loop = asyncio.get_running_loop()
-        if self._seeding is None:
+        measure = self._measure
+        if measure.seeding is None:
             key = engine_key(llm.model_name, self._run_settings())
 
             async def seed() -> None:
                 for entries in await off_loop(earlier_ledgers, store, key):
-                    self._timings.add(entries)
+                    measure.timings.add(entries)
 
-            self._seeding = loop.create_task(seed())
-        if self._seeding.get_loop() is loop:  # seeded on another loop (an earlier sync call): done
-            await asyncio.shield(self._seeding)
+            measure.seeding = loop.create_task(seed())
+        if measure.seeding.get_loop() is loop:  # seeded on another loop (an earlier sync call): done
+            await asyncio.shield(measure.seeding)
+
+    def _share_measurements(self, other: Researcher) -> None:
+        """Measure λ together with ``other`` (same engine and store): one seed read and one set of
+        timings for both — a batch worker's Researchers, one per checkpoint connection."""
+        self._measure = other._measure
 
     def _run_settings(self) -> dict[str, Any]:
         s = self.settings

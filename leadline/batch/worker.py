@@ -261,16 +261,17 @@ class BatchWorker:
                     saver = await stack.enter_async_context(open_checkpointer(db_url))
                     if self.async_commit and not is_sqlite(db_url):
                         await _async_commits(self.store, saver)
-                    researchers.append(
-                        Researcher(
-                            settings,
-                            llm=llm,
-                            search=search,
-                            reader=reader,
-                            store=_SharedCheckpoints(self.store, saver, self._new_runs),
-                            controller=_controller.get,
-                        )
+                    researcher = Researcher(
+                        settings,
+                        llm=llm,
+                        search=search,
+                        reader=reader,
+                        store=_SharedCheckpoints(self.store, saver, self._new_runs),
+                        controller=_controller.get,
                     )
+                    if researchers:  # one engine, one store: λ is seeded and measured once
+                        researcher._share_measurements(researchers[0])
+                    researchers.append(researcher)
                 slots = [
                     asyncio.create_task(self._slot(researchers[i % len(researchers)], options, price))
                     for i in range(self.concurrency)
