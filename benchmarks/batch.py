@@ -129,6 +129,12 @@ def main() -> None:
     parser.add_argument("--levels", default="1,8,32,128")
     parser.add_argument("--worker-questions", type=int, default=48)
     parser.add_argument(
+        "--runs",
+        type=int,
+        default=256,
+        help="runs per level at 8 or more at once (at least two per slot; one at a time runs 4)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -178,7 +184,7 @@ async def measure(url: str, base_url: str, questions: list[Any], args: argparse.
     repeats: dict[int, list[tuple[float, float]]] = {}
     """Per level, (throughput, CPU per run) of each repeat; the figures are their medians."""
     for c, rep in [(c, rep) for c in levels for rep in range(args.repeat)]:
-        n = 4 if c == 1 else 2 * c
+        n = 4 if c == 1 else max(2 * c, args.runs)
         name = f"level-{c}" if rep == 0 else f"level-{c}-{rep}"
         record, _ = open_batch(store, name, questions[:n], settings, options)
         done: list[JobEvent] = []

@@ -256,7 +256,7 @@ class BatchWorker:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 # checkpoint writes of one saver go one at a time: spread the runs over a few savers
-                researchers = []
+                researchers: list[Researcher] = []
                 for _ in range(min(self.concurrency, CHECKPOINT_CONNECTIONS)):
                     saver = await stack.enter_async_context(open_checkpointer(db_url))
                     if self.async_commit and not is_sqlite(db_url):

@@ -154,3 +154,26 @@ def test_a_tasks_writes_go_with_the_next_checkpoint_and_special_writes_at_once(p
             assert {("task-3", "answer"), ("task-4", "__error__")} <= set(await stored("t"))
 
     asyncio.run(check())
+
+
+def test_the_savers_arrays_read_back_as_sent(pg_url: str) -> None:
+    # the saver writes its unnest arrays in PostgreSQL's binary format itself (pg_saver._ArrayDumper)
+    import psycopg
+
+    from leadline.storage.checkpoint import postgres_conninfo
+    from leadline.storage.pg_saver import _columns
+
+    rows = [("ns", "é ünï", 3, b"\x00\x01\xff", 0), ("", None, "00.1.2", None, -7)]
+    params = _columns(rows, 0, ("texts", "more_texts", "versions", "blobs", "idx"))
+    empty = _columns([], 0, ("texts", "blobs", "idx"))
+    with psycopg.connect(postgres_conninfo(pg_url)) as conn:
+        got = conn.execute(
+            "SELECT %(texts)b::text[], %(more_texts)b::text[], %(versions)b::text[], %(blobs)b::bytea[],"
+            " %(idx)b::int[]",
+            params,
+        ).fetchone()
+        nothing = conn.execute(
+            "SELECT %(texts)b::text[], %(blobs)b::bytea[], %(idx)b::int[]", empty
+        ).fetchone()
+    assert got == (["ns", ""], ["é ünï", None], ["3", "00.1.2"], [b"\x00\x01\xff", None], [0, -7])
+    assert nothing == ([], [], [])
