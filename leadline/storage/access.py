@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
 from leadline.errors import ConfigError
 from leadline.storage import migrate
@@ -38,6 +39,7 @@ class StoreAccess:
         self._schema_lock = threading.Lock()
         self._dialect = engine.dialect.name
         self._statements: dict[str, Any] = {}
+        self._driver_sql: dict[tuple[str, tuple[str, ...]], _DriverStatement] = {}
 
     @property
     def url(self) -> URL:
@@ -97,6 +99,77 @@ class StoreAccess:
         if stmt is None:
             stmt = self._statements[name] = build()
         return stmt
+
+    def _execute_direct(
+        self, conn: Connection, name: str, build: Callable[[], Any], params: Any, *, scalar: bool = False
+    ) -> Any:
+        """Execute a :meth:`_prepared` statement in ``conn``'s transaction, through the driver's cursor on
+        PostgreSQL. ``params`` is a dict, or a list of dicts for ``executemany``; with ``scalar`` the first
+        column of the first row (None without a row) is returned, else None.
+
+        A statement SQLAlchemy has compiled before still costs, per call, a cache key derived from its
+        whole structure and an execution context; for the hottest writes (every recorded step, every
+        source read) that was more CPU than psycopg's own work. The statement is compiled once here, its
+        parameters converted by its columns' own types, and driver errors are SQLAlchemy's as they
+        would have been (a lost connection is invalidated). Elsewhere it is ``conn.execute``.
+        """
+        if self._dialect != "postgresql":
+            result = conn.execute(self._prepared(name, build), params)
+            return result.scalar() if scalar else None
+        keys = tuple(params[0] if isinstance(params, list) else params)
+        direct = self._driver_sql.get((name, keys))
+        if direct is None:  # an INSERT's columns are the parameters' keys, as SQLAlchemy compiles it
+            statement = self._prepared(name, build)
+            direct = self._driver_sql[(name, keys)] = _DriverStatement(statement, self.engine, keys)
+        dbapi = conn.connection
+        cursor = dbapi.cursor()
+        try:
+            if isinstance(params, list):
+                cursor.executemany(direct.sql, [direct.convert(p) for p in params])
+            else:
+                cursor.execute(direct.sql, direct.convert(params))
+            if scalar:
+                row = cursor.fetchone()
+                return None if row is None else row[0]
+            return None
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            dialect = self.engine.dialect
+            lost = dialect.is_disconnect(exc, dbapi.dbapi_connection, cursor)
+            if lost:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                direct.sql,
+                params,
+                exc,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=dialect,
+            ) from exc
+        finally:
+            cursor.close()
+
+
+class _DriverStatement:
+    """A statement compiled once for the engine's dialect, with the converters of its parameters."""
+
+    def __init__(self, statement: Any, engine: Engine, keys: tuple[str, ...]) -> None:
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        self.sql: str = compiled.string
+        self._convert: dict[str, Callable[[Any], Any]] = {}
+        for key, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self._convert[key] = processor
+
+    def convert(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self._convert:
+            return params
+        out = dict(params)
+        for key, processor in self._convert.items():
+            if key in out:
+                out[key] = processor(out[key])
+        return out
 
 
 __all__ = ["StoreAccess", "core_table"]

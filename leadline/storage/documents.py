@@ -68,19 +68,20 @@ class DocumentMethods(StoreAccess):
         with self._write() as conn:
             # bodies in one order for every writer: two runs reading the same passages lock the same
             # rows in the same order, so they never deadlock
-            conn.execute(
-                self._prepared("document", self._document_upsert),
+            self._execute_direct(
+                conn,
+                "document",
+                self._document_upsert,
                 [
                     {"sha256": d, "body": bodies[d], "size": len(bodies[d]), "created_at": now}
                     for d in sorted(bodies)
                 ],
             )
-            conn.execute(
-                self._prepared(
-                    "source",
-                    lambda: self._insert(core_table(Source)).on_conflict_do_nothing(
-                        index_elements=["run_id", "doc_id"]
-                    ),
+            self._execute_direct(
+                conn,
+                "source",
+                lambda: self._insert(core_table(Source)).on_conflict_do_nothing(
+                    index_elements=["run_id", "doc_id"]
                 ),
                 rows,
             )

@@ -283,8 +283,13 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         try:
             with self._write() as conn:
                 if self._dialect == "postgresql":  # one statement: the step and its ledger and detail rows
-                    stmt = self._prepared(f"step:{detail}:{ledger}", lambda: step_statement(detail, ledger))
-                    step_id = conn.execute(stmt, values | extra).scalar()
+                    step_id = self._execute_direct(
+                        conn,
+                        f"step:{detail}:{ledger}",
+                        lambda: step_statement(detail, ledger),
+                        values | extra,
+                        scalar=True,
+                    )
                 else:
                     stmt = self._prepared(
                         "step",

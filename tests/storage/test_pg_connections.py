@@ -57,3 +57,31 @@ def test_a_connection_used_just_now_is_not_pinged(pg_url: str) -> None:
         assert pings == []
     finally:
         store.close()
+
+
+def test_a_connection_lost_under_a_step_written_through_the_driver_is_dropped_from_the_pool(
+    pg_url: str,
+) -> None:
+    # record_step goes through the driver's cursor (StoreAccess._execute_direct): a connection the server
+    # dropped fails that call as a storage error, and the next call gets a new connection
+    from leadline.errors import StorageError
+    from leadline.storage.base import StepRecord
+
+    store = SqlRunStore.from_url(pg_url)
+    try:
+        run_id = store.create_run(question="q?", mode="answer", model="m", budget={}, settings={})
+        store.engine.dispose()
+        store.get_run(run_id)  # one pooled connection, used just now: not pinged at the next checkout
+        pids = _pooled_backend_pids(store)
+        _terminate(pids)
+
+        def step(key: str) -> StepRecord:
+            return StepRecord(run_id=run_id, key=key, kind="note", node="n", request={}, response={})
+
+        with pytest.raises(StorageError):
+            store.record_step(step("a"))
+        assert store.record_step(step("b")).key == "b"
+        assert _pooled_backend_pids(store) != pids
+        assert [s.key for s in store.list_steps(run_id)] == ["b"]
+    finally:
+        store.close()

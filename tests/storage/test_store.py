@@ -163,11 +163,25 @@ def test_ledger_is_the_sum_of_steps_and_details_are_derived(store: SqlRunStore) 
     ]
 
 
-def test_a_step_and_its_rows_go_as_one_statement_where_the_database_can(store: SqlRunStore) -> None:
+def test_a_step_and_its_rows_go_as_one_statement_where_the_database_can(
+    store: SqlRunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The hot write: on PostgreSQL the step, its ledger row and its detail row go as one statement
-    (step_statement.py); SQLite sends the three INSERTs. A replay writes nothing either way."""
+    (step_statement.py), sent through the driver's cursor (counted there); SQLite sends the three
+    INSERTs. A replay writes nothing either way."""
     run_id = _run(store)
     sent: list[str] = []
+    postgres = store.engine.dialect.name == "postgresql"
+    if postgres:
+        import psycopg
+
+        execute = psycopg.Cursor.execute
+
+        def counted(cursor: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(str(statement))
+            return execute(cursor, statement, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         sent.append(statement)
@@ -179,7 +193,7 @@ def test_a_step_and_its_rows_go_as_one_statement_where_the_database_can(store: S
         store.record_step(_llm(run_id, "think:0", "Dawkins"))  # a replay
     finally:
         event.remove(store.engine, "before_cursor_execute", count)
-    postgres = store.engine.dialect.name == "postgresql"
+        monkeypatch.undo()
     # SQLite's writes open with BEGIN IMMEDIATE
     writes = [x for x in sent[:first] if not x.lstrip().upper().startswith("BEGIN")]
     assert len(writes) == (1 if postgres else 3)
