@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Connection, Engine, Table, bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
@@ -105,7 +105,7 @@ class StoreAccess:
     ) -> Any:
         """Execute a :meth:`_prepared` statement in ``conn``'s transaction, through the driver's cursor on
         PostgreSQL. ``params`` is a dict, or a list of dicts for ``executemany``; with ``scalar`` the first
-        column of the first row (None without a row) is returned, else None.
+        column of the first row (None without a row) is returned, else the rows affected.
 
         A statement SQLAlchemy has compiled before still costs, per call, a cache key derived from its
         whole structure and an execution context; for the hottest writes (every recorded step, every
@@ -115,7 +115,7 @@ class StoreAccess:
         """
         if self._dialect != "postgresql":
             result = conn.execute(self._prepared(name, build), params)
-            return result.scalar() if scalar else None
+            return result.scalar() if scalar else result.rowcount
         keys = tuple(params[0] if isinstance(params, list) else params)
         direct = self._driver_sql.get((name, keys))
         if direct is None:  # an INSERT's columns are the parameters' keys, as SQLAlchemy compiles it
@@ -131,7 +131,7 @@ class StoreAccess:
             if scalar:
                 row = cursor.fetchone()
                 return None if row is None else row[0]
-            return None
+            return cursor.rowcount
         except self.engine.dialect.loaded_dbapi.Error as exc:
             dialect = self.engine.dialect
             lost = dialect.is_disconnect(exc, dbapi.dbapi_connection, cursor)
@@ -147,6 +147,22 @@ class StoreAccess:
             ) from exc
         finally:
             cursor.close()
+
+    def _update_by_id(
+        self, conn: Connection, model: Any, key: str, row_id: Any, values: dict[str, Any]
+    ) -> int:
+        """``UPDATE model SET values WHERE id = row_id`` as a statement built once per set of columns
+        (``key`` names the id's parameter, which must not be a column name); returns the rows changed."""
+        columns = tuple(values)
+        table = core_table(model)
+
+        def build() -> Any:
+            sets = {c: bindparam(c, type_=table.c[c].type) for c in columns}
+            return update(table).where(table.c.id == bindparam(key)).values(sets)
+
+        return int(
+            self._execute_direct(conn, f"update:{table.name}:{columns}", build, {key: row_id, **values})
+        )
 
 
 class _DriverStatement:

@@ -298,20 +298,19 @@ class BatchMethods(StoreAccess):
             if spent_from_run:
                 spent_tokens, spent_searches = int(row.run_tokens), int(row.run_searches)
             if keep_grant:
-                conn.execute(update(Job).where(Job.id == job_id).values(**values))
+                self._update_by_id(conn, Job, "job_id_", job_id, values)
                 return True
             if status == "failed":
                 values |= {"grant_tokens": None, "grant_searches": None}
-            conn.execute(update(Job).where(Job.id == job_id).values(**values))
+            self._update_by_id(conn, Job, "job_id_", job_id, values)
             refund_t = max(0, (row.grant_tokens or 0) - spent_tokens)
             refund_s = max(0, (row.grant_searches or 0) - spent_searches)
             if refund_t or refund_s:
-                conn.execute(
-                    update(Batch)
-                    .where(Batch.id == row.batch_id)
-                    .values(
-                        pool_tokens=Batch.pool_tokens + refund_t, pool_searches=Batch.pool_searches + refund_s
-                    )
+                self._execute_direct(
+                    conn,
+                    "complete:refund",
+                    _refund_statement,
+                    {"batch_id": row.batch_id, "tokens": refund_t, "searches": refund_s},
                 )
             return True
 
@@ -487,6 +486,18 @@ def attach_statement() -> Any:
         update(Job)
         .where(Job.id == bindparam("job_id"))
         .values(run_id=bindparam("run_id"), updated_at=bindparam("now"))
+    )
+
+
+def _refund_statement() -> Any:
+    """A job's unspent grant back into its batch's pool (``batch_id``, ``tokens``, ``searches``)."""
+    return (
+        update(Batch)
+        .where(Batch.id == bindparam("batch_id"))
+        .values(
+            pool_tokens=Batch.pool_tokens + bindparam("tokens"),
+            pool_searches=Batch.pool_searches + bindparam("searches"),
+        )
     )
 
 

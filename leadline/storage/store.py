@@ -135,27 +135,32 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         link that batch job to the run in the same transaction (:meth:`attach_run` without a second one).
         """
         run_id = run_id or uuid.uuid4().hex
+        row = {
+            "id": run_id,
+            "question": question,
+            "status": "running",
+            "mode": mode,
+            "model": model,
+            "budget": to_json(budget),
+            "settings": to_json(settings),
+            "spend": {},
+            "created_at": utc_now(),
+        }
         with self._write() as conn:
-            inserted = conn.execute(
-                self._insert(Run)
-                .values(
-                    id=run_id,
-                    question=question,
-                    status="running",
-                    mode=mode,
-                    model=model,
-                    budget=to_json(budget),
-                    settings=to_json(settings),
-                    spend={},
-                    created_at=utc_now(),
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(Run.id)
-            ).scalar()
+            inserted = self._execute_direct(
+                conn,
+                "run",
+                lambda: (
+                    self._insert(core_table(Run))
+                    .on_conflict_do_nothing(index_elements=["id"])
+                    .returning(core_table(Run).c.id)
+                ),
+                row,
+                scalar=True,
+            )
             if inserted is not None and job_id is not None:
-                conn.execute(
-                    self._prepared("attach", attach_statement),
-                    {"job_id": job_id, "run_id": run_id, "now": utc_now()},
+                self._execute_direct(
+                    conn, "attach", attach_statement, {"job_id": job_id, "run_id": run_id, "now": utc_now()}
                 )
         if inserted is None:
             raise ConfigError(f"a run with id {run_id!r} exists already")
@@ -181,14 +186,20 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         if error is not None:
             values["error"] = error
         with self._write() as conn:
-            updated = conn.execute(update(Run).where(Run.id == run_id).values(**values)).rowcount
-            if not updated:
+            if not self._update_by_id(conn, Run, "run_id_", run_id, values):
                 raise RunNotFoundError(f"no run {run_id!r}")
             if citations is not None:
-                conn.execute(delete(Citation).where(Citation.run_id == run_id))
+                self._execute_direct(
+                    conn,
+                    "citations:clear",
+                    lambda: delete(core_table(Citation)).where(
+                        core_table(Citation).c.run_id == bindparam("run_id")
+                    ),
+                    {"run_id": run_id},
+                )
                 rows = [_citation_row(run_id, i, c) for i, c in enumerate(citations, start=1)]
                 if rows:
-                    conn.execute(self._insert(Citation), rows)
+                    self._execute_direct(conn, "citations", lambda: self._insert(core_table(Citation)), rows)
             if report is not None:
                 stmt = self._insert(Report).values(run_id=run_id, markdown=report, created_at=utc_now())
                 conn.execute(
