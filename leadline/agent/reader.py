@@ -9,6 +9,7 @@ passage. These functions are pure (no model, no I/O) so each can be tested and m
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -48,10 +49,17 @@ def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = re.compile(r"[^\w\s]")
+
+
+@functools.lru_cache(maxsize=4096)
 def normalize(text: str) -> str:
-    """Lower case, no punctuation, no articles (the SQuAD normalization the benchmarks score with)."""
-    text = re.sub(r"\b(a|an|the)\b", " ", text.lower())
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+    """Lower case, no punctuation, no articles (the SQuAD normalization the benchmarks score with).
+
+    Cached: a run checks its answer against the same passages at every step, and a batch's runs share
+    passages."""
+    return " ".join(_PUNCTUATION.sub(" ", _ARTICLES.sub(" ", text.lower())).split())
 
 
 def _strip_option(text: str) -> str:

@@ -70,6 +70,8 @@ class ParametricCurve:
         # Plain floats: fitted numpy scalars would leak into JSON and into equality/hashing.
         for f in fields(self):
             object.__setattr__(self, f.name, float(getattr(self, f.name)))
+        # the parameters as evaluate takes them, once (a frozen curve never changes; not a field)
+        object.__setattr__(self, "_param_values", {f.name: getattr(self, f.name) for f in fields(self)})
 
     @property
     def family(self) -> str:
@@ -81,7 +83,8 @@ class ParametricCurve:
         raise NotImplementedError
 
     def _params(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+        values: dict[str, float] = self.__dict__["_param_values"]
+        return values
 
     def value(self, tokens: ArrayLike, searches: ArrayLike) -> FloatArray:
         """Expected quality at (tokens, searches), clipped to [0, 1]; negative inputs count as 0."""
