@@ -18,6 +18,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+try:  # psycopg is the PostgreSQL extra's; the direct path is only taken on PostgreSQL
+    from psycopg.rows import namedtuple_row
+except ImportError:  # pragma: no cover - SQLite-only installs
+    namedtuple_row = None  # type: ignore[assignment]
+
 from leadline.errors import ConfigError
 from leadline.storage import migrate
 from leadline.storage.engine import WRITE_OPTION, storage_errors
@@ -101,11 +106,19 @@ class StoreAccess:
         return stmt
 
     def _execute_direct(
-        self, conn: Connection, name: str, build: Callable[[], Any], params: Any, *, scalar: bool = False
+        self,
+        conn: Connection,
+        name: str,
+        build: Callable[[], Any],
+        params: Any,
+        *,
+        scalar: bool = False,
+        row: bool = False,
     ) -> Any:
         """Execute a :meth:`_prepared` statement in ``conn``'s transaction, through the driver's cursor on
         PostgreSQL. ``params`` is a dict, or a list of dicts for ``executemany``; with ``scalar`` the first
-        column of the first row (None without a row) is returned, else the rows affected.
+        column of the first row (None without a row) is returned, with ``row`` the first row (columns by
+        name, None without a row), else the rows affected.
 
         A statement SQLAlchemy has compiled before still costs, per call, a cache key derived from its
         whole structure and an execution context; for the hottest writes (every recorded step, every
@@ -115,22 +128,22 @@ class StoreAccess:
         """
         if self._dialect != "postgresql":
             result = conn.execute(self._prepared(name, build), params)
-            return result.scalar() if scalar else result.rowcount
+            return result.scalar() if scalar else result.first() if row else result.rowcount
         keys = tuple(params[0] if isinstance(params, list) else params)
         direct = self._driver_sql.get((name, keys))
         if direct is None:  # an INSERT's columns are the parameters' keys, as SQLAlchemy compiles it
             statement = self._prepared(name, build)
             direct = self._driver_sql[(name, keys)] = _DriverStatement(statement, self.engine, keys)
         dbapi = conn.connection
-        cursor = dbapi.cursor()
+        cursor = dbapi.cursor(row_factory=namedtuple_row) if row else dbapi.cursor()
         try:
             if isinstance(params, list):
                 cursor.executemany(direct.sql, [direct.convert(p) for p in params])
             else:
                 cursor.execute(direct.sql, direct.convert(params))
-            if scalar:
-                row = cursor.fetchone()
-                return None if row is None else row[0]
+            if scalar or row:
+                first = cursor.fetchone()
+                return first if row or first is None else first[0]
             return cursor.rowcount
         except self.engine.dialect.loaded_dbapi.Error as exc:
             dialect = self.engine.dialect
@@ -173,15 +186,19 @@ class _DriverStatement:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
         self.sql: str = compiled.string
         self._convert: dict[str, Callable[[Any], Any]] = {}
+        self._literals: dict[str, Any] = {}
+        """The values the statement carries itself (``coalesce(x, 0)``, ``status = 'pending'``)."""
         for key, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self._convert[key] = processor
+            if not bind.required and key not in keys:
+                self._literals[key] = bind.effective_value
 
     def convert(self, params: dict[str, Any]) -> dict[str, Any]:
-        if not self._convert:
+        if not self._convert and not self._literals:
             return params
-        out = dict(params)
+        out = self._literals | params
         for key, processor in self._convert.items():
             if key in out:
                 out[key] = processor(out[key])

@@ -199,16 +199,19 @@ class BatchMethods(StoreAccess):
         with self._write() as conn:
             pool: Any = None
             if draw_from_pool:  # the pool, locked, and the shares of the jobs still waiting for a grant
-                pool = conn.execute(
-                    self._prepared("claim:pool", _pool_statement), {"batch_id": batch_id}
-                ).first()
+                pool = self._execute_direct(
+                    conn, "claim:pool", _pool_statement, {"batch_id": batch_id}, row=True
+                )
                 if pool is None:
                     raise ConfigError(f"no batch {batch_id!r}")
             expired = lease_s is not None
-            row = conn.execute(
-                self._prepared(f"claim:pick:{expired}", lambda: _pick_statement(expired)),
+            row = self._execute_direct(
+                conn,
+                f"claim:pick:{expired}",
+                lambda: _pick_statement(expired),
                 {"batch_id": batch_id, "now": now},
-            ).first()
+                row=True,
+            )
             if row is None:
                 return None
             params: dict[str, Any] = {
@@ -226,15 +229,18 @@ class BatchMethods(StoreAccess):
                 searches = grant_amount(row.share_searches, headroom, int(pool.pool_searches), others_s)
                 if tokens < max(1, min_tokens) or searches < 1:
                     return None
-                conn.execute(
-                    self._prepared("claim:draw", _draw_statement),
+                self._execute_direct(
+                    conn,
+                    "claim:draw",
+                    _draw_statement,
                     {"batch_id": batch_id, "tokens": tokens, "searches": searches},
                 )
                 params |= {"grant_tokens": tokens, "grant_searches": searches}
-            taken = conn.execute(
-                self._prepared(f"claim:take:{grant}", lambda: _take_statement(grant)), params
+            taken = self._execute_direct(
+                conn, f"claim:take:{grant}", lambda: _take_statement(grant), params, row=True
             )
-            return _job_record(taken.one())
+            assert taken is not None, "the job picked and locked above is updated"
+            return _job_record(taken)
 
     def heartbeat(self, batch_id: str, *, worker: str, lease_s: float) -> int:
         """Renew the leases of ``worker``'s running jobs; returns how many it still holds."""
