@@ -49,6 +49,7 @@ class Reply:
 
     @property
     def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
         return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:

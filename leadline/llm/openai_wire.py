@@ -141,15 +141,23 @@ class HttpReply(Protocol):
     """What the client reads of a response: httpx's ``Response`` or the aiohttp wire's ``Reply``."""
 
     @property
-    def status_code(self) -> int: ...
+    def status_code(self) -> int:
+        """The HTTP status."""
+        ...
 
     @property
-    def headers(self) -> Mapping[str, str]: ...
+    def headers(self) -> Mapping[str, str]:
+        """The response headers, case-insensitive."""
+        ...
 
     @property
-    def text(self) -> str: ...
+    def text(self) -> str:
+        """The body as text."""
+        ...
 
-    def json(self) -> Any: ...
+    def json(self) -> Any:
+        """The body as JSON; ``ValueError`` when it is not."""
+        ...
 
 
 def status_error(root: str, path: str, response: HttpReply) -> LLMResponseError:
