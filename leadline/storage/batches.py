@@ -255,9 +255,8 @@ class BatchMethods(StoreAccess):
     def attach_run(self, job_id: int, run_id: str) -> None:
         """Link a job to the run doing it, as soon as that run exists (progress and spend see it)."""
         with self._write() as conn:
-            conn.execute(
-                self._prepared("attach", attach_statement),
-                {"job_id": job_id, "run_id": run_id, "now": utc_now()},
+            self._execute_direct(
+                conn, "attach", attach_statement, {"job_id": job_id, "run_id": run_id, "now": utc_now()}
             )
 
     def complete_job(

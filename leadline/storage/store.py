@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, inspect, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, inspect, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
@@ -211,7 +211,7 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
     def set_status(self, run_id: str, status: RunStatus) -> None:
         """Change a run's status only (``running`` again on resume, ``interrupted`` on a clean stop)."""
         with self._write() as conn:
-            if not conn.execute(update(Run).where(Run.id == run_id).values(status=status)).rowcount:
+            if not self._update_by_id(conn, Run, "run_id_", run_id, {"status": status}):
                 raise RunNotFoundError(f"no run {run_id!r}")
 
     def get_run(self, run_id: str) -> RunRecord:
