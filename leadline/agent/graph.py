@@ -9,10 +9,12 @@ step machinery, and under a batch's many runs that CPU is what limits throughput
                                 '--answer--> answer -> [report] -> END
 
 ``decide`` runs at the end of the node before it, on the state that node leaves, and routes with a
-``Command``. The steps, their order, their step numbers (and so the keys their calls are recorded under)
-and their trace are the same as with one graph node each; a checkpoint is taken after each graph node.
-The graph nodes are named for their main step: ``plan`` (the entry: assess, plan, decide), ``search``,
-``think``, ``answer`` and ``report``.
+``Command``. In the library's runs a choice to answer is carried out in that same node too, which then
+routes to the report or the end; the served graph (Studio) keeps ``answer`` as a node of its own. The
+steps, their order, their step numbers (and so the keys their calls are recorded under) and their trace
+are the same either way; a checkpoint is taken after each graph node. The graph nodes are named for
+their main step: ``plan`` (the entry: assess, plan, decide), ``search``, ``think``, ``answer`` and
+``report``.
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ ENTRY = "plan"
 """The graph node a run starts in (it assesses the question first)."""
 
 
-def _then_decide(*steps: Node) -> Node:
-    """One graph node that runs ``steps`` and then ``decide`` back to back, each on the state the one
+def _then_decide(*steps: Node, answer_step: Node | None = None) -> Node:
+    """One graph node that runs ``steps`` (the last is ``decide``) back to back, each on the state the one
     before it left, and routes to decide's choice (a ``Command``: no conditional edge reads the state
-    again)."""
+    again). With ``answer_step``, a choice to answer is carried out in the same node, which then routes
+    to the report or the end: one super-step (and checkpoint) less a run."""
 
     async def node(state: ResearchState, runtime: Any) -> Command[str]:
         current: dict[str, Any] = dict(state)
@@ -64,7 +67,12 @@ def _then_decide(*steps: Node) -> Node:
             part = await step(current, runtime)
             current = apply_update(current, part)
             update = combine_updates(update, part)
-        return Command(update=update, goto=update["next_action"])
+        goto = update["next_action"]
+        if goto == "answer" and answer_step is not None:
+            part = await answer_step(current, runtime)
+            update = combine_updates(update, part)
+            goto = "report" if current["mode"] == "report" else END  # as route_after_answer routes
+        return Command(update=update, goto=goto)
 
     return node
 
@@ -74,10 +82,16 @@ def build_graph(
     context_schema: type[Any] = RunContext,
     input_schema: type[Any] | None = None,
     wrap: NodeWrapper = _as_is,
+    fold_answer: bool = False,
 ) -> StateGraph[Any, Any, Any, Any]:
     """The loop's topology (assess, plan, then search/read, think or answer as decide chooses after
     each, and report); the keyword arguments let a server give it a JSON context and input schema.
     Each step is traced as its own node span when OpenTelemetry is on.
+
+    With ``fold_answer`` the answer step runs inside the graph node whose ``decide`` chose it (the
+    library's runs: one super-step and checkpoint less a run; the steps, their numbers, record keys and
+    trace are the same). Without it ``answer`` is a graph node of its own, as the served graph shows it.
+    The ``answer`` node exists either way (a checkpoint written before it can resume into it).
     """
     step = {
         name: traced_node(name, fn)
@@ -90,17 +104,26 @@ def build_graph(
             "think": think,
         }.items()
     }
+    answer_node = traced_node("answer", wrap("answer", answer))
+    folded = answer_node if fold_answer else None
+    after_decide = (*ACTIONS, "report", END) if fold_answer else ACTIONS
     graph = StateGraph(ResearchState, context_schema=context_schema, input_schema=input_schema)
     graph.add_node(
-        ENTRY, wrap(ENTRY, _then_decide(step["assess"], step["plan"], step["decide"])), destinations=ACTIONS
+        ENTRY,
+        wrap(ENTRY, _then_decide(step["assess"], step["plan"], step["decide"], answer_step=folded)),
+        destinations=after_decide,
     )
     graph.add_node(
         "search",
-        wrap("search", _then_decide(step["search"], step["read"], step["decide"])),
-        destinations=ACTIONS,
+        wrap("search", _then_decide(step["search"], step["read"], step["decide"], answer_step=folded)),
+        destinations=after_decide,
     )
-    graph.add_node("think", wrap("think", _then_decide(step["think"], step["decide"])), destinations=ACTIONS)
-    graph.add_node("answer", traced_node("answer", wrap("answer", answer)))
+    graph.add_node(
+        "think",
+        wrap("think", _then_decide(step["think"], step["decide"], answer_step=folded)),
+        destinations=after_decide,
+    )
+    graph.add_node("answer", answer_node)
     graph.add_node("report", traced_node("report", wrap("report", report)))
     graph.add_edge(START, ENTRY)
     graph.add_conditional_edges("answer", route_after_answer, {"report": "report", "end": END})
@@ -118,7 +141,7 @@ keeps no run state."""
 
 def _compiled_once() -> Any:
     if not _plain:
-        _plain.append(build_graph().compile())
+        _plain.append(build_graph(fold_answer=True).compile())
     return _plain[0]
 
 

@@ -420,3 +420,27 @@ def test_a_sql_store_seeds_lambda_from_its_ledger_rows_as_from_the_steps(
         ]
 
     assert spends(seeded) == spends(from_steps)
+
+
+def test_the_answer_runs_in_the_graph_node_that_chose_it(docs: list[Document]) -> None:
+    # one super-step (and checkpoint) less a run: the library's graph answers inside the node whose
+    # decide chose to answer, with the same steps and trace; the served graph keeps its answer node
+    from leadline.agent.graph import build_graph
+
+    store = MemoryRunStore()
+    result = make(docs, ScriptedLLM(sensible), store).research(
+        QUESTION, budget=Budget(tokens=600, searches=3)
+    )
+    assert result.answer == "Balliol College"
+    assert [t["node"] for t in result.trace][-2:] == ["decide", "answer"]
+    checkpoints = list(store.checkpointer.list({"configurable": {"thread_id": result.run_id}}))
+    after_nodes = [c for c in checkpoints if c.metadata["source"] == "loop"]
+    decides = sum(1 for t in result.trace if t["node"] == "decide")
+    # the input's step, then one per graph node: plan, search and think each end in decide; no answer node
+    assert len(after_nodes) == decides + 1
+    served = build_graph().compile().get_graph()
+    assert {(e.source, e.target) for e in served.edges if e.target in ("report", "__end__")} == {
+        ("answer", "report"),
+        ("answer", "__end__"),
+        ("report", "__end__"),
+    }
