@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, inspect, select, text
+from sqlalchemy import Connection, bindparam, delete, func, inspect, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
@@ -31,6 +32,7 @@ from leadline.storage.documents import DocumentMethods, sha256_hex
 from leadline.storage.engine import make_engine
 from leadline.storage.models import (
     Citation,
+    Job,
     LedgerRow,
     LLMCall,
     Report,
@@ -63,6 +65,37 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot store {type(value).__name__} in a step; give JSON-compatible data")
+
+
+RUN_COLUMNS = ("id", "question", "status", "mode", "model", "budget", "settings", "spend", "created_at")
+"""The columns a new run is created with (:meth:`SqlRunStore.create_run`)."""
+
+
+def run_statement(attach: bool) -> Any:
+    """A new run's ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``; with ``attach`` (PostgreSQL) the
+    batch job ``job_id`` is linked to the new run in the same statement (a data-modifying CTE that
+    updates nothing when the run existed already)."""
+    runs = core_table(Run)
+    if not attach:  # the columns are the parameters' keys
+        return pg_insert(runs).on_conflict_do_nothing(index_elements=["id"]).returning(runs.c.id)
+    # parameters named apart from every column: a parameter named like a column of the job would be
+    # added to the job's SET clause (SQLAlchemy's rule for UPDATE parameters)
+    values = select(*(bindparam(f"new_{c}", type_=runs.c[c].type) for c in RUN_COLUMNS))
+    new_run = (
+        pg_insert(runs)
+        .from_select(list(RUN_COLUMNS), values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(runs.c.id)
+    )
+    created = new_run.cte("new_run")
+    jobs = core_table(Job)
+    attached = (
+        update(jobs)
+        .where(jobs.c.id == bindparam("job_id", type_=jobs.c.id.type))
+        .values(run_id=created.c.id, updated_at=bindparam("now", type_=jobs.c.updated_at.type))
+        .cte("attached")
+    )
+    return select(created.c.id).add_cte(attached)
 
 
 def to_json(value: Any) -> Any:
@@ -146,22 +179,34 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
             "spend": {},
             "created_at": utc_now(),
         }
-        with self._write() as conn:
-            inserted = self._execute_direct(
-                conn,
-                "run",
-                lambda: (
-                    self._insert(core_table(Run))
-                    .on_conflict_do_nothing(index_elements=["id"])
-                    .returning(core_table(Run).c.id)
-                ),
-                row,
-                scalar=True,
+        if self._dialect == "postgresql":  # one statement: the run, and the job linked to it
+            attach = job_id is not None
+            params = (
+                {f"new_{k}": v for k, v in row.items()} | {"job_id": job_id, "now": utc_now()}
+                if attach
+                else row
             )
-            if inserted is not None and job_id is not None:
-                self._execute_direct(
-                    conn, "attach", attach_statement, {"job_id": job_id, "run_id": run_id, "now": utc_now()}
+            inserted = self._write_one(f"run:{attach}", lambda: run_statement(attach), params, scalar=True)
+        else:
+            with self._write() as conn:
+                inserted = self._execute_direct(
+                    conn,
+                    "run",
+                    lambda: (
+                        self._insert(core_table(Run))
+                        .on_conflict_do_nothing(index_elements=["id"])
+                        .returning(core_table(Run).c.id)
+                    ),
+                    row,
+                    scalar=True,
                 )
+                if inserted is not None and job_id is not None:
+                    self._execute_direct(
+                        conn,
+                        "attach",
+                        attach_statement,
+                        {"job_id": job_id, "run_id": run_id, "now": utc_now()},
+                    )
         if inserted is None:
             raise ConfigError(f"a run with id {run_id!r} exists already")
         return run_id
@@ -292,16 +337,15 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         }
         ledger, detail, extra = _detail_params(step, request, response)
         try:
-            with self._write() as conn:
-                if self._dialect == "postgresql":  # one statement: the step and its ledger and detail rows
-                    step_id = self._execute_direct(
-                        conn,
-                        f"step:{detail}:{ledger}",
-                        lambda: step_statement(detail, ledger),
-                        values | extra,
-                        scalar=True,
-                    )
-                else:
+            if self._dialect == "postgresql":  # one statement: the step and its ledger and detail rows
+                step_id = self._write_one(
+                    f"step:{detail}:{ledger}",
+                    lambda: step_statement(detail, ledger),
+                    values | extra,
+                    scalar=True,
+                )
+            else:
+                with self._write() as conn:
                     stmt = self._prepared(
                         "step",
                         lambda: (
@@ -313,11 +357,12 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
                     step_id = conn.execute(stmt, values).scalar()
                     if step_id is not None:
                         self._record_details(conn, step_id, values, ledger, detail, extra)
-                if step_id is None:  # recorded before: the first record wins (and nothing was written)
+            if step_id is None:  # recorded before: the first record wins (and nothing was written)
+                with self._read() as conn:
                     existing = conn.execute(
                         select(Step).where(Step.run_id == step.run_id, Step.key == step.key)
                     ).one()
-                    return _step_record(existing)
+                return _step_record(existing)
         except Exception as exc:
             if isinstance(exc.__cause__, IntegrityError) and not self._run_exists(step.run_id):
                 raise RunNotFoundError(f"no run {step.run_id!r}") from exc

@@ -85,3 +85,22 @@ def test_a_connection_lost_under_a_step_written_through_the_driver_is_dropped_fr
         assert [s.key for s in store.list_steps(run_id)] == ["b"]
     finally:
         store.close()
+
+
+def test_a_one_statement_write_hands_its_connection_back_transactional(pg_url: str) -> None:
+    # record_step and create_run send one statement in autocommit (StoreAccess._write_one): the pooled
+    # connection must come back out of autocommit, or a later multi-statement write would not be atomic
+    from leadline.storage.base import StepRecord
+
+    store = SqlRunStore.from_url(pg_url)
+    try:
+        run_id = store.create_run(question="q?", mode="answer", model="m", budget={}, settings={})
+        store.record_step(StepRecord(run_id=run_id, key="a", kind="note", node="n", request={}, response={}))
+        with store.engine.connect() as conn:
+            driver = conn.connection.dbapi_connection
+            assert driver is not None and driver.autocommit is False  # type: ignore[attr-defined]
+        # a key recorded before returns the first record, read after the one statement wrote nothing
+        again = StepRecord(run_id=run_id, key="a", kind="note", node="other", request={}, response={})
+        assert store.record_step(again).node == "n"
+    finally:
+        store.close()
