@@ -147,6 +147,13 @@ class StoreAccess:
         if self._dialect != "postgresql":
             with self._write() as conn:
                 return self._execute_direct(conn, name, build, params, scalar=scalar)
+        direct = self._driver_statement(name, build, params)
+        return self._autocommit(direct.sql, direct.convert(params), scalar=scalar)
+
+    def _autocommit(self, sql: str, params: dict[str, Any], *, scalar: bool = False) -> Any:
+        """PostgreSQL only: ``sql`` (the driver's parameter style, converted ``params``) as one statement
+        in autocommit on a pooled connection, which goes back to the pool transactional; returns as
+        :meth:`_execute_direct` does."""
         self.ensure_schema()
         with storage_errors(self.url):
             raw = self.engine.raw_connection()
@@ -154,12 +161,20 @@ class StoreAccess:
                 driver: Any = raw.dbapi_connection
                 driver.autocommit = True
                 try:
-                    return self._run_direct(driver, raw.invalidate, name, build, params, scalar=scalar)
+                    return self._send(driver, raw.invalidate, sql, params, scalar=scalar)
                 finally:
                     if not driver.closed:
                         driver.autocommit = False
             finally:
                 raw.close()
+
+    def _driver_statement(self, name: str, build: Callable[[], Any], params: Any) -> _DriverStatement:
+        keys = tuple(params[0] if isinstance(params, list) else params)
+        direct = self._driver_sql.get((name, keys))
+        if direct is None:  # an INSERT's columns are the parameters' keys, as SQLAlchemy compiles it
+            statement = self._prepared(name, build)
+            direct = self._driver_sql[(name, keys)] = _DriverStatement(statement, self.engine, keys)
+        return direct
 
     def _run_direct(
         self,
@@ -174,17 +189,30 @@ class StoreAccess:
     ) -> Any:
         """:meth:`_execute_direct`'s PostgreSQL path on a driver connection (``invalidate`` drops it from
         the pool when the driver says it is lost)."""
-        keys = tuple(params[0] if isinstance(params, list) else params)
-        direct = self._driver_sql.get((name, keys))
-        if direct is None:  # an INSERT's columns are the parameters' keys, as SQLAlchemy compiles it
-            statement = self._prepared(name, build)
-            direct = self._driver_sql[(name, keys)] = _DriverStatement(statement, self.engine, keys)
+        direct = self._driver_statement(name, build, params)
+        converted = (
+            [direct.convert(p) for p in params] if isinstance(params, list) else direct.convert(params)
+        )
+        return self._send(dbapi, invalidate, direct.sql, converted, scalar=scalar, row=row)
+
+    def _send(
+        self,
+        dbapi: Any,
+        invalidate: Callable[[BaseException], None],
+        sql: str,
+        params: Any,
+        *,
+        scalar: bool = False,
+        row: bool = False,
+    ) -> Any:
+        """``sql`` with driver-ready ``params`` (a list: ``executemany``) on a driver connection; driver
+        errors become SQLAlchemy's, as its own execution would raise them."""
         cursor = dbapi.cursor(row_factory=namedtuple_row) if row else dbapi.cursor()
         try:
             if isinstance(params, list):
-                cursor.executemany(direct.sql, [direct.convert(p) for p in params])
+                cursor.executemany(sql, params)
             else:
-                cursor.execute(direct.sql, direct.convert(params))
+                cursor.execute(sql, params)
             if scalar or row:
                 first = cursor.fetchone()
                 return first if row or first is None else first[0]
@@ -195,7 +223,7 @@ class StoreAccess:
             if lost:
                 invalidate(exc)
             raise DBAPIError.instance(
-                direct.sql,
+                sql,
                 params,
                 exc,
                 dialect.loaded_dbapi.Error,

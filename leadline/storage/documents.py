@@ -21,6 +21,24 @@ from leadline.storage.models import DocumentBlob, Page, Source, utc_now
 
 _GC_ATTEMPTS = 3
 
+_SOURCES_SQL = """
+WITH bodies AS (
+    INSERT INTO documents (sha256, body, size, created_at)
+    SELECT d.sha256, d.body, d.size, %(now)s
+    FROM unnest(%(digests)b::text[], %(bodies)b::bytea[], %(sizes)b::int[])
+        WITH ORDINALITY AS d(sha256, body, size, n)
+    ORDER BY d.n
+    ON CONFLICT (sha256) DO UPDATE SET size = EXCLUDED.size
+)
+INSERT INTO sources (run_id, doc_id, title, url, sha256, created_at)
+SELECT s.run_id, s.doc_id, s.title, s.url, s.sha256, %(now)s
+FROM unnest(%(run_ids)b::text[], %(doc_ids)b::text[], %(titles)b::text[], %(urls)b::text[], %(shas)b::text[])
+    AS s(run_id, doc_id, title, url, sha256)
+ON CONFLICT (run_id, doc_id) DO NOTHING
+"""
+"""A node's sources and their bodies in one statement (PostgreSQL): the bodies first, in one order for
+every writer, each locked by a no-op update as :meth:`DocumentMethods._put_document` does."""
+
 
 def sha256_hex(body: bytes) -> str:
     """The hex sha256 of ``body``: a document's content address."""
@@ -65,6 +83,25 @@ class DocumentMethods(StoreAccess):
                     "created_at": now,
                 }
             )
+        if self._dialect == "postgresql":  # one statement in autocommit: no BEGIN/COMMIT round trips
+            from leadline.storage.pg_arrays import Blobs, Ints, Texts
+
+            digests = sorted(bodies)
+            self._autocommit(
+                _SOURCES_SQL,
+                {
+                    "now": now,
+                    "digests": Texts(digests),
+                    "bodies": Blobs(bodies[d] for d in digests),
+                    "sizes": Ints(len(bodies[d]) for d in digests),
+                    "run_ids": Texts(x.run_id for x in sources),
+                    "doc_ids": Texts(x.doc_id for x in sources),
+                    "titles": Texts(x.title for x in sources),
+                    "urls": Texts(x.url for x in sources),
+                    "shas": Texts(str(r["sha256"]) for r in rows),
+                },
+            )
+            return
         with self._write() as conn:
             # bodies in one order for every writer: two runs reading the same passages lock the same
             # rows in the same order, so they never deadlock

@@ -18,7 +18,6 @@ pipeline, or a library whose row layout it does not know, it uses the library's 
 
 from __future__ import annotations
 
-import struct
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -32,10 +31,9 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from psycopg import adapters
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
 from psycopg.types.json import Jsonb
+
+from leadline.storage.pg_arrays import Blobs, Ints, Texts
 
 try:  # the delta-channel snapshot marker of langgraph-checkpoint >= 4.x; older versions have none
     from langgraph.checkpoint.serde.types import _DeltaSnapshot
@@ -116,88 +114,12 @@ def _library_layout_known() -> bool:
     )
 
 
-class _Texts(list[str | None]):
-    """A ``text[]`` parameter (dumped by :class:`_ArrayDumper`)."""
-
-
-class _Blobs(list[bytes | None]):
-    """A ``bytea[]`` parameter."""
-
-
-class _Ints(list[int]):
-    """An ``int4[]`` parameter."""
-
-
-_HEAD = struct.Struct("!iiIii")
-_LENGTH = struct.Struct("!i")
-_INT = struct.Struct("!ii")
-_NULL = _LENGTH.pack(-1)
-
-
-class _ArrayDumper(Dumper):
-    """A one-dimensional array in PostgreSQL's binary format, written straight from the list.
-
-    psycopg's own list dumper works out each list's element type (a scan of the list, a dumper per
-    call) and is pure Python: at 32 runs at once it was about a third of the checkpoint write's CPU.
-    These lists say their element type by their class, so the bytes are a header and the elements.
-    """
-
-    format = Format.BINARY
-    element_oid = 0
-
-    def dump(self, obj: Any) -> bytes:
-        n = len(obj)
-        if n == 0:
-            return _HEAD.pack(0, 0, self.element_oid, 0, 0)[:12]
-        return _HEAD.pack(1, int(None in obj), self.element_oid, n, 1) + self._elements(obj)
-
-    def _elements(self, obj: Any) -> bytes:
-        parts = []
-        for x in obj:
-            if x is None:
-                parts.append(_NULL)
-            else:
-                data = self._bytes(x)
-                parts.append(_LENGTH.pack(len(data)))
-                parts.append(data)
-        return b"".join(parts)
-
-    def _bytes(self, x: Any) -> bytes:
-        return x.encode() if isinstance(x, str) else str(x).encode()  # a version may be a number
-
-
-class _TextArrayDumper(_ArrayDumper):
-    oid = 1009  # text[]
-    element_oid = 25
-
-
-class _BlobArrayDumper(_ArrayDumper):
-    oid = 1001  # bytea[]
-    element_oid = 17
-
-    def _bytes(self, x: Any) -> bytes:
-        return bytes(x)
-
-
-class _IntArrayDumper(_ArrayDumper):
-    oid = 1007  # int4[]
-    element_oid = 23
-
-    def _elements(self, obj: Any) -> bytes:
-        return b"".join(_INT.pack(4, x) for x in obj)
-
-
-adapters.register_dumper(_Texts, _TextArrayDumper)
-adapters.register_dumper(_Blobs, _BlobArrayDumper)
-adapters.register_dumper(_Ints, _IntArrayDumper)
-
-
 def _columns(rows: Sequence[tuple[Any, ...]], start: int, names: Sequence[str]) -> dict[str, list[Any]]:
     """The rows' columns from ``start`` on, one list per name: the arrays ``unnest`` takes (``...blobs``
     are ``bytea[]``, ``...idx`` ``int4[]``, the others ``text[]``)."""
     columns: dict[str, list[Any]] = {}
     for i, name in enumerate(names):
-        kind = _Blobs if name.endswith("blobs") else _Ints if name.endswith("idx") else _Texts
+        kind = Blobs if name.endswith("blobs") else Ints if name.endswith("idx") else Texts
         columns[name] = kind(r[start + i] for r in rows)
     return columns
 

@@ -157,7 +157,7 @@ def test_a_tasks_writes_go_with_the_next_checkpoint_and_special_writes_at_once(p
 
 
 def test_the_savers_arrays_read_back_as_sent(pg_url: str) -> None:
-    # the saver writes its unnest arrays in PostgreSQL's binary format itself (pg_saver._ArrayDumper)
+    # the saver writes its unnest arrays in PostgreSQL's binary format itself (storage/pg_arrays.py)
     import psycopg
 
     from leadline.storage.checkpoint import postgres_conninfo

@@ -237,6 +237,29 @@ def test_sources_are_idempotent_and_bodies_deduplicated(store: SqlRunStore) -> N
     assert store.document_count() == 1
 
 
+def test_a_nodes_sources_are_written_together_with_shared_and_repeated_bodies(store: SqlRunStore) -> None:
+    # one call, as a read node makes it: two sources with one body, one source given twice, a new body
+    run_id = _run(store)
+    shared, other = "Balliol College, Oxford.", "Cats are small domesticated animals. é ünï"
+    store.record_sources(
+        [
+            SourceRecord(run_id=run_id, doc_id="d1", title="One", url="https://x.org/1", text=shared),
+            SourceRecord(run_id=run_id, doc_id="d2", title="Two", text=shared),
+            SourceRecord(run_id=run_id, doc_id="d1", title="One again", text=shared),
+            SourceRecord(run_id=run_id, doc_id="d3", title="Three", text=other),
+        ]
+    )
+    got = {s.doc_id: (s.title, s.url, s.text) for s in store.list_sources(run_id)}
+    assert got == {
+        "d1": ("One", "https://x.org/1", shared),
+        "d2": ("Two", "", shared),
+        "d3": ("Three", "", other),
+    }
+    assert store.document_count() == 2
+    store.record_sources([SourceRecord(run_id=run_id, doc_id="d3", title="Three", text=other)])
+    assert len(store.list_sources(run_id)) == 3 and store.document_count() == 2
+
+
 def test_page_store_round_trip_and_content_addressing(store: SqlRunStore) -> None:
     body = b"<html><body>Balliol</body></html>"
     page = StoredPage(
