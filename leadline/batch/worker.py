@@ -199,6 +199,8 @@ class BatchWorker:
         self._settings = settings
         self._llm, self._search, self._reader = llm, search, reader
         self._active = 0
+        self._drained = False
+        """Nothing is left to claim but this worker's own running jobs (:meth:`_wait_or_finish`)."""
         self._new_runs: dict[str, int] = {}
         """Run id to job id, for the runs being created now (linked to their job as they are made)."""
         self._claimed = 0
@@ -333,6 +335,8 @@ class BatchWorker:
         once per slot: the slot that looked claims again (a lease may have passed), the others only when
         jobs are pending (budget came back, or a job was given back).
         """
+        if self._drained:
+            return False
         while True:
             looks = self._watch is None or self._watch.done()
             if looks:
@@ -349,6 +353,12 @@ class BatchWorker:
         ended = self._ended  # a job of this worker that ends while the batch is read is not waited for
         p = await off_loop(self.store.batch_progress, self.batch_id)
         if p.pending == 0 and p.running == 0:
+            return False, 0
+        if p.pending == 0 and p.running <= self._active and not set(p.workers) - {self.worker_id}:
+            # every running job is one of this worker's own, live in its other slots: none can come
+            # back to be claimed (a job is given back only when the whole worker stops), so this slot
+            # and every slot that runs dry after it is done without reading the batch again
+            self._drained = True
             return False, 0
         others = bool(set(p.workers) - {self.worker_id}) or self._active > 0
         if not others:

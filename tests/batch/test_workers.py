@@ -214,3 +214,26 @@ def test_a_job_that_ends_while_an_idle_slot_reads_the_batch_is_not_waited_for(
     stats = asyncio.run(BatchWorker(store, batch_id, settings=settings, concurrency=2, poll_s=30.0).run())
     assert stats.done == 3
     assert time.monotonic() - t < 15.0  # without the fix: at least the 30 s poll
+
+
+@pytest.mark.postgres
+def test_idle_slots_stop_once_every_running_job_is_the_workers_own(
+    pg_url: str, fake_server: Any, corpus: str
+) -> None:
+    """Nothing pending and every running job live in this worker's other slots: no job can come back to
+    be claimed, so an idle slot is done after one look instead of reading the batch at every job's end."""
+    store, batch_id, settings = _open(pg_url, fake_server, corpus, n=3)
+    read = store.batch_progress
+    looks: list[Any] = []
+
+    def counted(batch: str) -> Any:
+        looks.append(read(batch))
+        return looks[-1]
+
+    store.batch_progress = counted  # type: ignore[method-assign]
+    stats = asyncio.run(BatchWorker(store, batch_id, settings=settings, concurrency=8, poll_s=30.0).run())
+    assert stats.done == 3
+    # the five slots that never got a job look once together and are done; the slots whose jobs end
+    # after that need not look again; the worker reads the batch once more to finish it
+    assert len(looks) <= 3
+    assert store.get_batch(batch_id).status == "done"
