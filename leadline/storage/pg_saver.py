@@ -18,9 +18,11 @@ pipeline, or a library whose row layout it does not know, it uses the library's 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -112,6 +114,15 @@ def _library_layout_known() -> bool:
         and hasattr(AsyncPostgresSaver, "_dump_blobs")
         and hasattr(AsyncPostgresSaver, "_dump_writes")
     )
+
+
+def _json(obj: Any) -> bytes:
+    """A checkpoint's (or its metadata's) JSON, by orjson: ~5× faster than ``json.dumps``, which was a
+    tenth of a checkpoint write's CPU. Anything orjson refuses goes to ``json.dumps`` as before."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(obj).encode()
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], start: int, names: Sequence[str]) -> dict[str, list[Any]]:
@@ -212,8 +223,8 @@ class SingleStatementPostgresSaver(AsyncPostgresSaver):
             **_columns(rows, 2, ("channels", "versions", "types", "blobs")),
             "checkpoint_id": checkpoint["id"],
             "parent_id": parent_id,
-            "checkpoint": Jsonb(copy),
-            "metadata": Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+            "checkpoint": Jsonb(copy, dumps=_json),
+            "metadata": Jsonb(get_serializable_checkpoint_metadata(config, metadata), dumps=_json),
         }
         deferred = self._deferred.pop(thread_id, None)
         if deferred:

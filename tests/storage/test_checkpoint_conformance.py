@@ -177,3 +177,15 @@ def test_the_savers_arrays_read_back_as_sent(pg_url: str) -> None:
         ).fetchone()
     assert got == (["ns", ""], ["é ünï", None], ["3", "00.1.2"], [b"\x00\x01\xff", None], [0, -7])
     assert nothing == ([], [], [])
+
+
+def test_the_savers_json_reads_back_as_json_dumps_would_write_it() -> None:
+    # checkpoints and their metadata go through orjson; what orjson refuses goes through json.dumps
+    import json
+
+    from leadline.storage.pg_saver import _json
+
+    plain = {"v": {"search": 3, "branch:to:plan": "00.1"}, 2: ["é ünï", 1.5, None, True], "big": 2**63 - 1}
+    assert json.loads(_json(plain)) == json.loads(json.dumps(plain))
+    huge = {"n": 2**70}  # past orjson's 64-bit integers
+    assert json.loads(_json(huge)) == huge
