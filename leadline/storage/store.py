@@ -67,6 +67,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in a step; give JSON-compatible data")
 
 
+_FINISH_CITATIONS_SQL = """,
+gone AS (DELETE FROM citations WHERE run_id IN (SELECT id FROM done) AND number > %(count)s),
+cited AS (
+    INSERT INTO citations (run_id, number, doc_id, title, url, data)
+    SELECT done.id, c.number, c.doc_id, c.title, c.url, c.data::json
+    FROM done, unnest(%(numbers)b::int[], %(doc_ids)b::text[], %(titles)b::text[], %(urls)b::text[],
+                      %(data)b::text[]) AS c(number, doc_id, title, url, data)
+    ON CONFLICT (run_id, number) DO UPDATE
+    SET doc_id = EXCLUDED.doc_id, title = EXCLUDED.title, url = EXCLUDED.url, data = EXCLUDED.data
+)"""
+"""A finished run's citations, in :meth:`SqlRunStore._finish_in_one`'s statement after its ``done`` CTE."""
+
 RUN_COLUMNS = ("id", "question", "status", "mode", "model", "budget", "settings", "spend", "created_at")
 """The columns a new run is created with (:meth:`SqlRunStore.create_run`)."""
 
@@ -230,6 +242,9 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
             values["spend"] = to_json(spend)
         if error is not None:
             values["error"] = error
+        if self._dialect == "postgresql" and report is None:
+            self._finish_in_one(run_id, values, citations)
+            return
         with self._write() as conn:
             if not self._update_by_id(conn, Run, "run_id_", run_id, values):
                 raise RunNotFoundError(f"no run {run_id!r}")
@@ -252,6 +267,35 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
                         index_elements=["run_id"], set_={"markdown": report, "created_at": utc_now()}
                     )
                 )
+
+    def _finish_in_one(
+        self, run_id: str, values: dict[str, Any], citations: list[dict[str, Any]] | None
+    ) -> None:
+        """:meth:`finish_run` without a report, on PostgreSQL: the run's end and its citations in one
+        statement in autocommit (citations numbered as before are overwritten, the ones past the new
+        count removed, so a run finished again reads back only its new citations)."""
+        from leadline.storage.pg_arrays import Ints, Texts
+
+        params: dict[str, Any] = {"run_id": run_id}
+        sets = []
+        for column, value in values.items():
+            json_column = column == "spend"
+            params[column] = json.dumps(value, ensure_ascii=False) if json_column else value
+            sets.append(f"{column} = %({column})s" + ("::json" if json_column else ""))
+        sql = f"WITH done AS (UPDATE runs SET {', '.join(sets)} WHERE id = %(run_id)s RETURNING id)"
+        if citations is not None:
+            rows = [_citation_row(run_id, i, c) for i, c in enumerate(citations, start=1)]
+            params |= {
+                "count": len(rows),
+                "numbers": Ints(r["number"] for r in rows),
+                "doc_ids": Texts(r["doc_id"] for r in rows),
+                "titles": Texts(r["title"] for r in rows),
+                "urls": Texts(r["url"] for r in rows),
+                "data": Texts(json.dumps(r["data"], ensure_ascii=False) for r in rows),
+            }
+            sql += _FINISH_CITATIONS_SQL
+        if not self._autocommit(sql + " SELECT count(*) FROM done", params, scalar=True):
+            raise RunNotFoundError(f"no run {run_id!r}")
 
     def set_status(self, run_id: str, status: RunStatus) -> None:
         """Change a run's status only (``running`` again on resume, ``interrupted`` on a clean stop)."""

@@ -75,6 +75,25 @@ def test_run_lifecycle(store: SqlRunStore) -> None:
     assert run.created_at.tzinfo is not None and run.finished_at >= run.created_at
 
 
+def test_a_run_finished_again_keeps_only_its_new_citations(store: SqlRunStore) -> None:
+    # no report: on PostgreSQL the run's end and its citations are one statement
+    run_id = _run(store)
+    first = [{"doc_id": "d1", "title": "Dawkins ünï", "url": "https://x.org", "extra": [1, {"k": None}]}]
+    store.finish_run(run_id, status="done", answer="Oxford", citations=first, spend={"tokens": 3})
+    run = store.get_run(run_id)
+    assert (run.status, run.answer, run.citations, run.spend) == ("done", "Oxford", first, {"tokens": 3})
+    again = [{"doc_id": "d2", "title": "Two"}, {"doc_id": "d3", "title": "Three"}]
+    store.finish_run(run_id, status="done", citations=again)
+    assert store.get_run(run_id).citations == again
+    store.finish_run(run_id, status="failed", error="boom", citations=again[:1])
+    run = store.get_run(run_id)
+    assert (run.status, run.error, run.answer, run.citations) == ("failed", "boom", "Oxford", again[:1])
+    store.finish_run(run_id, status="done")  # citations not given: kept
+    assert store.get_run(run_id).citations == again[:1]
+    with pytest.raises(RunNotFoundError):
+        store.finish_run("nope", status="done", citations=again)
+
+
 def test_list_runs_newest_first_and_by_status(store: SqlRunStore) -> None:
     ids = [_run(store, f"question {i}") for i in range(3)]
     store.finish_run(ids[0], status="failed", error="boom")
