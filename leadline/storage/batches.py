@@ -17,6 +17,8 @@ Outcome rows (what sweeps produce) live in :mod:`leadline.storage.outcomes`.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import uuid
 from collections.abc import Iterable, Sequence
@@ -293,6 +295,22 @@ class BatchMethods(StoreAccess):
             values["run_id"] = run_id
         if spent_from_run and run_id is None:
             raise ValueError("spent_from_run needs the run_id")
+        if self._dialect == "postgresql":
+            params = values | {
+                "job_id": job_id,
+                "worker": worker,
+                "run_id": run_id,
+                "result": None if result is None else json.dumps(result, ensure_ascii=False),
+                "spent_tokens": spent_tokens,
+                "spent_searches": spent_searches,
+            }
+            sql = _complete_sql(
+                set_run=run_id is not None,
+                forget_grant=status == "failed" and not keep_grant,
+                refund=not keep_grant,
+                spent_from_run=spent_from_run,
+            )
+            return bool(self._autocommit(sql, params, scalar=True))
         with self._write() as conn:
             row = conn.execute(
                 self._prepared("complete:lock", _complete_lock_statement),
@@ -504,6 +522,46 @@ def _refund_statement() -> Any:
             pool_searches=Batch.pool_searches + bindparam("searches"),
         )
     )
+
+
+@functools.cache
+def _complete_sql(*, set_run: bool, forget_grant: bool, refund: bool, spent_from_run: bool) -> str:
+    """:meth:`BatchMethods.complete_job` as one statement on PostgreSQL (in autocommit): the worker's
+    running job locked, updated, and its unspent grant returned to the pool; the job count (0 or 1)."""
+    sets = [
+        "status = %(status)s",
+        "updated_at = %(updated_at)s",
+        "error = %(error)s",
+        "result = %(result)s::json",
+        "lease_until = NULL",
+    ]
+    if set_run:
+        sets.append("run_id = %(run_id)s")
+    if forget_grant:
+        sets += ["grant_tokens = NULL", "grant_searches = NULL"]
+    spent = (
+        "(SELECT coalesce(sum(completion_tokens), 0) AS tokens, coalesce(sum(searches), 0) AS searches"
+        " FROM ledger_entries WHERE run_id = %(run_id)s)"
+        if spent_from_run
+        else "(SELECT %(spent_tokens)s::bigint AS tokens, %(spent_searches)s::bigint AS searches)"
+    )
+    sql = f"""WITH job AS (
+    SELECT id, batch_id, grant_tokens, grant_searches FROM jobs
+    WHERE id = %(job_id)s AND worker = %(worker)s AND status = 'running' FOR UPDATE
+),
+done AS (UPDATE jobs SET {", ".join(sets)} FROM job WHERE jobs.id = job.id)"""
+    if refund:
+        sql += f""",
+spent AS {spent},
+refund AS (
+    UPDATE batches
+    SET pool_tokens = pool_tokens + greatest(0, coalesce(job.grant_tokens, 0) - spent.tokens),
+        pool_searches = pool_searches + greatest(0, coalesce(job.grant_searches, 0) - spent.searches)
+    FROM job, spent
+    WHERE batches.id = job.batch_id
+      AND (coalesce(job.grant_tokens, 0) > spent.tokens OR coalesce(job.grant_searches, 0) > spent.searches)
+)"""
+    return sql + "\nSELECT count(*) FROM job"
 
 
 def _complete_lock_statement() -> Any:

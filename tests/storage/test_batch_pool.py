@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from leadline.storage.records import JobSpec
 from leadline.storage.store import SqlRunStore
@@ -111,3 +112,28 @@ def test_completing_a_job_can_take_its_spend_from_the_runs_ledger(store: SqlRunS
     pool_after = store.get_batch(batch_id)
     assert pool_after.pool_tokens - pool_before.pool_tokens == job.grant_tokens - 30
     assert pool_after.pool_searches - pool_before.pool_searches == (job.grant_searches or 0) - 1
+
+
+def _job(store: SqlRunStore, batch_id: str, job_id: int) -> Any:
+    return next(j for j in store.list_jobs(batch_id) if j.job_id == job_id)
+
+
+def test_a_failed_job_returns_its_grant_or_keeps_it_for_a_retry(store: SqlRunStore) -> None:
+    # on PostgreSQL complete_job is one statement: the job, its grant and the pool change together
+    batch_id = _batch(store, 2, tokens=600, searches=6, share=(300, 3))
+    kept = store.claim_job(batch_id, worker="w", draw_from_pool=True)
+    assert kept is not None and store.get_batch(batch_id).pool_tokens == 300
+    result = {"answer": "ünï", "n": [1, None]}
+    assert store.complete_job(kept.job_id, worker="w", status="failed", error="boom", keep_grant=True)
+    job = _job(store, batch_id, kept.job_id)
+    assert (job.status, job.error, job.grant_tokens, job.grant_searches) == ("failed", "boom", 300, 3)
+    assert store.get_batch(batch_id).pool_tokens == 300  # the grant stays with the job
+    other = store.claim_job(batch_id, worker="w", draw_from_pool=True)
+    assert other is not None
+    assert store.complete_job(
+        other.job_id, worker="w", status="failed", error="x", result=result, spent_tokens=50, spent_searches=3
+    )
+    job = _job(store, batch_id, other.job_id)
+    assert (job.grant_tokens, job.grant_searches, job.result) == (None, None, result)
+    pool = store.get_batch(batch_id)
+    assert (pool.pool_tokens, pool.pool_searches) == (250, 0)  # 300 - 50 back; no search left to return
