@@ -159,7 +159,13 @@ class StoreAccess:
             raw = self.engine.raw_connection()
             try:
                 driver: Any = raw.dbapi_connection
-                driver.autocommit = True
+                try:
+                    driver.autocommit = True
+                except self.engine.dialect.loaded_dbapi.Error as exc:  # a connection left broken
+                    raw.invalidate(exc)
+                    raise DBAPIError.instance(
+                        sql, params, exc, self.engine.dialect.loaded_dbapi.Error, connection_invalidated=True
+                    ) from exc
                 try:
                     return self._send(driver, raw.invalidate, sql, params, scalar=scalar)
                 finally:

@@ -104,3 +104,50 @@ def test_a_one_statement_write_hands_its_connection_back_transactional(pg_url: s
         assert store.record_step(again).node == "n"
     finally:
         store.close()
+
+
+def test_a_pooled_connection_left_broken_is_dropped_and_the_write_fails_as_a_storage_error(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a connection psycopg marked broken refuses autocommit: that is the store's error, and the pool
+    # drops the connection instead of handing it out again
+    import psycopg
+
+    from leadline.errors import StorageError
+    from leadline.storage.base import StepRecord
+
+    store = SqlRunStore.from_url(pg_url)
+    try:
+        run_id = store.create_run(question="q?", mode="answer", model="m", budget={}, settings={})
+        real = store.engine.raw_connection
+        dropped: list[BaseException] = []
+
+        class Broken:
+            closed = False
+
+            @property
+            def autocommit(self) -> bool:
+                return False
+
+            @autocommit.setter
+            def autocommit(self, value: bool) -> None:
+                raise psycopg.OperationalError("the connection is lost")
+
+        class Fairy:
+            dbapi_connection = Broken()
+
+            def invalidate(self, exc: BaseException) -> None:
+                dropped.append(exc)
+
+            def close(self) -> None:
+                pass
+
+        monkeypatch.setattr(store.engine, "raw_connection", lambda: Fairy())
+        step = StepRecord(run_id=run_id, key="a", kind="note", node="n", request={}, response={})
+        with pytest.raises(StorageError):
+            store.record_step(step)
+        assert len(dropped) == 1
+        monkeypatch.setattr(store.engine, "raw_connection", real)
+        assert store.record_step(step).key == "a"
+    finally:
+        store.close()
