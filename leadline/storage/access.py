@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 try:  # psycopg is the PostgreSQL extra's; the direct path is only taken on PostgreSQL
     from psycopg.rows import namedtuple_row
@@ -129,8 +129,12 @@ class StoreAccess:
         if self._dialect != "postgresql":
             result = conn.execute(self._prepared(name, build), params)
             return result.scalar() if scalar else result.first() if row else result.rowcount
-        return self._run_direct(
-            conn.connection.dbapi_connection, conn.invalidate, name, build, params, scalar=scalar, row=row
+        direct = self._driver_statement(name, build, params)
+        converted = (
+            [direct.convert(p) for p in params] if isinstance(params, list) else direct.convert(params)
+        )
+        return self._send(
+            conn.connection.dbapi_connection, conn.invalidate, direct.sql, converted, scalar=scalar, row=row
         )
 
     def _write_one(
@@ -163,9 +167,7 @@ class StoreAccess:
                     driver.autocommit = True
                 except self.engine.dialect.loaded_dbapi.Error as exc:  # a connection left broken
                     raw.invalidate(exc)
-                    raise DBAPIError.instance(
-                        sql, params, exc, self.engine.dialect.loaded_dbapi.Error, connection_invalidated=True
-                    ) from exc
+                    raise self._driver_error(exc, sql, params, lost=True) from exc
                 try:
                     return self._send(driver, raw.invalidate, sql, params, scalar=scalar)
                 finally:
@@ -181,25 +183,6 @@ class StoreAccess:
             statement = self._prepared(name, build)
             direct = self._driver_sql[(name, keys)] = _DriverStatement(statement, self.engine, keys)
         return direct
-
-    def _run_direct(
-        self,
-        dbapi: Any,
-        invalidate: Callable[[BaseException], None],
-        name: str,
-        build: Callable[[], Any],
-        params: Any,
-        *,
-        scalar: bool = False,
-        row: bool = False,
-    ) -> Any:
-        """:meth:`_execute_direct`'s PostgreSQL path on a driver connection (``invalidate`` drops it from
-        the pool when the driver says it is lost)."""
-        direct = self._driver_statement(name, build, params)
-        converted = (
-            [direct.convert(p) for p in params] if isinstance(params, list) else direct.convert(params)
-        )
-        return self._send(dbapi, invalidate, direct.sql, converted, scalar=scalar, row=row)
 
     def _send(
         self,
@@ -224,20 +207,20 @@ class StoreAccess:
                 return first if row or first is None else first[0]
             return cursor.rowcount
         except self.engine.dialect.loaded_dbapi.Error as exc:
-            dialect = self.engine.dialect
-            lost = dialect.is_disconnect(exc, dbapi, cursor)
+            lost = self.engine.dialect.is_disconnect(exc, dbapi, cursor)
             if lost:
                 invalidate(exc)
-            raise DBAPIError.instance(
-                sql,
-                params,
-                exc,
-                dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
-                dialect=dialect,
-            ) from exc
+            raise self._driver_error(exc, sql, params, lost=lost) from exc
         finally:
             cursor.close()
+
+    def _driver_error(self, exc: Exception, sql: str, params: Any, *, lost: bool) -> StatementError:
+        """A driver error as SQLAlchemy's own execution would raise it (``lost``: the connection was
+        invalidated), so :func:`storage_errors` and the callers see the usual exceptions."""
+        dialect = self.engine.dialect
+        return DBAPIError.instance(
+            sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+        )
 
     def _update_by_id(
         self, conn: Connection, model: Any, key: str, row_id: Any, values: dict[str, Any]

@@ -83,15 +83,13 @@ RUN_COLUMNS = ("id", "question", "status", "mode", "model", "budget", "settings"
 """The columns a new run is created with (:meth:`SqlRunStore.create_run`)."""
 
 
-def run_statement(attach: bool) -> Any:
-    """A new run's ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``; with ``attach`` (PostgreSQL) the
-    batch job ``job_id`` is linked to the new run in the same statement (a data-modifying CTE that
-    updates nothing when the run existed already)."""
+def run_with_job_statement() -> Any:
+    """PostgreSQL: a new run's ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` with the batch job
+    ``job_id`` linked to it in the same statement (a data-modifying CTE that updates nothing when the
+    run existed already). The run's parameters are its columns prefixed ``new_``: a parameter named like
+    a column of the job would be added to the job's SET clause (SQLAlchemy's rule for UPDATE parameters).
+    """
     runs = core_table(Run)
-    if not attach:  # the columns are the parameters' keys
-        return pg_insert(runs).on_conflict_do_nothing(index_elements=["id"]).returning(runs.c.id)
-    # parameters named apart from every column: a parameter named like a column of the job would be
-    # added to the job's SET clause (SQLAlchemy's rule for UPDATE parameters)
     values = select(*(bindparam(f"new_{c}", type_=runs.c[c].type) for c in RUN_COLUMNS))
     new_run = (
         pg_insert(runs)
@@ -191,28 +189,15 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
             "spend": {},
             "created_at": utc_now(),
         }
-        if self._dialect == "postgresql":  # one statement: the run, and the job linked to it
-            attach = job_id is not None
-            params = (
-                {f"new_{k}": v for k, v in row.items()} | {"job_id": job_id, "now": utc_now()}
-                if attach
-                else row
-            )
-            inserted = self._write_one(f"run:{attach}", lambda: run_statement(attach), params, scalar=True)
+        if job_id is None:  # one statement (in autocommit on PostgreSQL)
+            inserted = self._write_one("run", self._run_insert, row, scalar=True)
+        elif self._dialect == "postgresql":  # one statement: the run, and the job linked to it
+            params = {f"new_{k}": v for k, v in row.items()} | {"job_id": job_id, "now": utc_now()}
+            inserted = self._write_one("run+job", run_with_job_statement, params, scalar=True)
         else:
             with self._write() as conn:
-                inserted = self._execute_direct(
-                    conn,
-                    "run",
-                    lambda: (
-                        self._insert(core_table(Run))
-                        .on_conflict_do_nothing(index_elements=["id"])
-                        .returning(core_table(Run).c.id)
-                    ),
-                    row,
-                    scalar=True,
-                )
-                if inserted is not None and job_id is not None:
+                inserted = self._execute_direct(conn, "run", self._run_insert, row, scalar=True)
+                if inserted is not None:
                     self._execute_direct(
                         conn,
                         "attach",
@@ -222,6 +207,11 @@ class SqlRunStore(DocumentMethods, BatchMethods, OutcomeMethods):
         if inserted is None:
             raise ConfigError(f"a run with id {run_id!r} exists already")
         return run_id
+
+    def _run_insert(self) -> Any:
+        """A new run's ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (its columns: the parameters')."""
+        runs = core_table(Run)
+        return self._insert(runs).on_conflict_do_nothing(index_elements=["id"]).returning(runs.c.id)
 
     def finish_run(
         self,
