@@ -11,6 +11,8 @@ difference between variants is the reader's alone (the loop is deterministic: te
     python benchmarks/reader_levers.py eval --contexts benchmarks/data/reader_contexts.train.jsonl \\
         --variants baseline,quote,snap,...
     python benchmarks/reader_levers.py compare BASE_CAPTURE OTHER_CAPTURE   # a change to the loop itself
+    python benchmarks/reader_levers.py substitute --table AQ_LOG --contexts CAPTURE --lever EVAL_LOG \\
+        --variant trim,shape,compare   # a lever that changes some questions, on a whole dev table
 
 Ends with one line of key=value figures (F1 per variant).
 """
@@ -30,6 +32,7 @@ from typing import Any
 
 from leadline import Budget, Researcher, Settings
 from leadline.agent.nodes.answer import ReaderOptions, read_answer, shown_sources
+from leadline.agent.reader import question_shape
 from leadline.agent.state import Evidence
 from leadline.config import DEFAULT_MODEL
 from leadline.evals.datasets import load_questions, sample
@@ -65,6 +68,9 @@ async def capture(args: argparse.Namespace) -> None:
     answer_module.DEFAULT_READER = parse_variant(args.reader)
     think_module.BRIDGE = args.bridge
     items = sample(load_questions(args.questions), args.n, seed=args.seed)
+    if args.shapes:  # only the questions of these shapes, from the same seeded sample
+        shapes = set(args.shapes.split(","))
+        items = [it for it in items if question_shape(it.question).kind in shapes]
     settings = Settings.from_env(home=args.home, model=args.model, seed=0)
     llm = make_llm(settings)
     search, reader = make_search(settings)
@@ -227,6 +233,56 @@ def compare(args: argparse.Namespace) -> None:
     print(f"n={len(other)} d_f1={statistics.fmean(diff):.4f} d_f1_se={se:.4f}")
 
 
+def substitute(args: argparse.Namespace) -> None:
+    """A reader lever that changes only some questions (``compare``: the comparison questions), measured
+    on a whole answer-quality table: the lever's answers (``eval --log``) over the loop's own answers
+    on the same captured sources (paired), then the table's figures with the lever's answers in place
+    of the table's on the questions it covers."""
+    table = [json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]
+    loop = {r["id"]: r for r in map(json.loads, args.contexts.read_text().splitlines()) if r}
+    lever = {
+        r["id"]: r
+        for r in map(json.loads, args.lever.read_text().splitlines())
+        if r and r["variant"] == args.variant and r["id"] in loop
+    }
+    covered = [r for r in table if r["id"] in lever]
+    if not covered:
+        raise SystemExit("the lever's log covers none of the table's questions")
+
+    def mean(values: list[float]) -> float:
+        return statistics.fmean(values) if values else float("nan")
+
+    d_f1 = [lever[r["id"]]["f1"] - loop[r["id"]]["loop_f1"] for r in covered]
+    d_em = [lever[r["id"]]["em"] - loop[r["id"]]["loop_em"] for r in covered]
+    se = statistics.stdev(d_f1) / len(d_f1) ** 0.5 if len(d_f1) > 1 else float("nan")
+    print(f"covered: {len(covered)} of {len(table)} questions")
+    print("| answers on the covered questions | EM | F1 |")
+    print("|---|---|---|")
+    for name, em, f1 in (
+        ("the table's research answers", [r["em_research"] for r in covered],
+         [r["f1_research"] for r in covered]),
+        ("the loop on the fresh capture", [loop[r["id"]]["loop_em"] for r in covered],
+         [loop[r["id"]]["loop_f1"] for r in covered]),
+        (f"`{args.variant}` on the same sources", [lever[r["id"]]["em"] for r in covered],
+         [lever[r["id"]]["f1"] for r in covered]),
+        ("closed book (the table's)", [r["em_closed"] for r in covered], [r["f1_closed"] for r in covered]),
+    ):  # fmt: skip
+        print(f"| {name} | {mean(em):.3f} | {mean(f1):.3f} |")
+    print(
+        f"paired against the loop on the same sources: F1 {mean(d_f1):+.3f} ± {se:.3f}, "
+        f"EM {mean(d_em):+.3f}; "
+        f"better {sum(d > 0 for d in d_f1)}, worse {sum(d < 0 for d in d_f1)}"
+    )
+    f1 = [lever[r["id"]]["f1"] if r["id"] in lever else r["f1_research"] for r in table]
+    em = [lever[r["id"]]["em"] if r["id"] in lever else r["em_research"] for r in table]
+    f1_closed = mean([r["f1_closed"] for r in table])
+    print(
+        f"n={len(table)} covered={len(covered)} f1_research={mean(f1):.3f} em_research={mean(em):.3f} "
+        f"f1_closed={f1_closed:.3f} research_over_closed={mean(f1) / f1_closed:.3f} "
+        f"d_f1_covered={mean(d_f1):.4f} d_f1_covered_se={se:.4f} d_em_covered={mean(d_em):.4f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -243,6 +299,7 @@ def main() -> None:
     cap.add_argument("--out", type=Path, required=True)
     cap.add_argument("--reader", default="baseline", help="reader variant of the loop's answer step")
     cap.add_argument("--bridge", action="store_true", help="think names the bridge entity and searches it")
+    cap.add_argument("--shapes", default="", help="keep only these question shapes (open,yesno,choice)")
     ev = sub.add_parser("eval")
     ev.add_argument("--contexts", type=Path, required=True)
     ev.add_argument("--variants", default="baseline", help="reader variants separated by ';'")
@@ -253,11 +310,22 @@ def main() -> None:
     cmp = sub.add_parser("compare", help="paired loop F1/EM of two captures (e.g. with and without --bridge)")
     cmp.add_argument("base", type=Path)
     cmp.add_argument("other", type=Path)
+    put = sub.add_parser(
+        "substitute", help="a lever that changes some questions, on a whole answer-quality table"
+    )
+    put.add_argument(
+        "--table", type=Path, required=True, help="answer_quality.py progress log (per question)"
+    )
+    put.add_argument("--contexts", type=Path, required=True, help="the capture the lever was evaluated on")
+    put.add_argument("--lever", type=Path, required=True, help="eval --log of the lever")
+    put.add_argument("--variant", required=True)
     args = parser.parse_args()
     if args.command == "capture":
         asyncio.run(capture(args))
     elif args.command == "compare":
         compare(args)
+    elif args.command == "substitute":
+        substitute(args)
     else:
         asyncio.run(evaluate(args))
 

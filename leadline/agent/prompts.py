@@ -161,6 +161,67 @@ def think_bridge_messages(
     return [Message("system", SYSTEM), Message("user", user)]
 
 
+FACT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"fact": {"type": "string"}},
+    "required": ["fact"],
+}
+
+
+def entity_fact_messages(
+    question: str, entity: str, evidence: Sequence[Evidence], *, max_chars: int
+) -> list[Message]:
+    """One side of a comparison: the fact the sources give about ``entity`` that the question needs,
+    so the answer compares two short facts instead of reading every source at once."""
+    user = (
+        f"Sources:\n{format_sources(evidence, max_chars=max_chars)}\n\n"
+        f"Question: {question}\n\n"
+        f"The question compares {entity} with something else. Write the one fact the sources give about "
+        f"{entity} that the question needs (for example a date, a place, a nationality, a number, or what "
+        f"{entity} is), as one short sentence that names {entity}. If the sources do not say, write "
+        '"unknown".\n'
+        'Reply with JSON: {"fact": "..."}'
+    )
+    return [Message("system", SYSTEM), Message("user", user)]
+
+
+VALUE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"value": {"type": "string"}},
+    "required": ["value"],
+}
+YES_NO_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
+    "required": ["answer"],
+}
+
+
+def attribute_messages(entity: str, fact: str, attribute: str) -> list[Message]:
+    """Which ``attribute`` (a state, a band, a country) one side's fact gives ``entity``: the values of
+    the two sides are then compared in code, not by the model."""
+    user = (
+        f"Fact: {fact}\n\n"
+        f"What {attribute} is {entity} in, or of? Write only the {attribute}'s name, copied from the fact "
+        '("unknown" if the fact does not say).\n'
+        'Reply with JSON: {"value": "..."}'
+    )
+    return [Message("system", SYSTEM), Message("user", user)]
+
+
+def holds_messages(question: str, entity: str, fact: str) -> list[Message]:
+    """Whether what a comparison question asks holds for one of its two sides, judged from that side's
+    fact alone (small models judge one fact far better than a conjunction of two)."""
+    user = (
+        f"Fact: {fact}\n\n"
+        f"Question: {question}\n\n"
+        f"Look only at {entity}: does the fact show that what the question asks is true of {entity}? "
+        "Answer yes or no.\n"
+        'Reply with JSON: {"answer": "yes"} or {"answer": "no"}'
+    )
+    return [Message("system", SYSTEM), Message("user", user)]
+
+
 TERSE = (
     "Answer with the shortest phrase copied from the sources that answers the question: only the name, "
     "date, number or yes/no asked for, without the place, date or other details around it."

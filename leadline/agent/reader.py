@@ -254,3 +254,106 @@ def uncovered_names(question: str, texts: Sequence[str]) -> list[str]:
     """The question's names that no source mentions (empty: every name is covered)."""
     corpus = " " + " ".join(normalize(t) for t in texts) + " "
     return [n for n in named_phrases(question) if normalize(n) and f" {normalize(n)} " not in corpus]
+
+
+_PAIR = re.compile(
+    r"^(?:is|are|was|were|do|does|did|have|has|had)\s+(?:both\s+)?(?:the\s+)?(?P<rest>.+)$", re.IGNORECASE
+)
+
+
+def compared_entities(question: str, shape: QuestionShape) -> tuple[str, str] | None:
+    """The two things a comparison question compares: the options of an either-or question, or the
+    two names joined by "and" in a yes/no question (``Are X and Y both American?``); None otherwise."""
+    if shape.kind == "choice" and len(shape.options) == 2:
+        return shape.options[0], shape.options[1]
+    if shape.kind != "yesno":
+        return None
+    m = _PAIR.match(" ".join(question.strip().rstrip("?").split()))
+    left, sep, right = m.group("rest").partition(" and ") if m else ("", "", "")
+    if not sep:
+        return None
+    firsts = _NAMED_OR_QUOTED.findall(left)
+    right = right.strip()
+    if " both " in f" {right} ":
+        second = f" {right} ".split(" both ", 1)[0]
+    else:
+        found = _NAMED_OR_QUOTED.match(right)
+        second = found.group(0) if found else ""
+    a, b = (_strip_option(firsts[-1]) if firsts else ""), _strip_option(second)
+    if not a or not b or (not b[0].isupper() and not b[0].isdigit()) or len(b.split()) > 8:
+        return None
+    return a, b
+
+
+_NAMED_OR_QUOTED = re.compile(r"[\"“][^\"”]+[\"”]|" + _NAMED.pattern)
+
+
+def entity_sources(evidence: Sequence[Evidence], entity: str, limit: int = 2) -> list[Evidence]:
+    """The sources about ``entity``: its name in the title first, then in the text (search order
+    breaks ties); at most ``limit``, none when no source names it."""
+    name = normalize(entity)
+    words = content_words(entity)
+
+    def score(e: Evidence) -> float:
+        title, text = normalize(e["title"]), f" {normalize(e['text'])} "
+        exact = 4.0 * (title == name) + 2.0 * (f" {name} " in f" {title} ") + 1.0 * (f" {name} " in text)
+        overlap = len(words & content_words(e["title"])) / max(1, len(words))
+        return exact + overlap
+
+    scored = [(score(e), e["rank"], e["n"], e) for e in evidence]
+    return [e for s, _, _, e in sorted(scored, key=lambda x: (-x[0], x[1], x[2])) if s > 0.5][:limit]
+
+
+_EARLIER = re.compile(r"\b(?:first|earlier|earliest|older|oldest|before)\b", re.IGNORECASE)
+_LATER = re.compile(
+    r"\b(?:later|latest|younger|youngest|more recent(?:ly)?|most recent(?:ly)?|last)\b", re.IGNORECASE
+)
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
+
+
+def date_order(question: str) -> Literal["earlier", "later"] | None:
+    """Whether an either-or question asks for the earlier or the later of two dates (``born first``,
+    ``older``, ``more recent``); None when it compares anything else."""
+    earlier, later = bool(_EARLIER.search(question)), bool(_LATER.search(question))
+    if earlier == later:
+        return None
+    return "earlier" if earlier else "later"
+
+
+def first_year(text: str) -> int | None:
+    """The first year (1000-2099) written in ``text``."""
+    m = _YEAR.search(text)
+    return int(m.group(1)) if m else None
+
+
+def pick_by_date(question: str, options: tuple[str, str], facts: tuple[str, str]) -> str | None:
+    """The option whose fact dates it as the question asks (earlier or later); None when the question
+    is no date comparison or the facts do not give two different years."""
+    order = date_order(question)
+    years = (first_year(facts[0]), first_year(facts[1]))
+    if order is None or years[0] is None or years[1] is None or years[0] == years[1]:
+        return None
+    earlier = options[0] if years[0] < years[1] else options[1]
+    return earlier if order == "earlier" else (options[1] if earlier == options[0] else options[0])
+
+
+_SAME = re.compile(r"\bsame\s+(?P<attr>[\w' -]+?)\s*[?.]?\s*$", re.IGNORECASE)
+
+
+def same_attribute(question: str) -> str | None:
+    """What a yes/no question asks two things to share (``... in the same province?`` -> ``province``),
+    or None when it asks no such thing."""
+    m = _SAME.search(" ".join(question.split()))
+    if not m:
+        return None
+    words = m.group("attr").split()
+    return " ".join(words[:4]) if words else None
+
+
+def values_agree(a: str, b: str) -> bool | None:
+    """Whether two values of the same attribute name the same thing (one may qualify the other:
+    ``Jiangsu`` and ``Jiangsu province``); None when either is missing or unknown."""
+    x, y = normalize(a), normalize(b)
+    if x in ("", "unknown") or y in ("", "unknown"):
+        return None
+    return x == y or f" {x} " in f" {y} " or f" {y} " in f" {x} "

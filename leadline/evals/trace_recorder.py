@@ -169,7 +169,8 @@ async def _probe(
     )
     seconds = round(time.monotonic() - started, 3)
     cost = sum(int(c.usage.total_tokens) for c in completions)
-    lp = completions[0].choices[0].mean_logprob if completions and completions[0].choices else None
+    # the answer call is the reader's last (a comparison's side calls come before it)
+    lp = completions[-1].choices[0].mean_logprob if completions and completions[-1].choices else None
     return Probe(answer=got.text, cost=cost, seconds=seconds), lp
 
 

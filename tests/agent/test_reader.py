@@ -213,3 +213,162 @@ def test_an_answer_its_named_sources_do_not_contain_cites_the_source_that_does(d
     result = _make(docs, miscite).research(QUESTION, budget=Budget(tokens=600, searches=3))
     assert [c.doc_id for c in result.citations] == ["d2", "d1"]
     assert result.citations[0].support == "Richard Dawkins studied at Balliol College, Oxford."
+
+
+def test_a_comparison_names_the_two_things_it_compares() -> None:
+    from leadline.agent.reader import compared_entities, date_order, pick_by_date
+
+    def pair(q: str) -> tuple[str, str] | None:
+        return compared_entities(q, question_shape(q))
+
+    assert pair("Who was born first, Sandy Denny or Jack White?") == ("Sandy Denny", "Jack White")
+    assert pair("Are King Vidor and Géza von Cziffra both American directors?") == (
+        "King Vidor",
+        "Géza von Cziffra",
+    )
+    assert pair("Were Sound Team and Dead by Sunrise both formed before 2010?") == (
+        "Sound Team",
+        "Dead by Sunrise",
+    )
+    assert pair('Are both "Cooking Light" and "Vibe" magazines?') == ("Cooking Light", "Vibe")
+    assert pair("Are Marian Gold and Jung Eun-ji members of the same band?") == ("Marian Gold", "Jung Eun-ji")
+    assert pair("Is the Eiffel Tower taller than Big Ben?") is None  # no "and": not a pair
+    assert pair("Did the band and the singer win?") is None  # no names
+    assert pair("What county is Erik Hort's birthplace a part of?") is None
+    assert date_order("Who was born first, Sandy Denny or Jack White?") == "earlier"
+    assert date_order("Which film is more recent, Up or Cars?") == "later"
+    assert date_order("Which is larger, A or B?") is None
+    options = ("Sandy Denny", "Jack White")
+    facts = ("Sandy Denny was born in 1947.", "Jack White was born on July 9, 1975.")
+    assert pick_by_date("Who was born first, Sandy Denny or Jack White?", options, facts) == "Sandy Denny"
+    assert pick_by_date("Who is younger, Sandy Denny or Jack White?", options, facts) == "Jack White"
+    assert (
+        pick_by_date("Who was born first, Sandy Denny or Jack White?", options, (facts[0], "unknown")) is None
+    )
+
+
+def test_the_compare_reader_answers_over_each_sides_fact() -> None:
+    import asyncio
+
+    from leadline.agent.nodes.answer import ReaderOptions, read_answer
+
+    shown = [
+        ev(1, "Jack White", "Jack White (born July 9, 1975) is an American musician.", rank=1),
+        ev(2, "Sandy Denny", "Sandy Denny (6 January 1947 - 21 April 1978) was an English singer.", rank=2),
+        ev(3, "Fairport Convention", "Fairport Convention are an English folk rock band.", rank=3),
+    ]
+    asked: list[str] = []
+
+    def reply(messages: Sequence[Message], params: GenerationParams) -> str:
+        user = messages[-1].content
+        asked.append(user)
+        if "Write the one fact" in user:
+            who = "Sandy Denny" if "compares Sandy Denny" in user else "Jack White"
+            return json.dumps({"fact": f"{who} was born in {1947 if who == 'Sandy Denny' else 1975}."})
+        return json.dumps({"answer": "Jack White", "sources": [1]})  # the model picks the wrong one
+
+    chat = ScriptedLLM(reply).chat
+    q = "Who was born first, Sandy Denny or Jack White?"
+    got = asyncio.run(
+        read_answer(
+            chat, q, shown, [], opts=ReaderOptions.parse("shape,compare"), max_chars=300, budget_line=""
+        )
+    )
+    assert got.text == "Sandy Denny"  # the years decide an earlier/later question
+    facts, answer_prompt = asked[:2], asked[-1]
+    assert len(asked) == 3 and all("Write the one fact" in u for u in facts)
+    assert "Sandy Denny (6 January 1947" in facts[0] and "Jack White (born" not in facts[0]  # its own source
+    assert (
+        "Sandy Denny was born in 1947." in answer_prompt and "Jack White was born in 1975." in answer_prompt
+    )
+    asked.clear()
+    plain = asyncio.run(
+        read_answer(chat, q, shown, [], opts=ReaderOptions.parse("shape"), max_chars=300, budget_line="")
+    )
+    assert plain.text == "Jack White" and len(asked) == 1  # without the lever: one call, the model's answer
+
+
+def test_each_answer_call_of_a_comparison_is_recorded_under_its_own_key() -> None:
+    from leadline.agent.nodes import answer as answer_module
+    from leadline.agent.nodes.answer import ReaderOptions
+
+    docs = [
+        Document(
+            doc_id="a", title="Sandy Denny", text="Sandy Denny (born 6 January 1947) was an English singer."
+        ),
+        Document(
+            doc_id="b", title="Jack White", text="Jack White (born July 9, 1975) is an American musician."
+        ),
+    ]
+
+    def model(messages: Sequence[Message], params: GenerationParams) -> str:
+        prompt = messages[-1].content
+        if '"queries"' in prompt:
+            return json.dumps({"queries": ["Sandy Denny", "Jack White"]})
+        if '"next_query"' in prompt:
+            return json.dumps({"known": "two singers", "answer_so_far": "", "next_query": ""})
+        if '"fact"' in prompt:
+            return json.dumps(
+                {"fact": "Sandy Denny was born in 1947." if "compares Sandy" in prompt else "unknown"}
+            )
+        return json.dumps({"answer": "Sandy Denny", "sources": [1]})
+
+    store = MemoryRunStore()
+    researcher = Researcher(Settings(), llm=ScriptedLLM(model), search=FakeSearch(docs), store=store)
+    q = "Who was born first, Sandy Denny or Jack White?"
+    saved = answer_module.DEFAULT_READER
+    answer_module.DEFAULT_READER = ReaderOptions.parse("trim,shape,compare")
+    try:
+        result = researcher.research(q, budget=Budget(tokens=800, searches=2))
+        short = researcher.research(q, budget=Budget(tokens=150, searches=2))
+    finally:
+        answer_module.DEFAULT_READER = saved
+    assert result.answer == "Sandy Denny"
+    keys = [s.key for s in store.list_steps(result.run_id) if s.node == "answer"]
+    assert len(keys) == 3 and len(set(keys)) == 3  # two facts and the answer, none replayed as another
+    # with too few tokens left for the side calls the reader answers without them
+    assert short.answer == "Sandy Denny" and not short.forced
+    assert len([s for s in store.list_steps(short.run_id) if s.node == "answer"]) == 1
+
+
+def test_a_yes_no_comparison_is_decided_one_fact_at_a_time() -> None:
+    import asyncio
+
+    from leadline.agent.nodes.answer import judge_pair
+    from leadline.agent.reader import compared_entities, same_attribute, values_agree
+
+    assert same_attribute("Are Nantong and Jingdezhen situated in the same province ?") == "province"
+    assert same_attribute("Are King Vidor and Géza von Cziffra both American directors?") is None
+    assert values_agree("Jiangsu", "Jiangsu province") and values_agree("Jiangsu", "Jiangxi") is False
+    assert values_agree("unknown", "Jiangxi") is None
+
+    def model(messages: Sequence[Message], params: GenerationParams) -> str:
+        prompt = messages[-1].content
+        if '"value"' in prompt:
+            return json.dumps({"value": "Jiangsu" if "Fact: Nantong" in prompt else "Jiangxi"})
+        american = "Fact: King Vidor" in prompt  # the other director is Hungarian
+        return json.dumps({"answer": "yes" if american else "no"})
+
+    chat = ScriptedLLM(model).chat
+
+    def judge(q: str, facts: tuple[str, str]) -> str | None:
+        shape = question_shape(q)
+        pair = compared_entities(q, shape)
+        assert pair is not None
+        return asyncio.run(judge_pair(chat, q, shape, pair, facts))
+
+    same = "Are Nantong and Jingdezhen situated in the same province?"
+    assert judge(same, ("Nantong is a city in Jiangsu.", "Jingdezhen is a city in Jiangxi.")) == "no"
+    both = "Are King Vidor and Géza von Cziffra both American directors?"
+    assert (
+        judge(both, ("King Vidor was an American director.", "Géza von Cziffra was a Hungarian director."))
+        == "no"
+    )
+    assert (
+        judge(both, ("King Vidor was an American director.", "")) is None
+    )  # a side unknown: the model decides
+    choice = "Which director is American, King Vidor or Géza von Cziffra?"
+    assert (
+        judge(choice, ("King Vidor was an American director.", "Géza von Cziffra was Hungarian."))
+        == "King Vidor"
+    )

@@ -2,8 +2,9 @@
 
 The reader shows the model a few sources ranked by how much they share with the question and the
 run's notes, asks for the supporting sentence before the answer, tells it when the question is yes/no
-or names its options, and snaps a paraphrased answer back to the words of its source (each of these is
-a :class:`ReaderOptions` switch, measured in docs/benchmarks.md). With a parallel shape the controller
+or names its options, decides a comparison from each compared thing's own fact, and snaps a
+paraphrased answer back to the words of its source (each of these is a :class:`ReaderOptions` switch,
+measured in docs/benchmarks.md). With a parallel shape the controller
 asked for several samples; they vote, and their agreement is the confidence. When no tokens are left
 the answer is forced from what the run already concluded, so every run ends with an answer and its
 sources, and a run that could not ground its answer says it is unsure.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -21,16 +22,32 @@ from langgraph.runtime import Runtime
 from leadline.agent.context import RunContext
 from leadline.agent.nodes.common import allocation, budget_line, call_id, select_evidence, trace
 from leadline.agent.parsing import as_int_list, as_text, parse_json_object
-from leadline.agent.prompts import answer_messages, answer_schema
+from leadline.agent.prompts import (
+    FACT_SCHEMA,
+    VALUE_SCHEMA,
+    YES_NO_SCHEMA,
+    answer_messages,
+    answer_schema,
+    attribute_messages,
+    entity_fact_messages,
+    holds_messages,
+)
 from leadline.agent.reader import (
+    QuestionShape,
+    compared_entities,
+    date_order,
+    entity_sources,
     named_phrases,
     normalize,
+    pick_by_date,
     question_shape,
     rank_sources,
+    same_attribute,
     snap_to_option,
     snap_to_source,
     supporting_sentence,
     trim_answer,
+    values_agree,
 )
 from leadline.agent.state import Evidence, ResearchState
 from leadline.errors import BudgetExceededError, ConfigError
@@ -39,6 +56,11 @@ from leadline.llm.base import Completion, GenerationParams, Message
 ANSWER_TOKENS = 48
 QUOTE_TOKENS = 64
 """Extra tokens the answer call may spend on the supporting sentence."""
+FACT_TOKENS = 48
+"""Tokens of each side's fact when the reader compares (``compare``)."""
+COMPARE_TOKENS = 2 * (FACT_TOKENS + 16)
+"""The most a comparison's side calls generate (two facts, two judgements); with fewer tokens left the
+reader answers without them."""
 NO_ANSWER = "No answer found within the budget."
 
 Chat = Callable[[list[Message], GenerationParams], Awaitable[Completion]]
@@ -64,6 +86,9 @@ class ReaderOptions:
     """Ask for the shortest phrase of the sources that answers (no qualifiers), not just "a few words"."""
     samples: int = 1
     """Samples that vote (at temperature 0.7) when the controller did not ask for more."""
+    compare: bool = False
+    """For a question that compares two things, first ask for each one's fact from its own sources,
+    then answer over the two facts (an earlier/later question is decided by the facts' years)."""
 
     @classmethod
     def parse(cls, spec: str) -> ReaderOptions:
@@ -78,7 +103,7 @@ class ReaderOptions:
                 opts["max_sources"] = int(value)
             elif key == "samples" and value.isdigit():
                 opts["samples"] = int(value)
-            elif key in ("rank", "quote", "snap", "shape", "trim", "terse") and not value:
+            elif key in ("rank", "quote", "snap", "shape", "trim", "terse", "compare") and not value:
                 opts[key] = True
             else:
                 raise ConfigError(f"unknown reader lever {part!r} in {spec!r}")
@@ -87,9 +112,10 @@ class ReaderOptions:
 
 BASELINE_READER = ReaderOptions()
 """The reader before the levers: 8 sources in search order, a bare answer."""
-DEFAULT_READER = ReaderOptions(trim=True, shape=True)
+DEFAULT_READER = ReaderOptions(trim=True, shape=True, compare=True)
 """Chosen on train questions (docs/benchmarks.md): long answers cut to their first clause, yes/no and
-either-or questions answered as such; fewer sources and the quoted sentence lowered F1 and are off."""
+either-or questions answered as such, and decided from each compared thing's fact; fewer sources and
+the quoted sentence lowered F1 and are off."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +149,76 @@ def _vote(parsed: list[tuple[str, list[int], str]]) -> tuple[str, list[int], str
     return text, cited, quote, count / len(parsed)
 
 
+async def compare_facts(
+    chat: Chat, question: str, shown: Sequence[Evidence], pair: tuple[str, str], *, max_chars: int
+) -> tuple[str, str]:
+    """Each compared thing's fact from the sources that name it ("" where none does, the model says it
+    does not know, or no tokens are left for it)."""
+    facts: list[str] = []
+    for entity in pair:
+        sources = entity_sources(shown, entity)
+        if not sources:
+            facts.append("")
+            continue
+        messages = entity_fact_messages(question, entity, sources, max_chars=max_chars)
+        try:
+            completion = await chat(
+                messages, GenerationParams(max_tokens=FACT_TOKENS, json_schema=FACT_SCHEMA)
+            )
+        except BudgetExceededError:
+            facts.append("")
+            continue
+        obj = parse_json_object(completion.text) or {}
+        fact = as_text(obj.get("fact")).strip()
+        facts.append("" if normalize(fact) in ("", "unknown") else fact)
+    return facts[0], facts[1]
+
+
+async def _ask(chat: Chat, messages: list[Message], schema: dict[str, Any], key: str, tokens: int) -> str:
+    try:
+        completion = await chat(messages, GenerationParams(max_tokens=tokens, json_schema=schema))
+    except BudgetExceededError:
+        return ""
+    return as_text((parse_json_object(completion.text) or {}).get(key)).strip()
+
+
+async def judge_pair(
+    chat: Chat, question: str, shape: QuestionShape, pair: tuple[str, str], facts: tuple[str, str]
+) -> str | None:
+    """The answer a comparison's two facts decide, or None to keep the model's own answer.
+
+    An earlier/later question goes by the facts' years. A yes/no question that asks whether the two
+    share something (``the same state``) compares each side's value in code; any other yes/no question
+    is yes only when the question holds for each side, judged one fact at a time; an either-or question
+    is the one option it holds for. Small models answer a yes/no question over two facts at once with
+    "yes" almost always (docs/benchmarks.md); one fact at a time they judge well.
+    """
+    if not all(facts):
+        return None
+    if shape.kind == "choice":
+        by_date = pick_by_date(question, pair, facts)
+        if by_date or date_order(question):
+            return by_date
+    attribute = same_attribute(question) if shape.kind == "yesno" else None
+    if attribute:
+        values = [
+            await _ask(chat, attribute_messages(e, f, attribute), VALUE_SCHEMA, "value", 16)
+            for e, f in zip(pair, facts, strict=True)
+        ]
+        agree = values_agree(values[0], values[1])
+        return None if agree is None else ("yes" if agree else "no")
+    holds = [
+        normalize(await _ask(chat, holds_messages(question, e, f), YES_NO_SCHEMA, "answer", 8))
+        for e, f in zip(pair, facts, strict=True)
+    ]
+    if any(h not in ("yes", "no") for h in holds):
+        return None
+    if shape.kind == "yesno":
+        return "yes" if all(h == "yes" for h in holds) else "no"
+    chosen = [option for option, h in zip(pair, holds, strict=True) if h == "yes"]
+    return chosen[0] if len(chosen) == 1 else None
+
+
 async def read_answer(
     chat: Chat,
     question: str,
@@ -135,9 +231,14 @@ async def read_answer(
     samples: int = 1,
 ) -> ReaderAnswer:
     """Ask the model for the answer over ``shown`` and post-process it as ``opts`` says."""
-    shape = question_shape(question) if opts.shape else None
-    kind = shape.kind if shape else "open"
-    options = shape.options if shape and shape.kind != "open" else ()
+    shape = question_shape(question) if opts.shape or opts.compare else None
+    kind = shape.kind if shape and opts.shape else "open"
+    options = shape.options if shape and opts.shape and shape.kind != "open" else ()
+    pair = compared_entities(question, shape) if opts.compare and shape else None
+    facts = await compare_facts(chat, question, shown, pair, max_chars=max_chars) if pair else ("", "")
+    decided = await judge_pair(chat, question, shape, pair, facts) if pair and shape else None
+    if any(facts):
+        notes = [*notes, *(f for f in facts if f)]
     messages = answer_messages(
         question,
         shown,
@@ -172,13 +273,15 @@ async def read_answer(
     if text and opts.trim:
         text = trim_answer(text)
     if text and opts.snap:
-        if shape is not None and shape.kind != "open":
+        if shape is not None and kind != "open":
             text = snap_to_option(text, shape)
         else:
             by_n = {e["n"]: e for e in shown}
             texts = [quote] if quote else []
             texts += [by_n[c]["text"] for c in cited if c in by_n] or [e["text"] for e in shown]
             text = snap_to_source(text, texts, question)
+    if decided:  # the answer call still runs: its citations and confidence are the run's
+        text = decided
     if n > 1:
         confidence: float | None = agreement
         basis = f"{round(agreement * n)} of {n} samples agree"
@@ -292,12 +395,18 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     """
     ctx = runtime.context
     opts = ctx.extra.get("reader", DEFAULT_READER)
+    if opts.compare and ctx.ledger.tokens_left < COMPARE_TOKENS + ANSWER_TOKENS:
+        opts = replace(opts, compare=False)  # the answer itself comes first
     alloc = allocation(state, ctx)
     shown = shown_sources(state["evidence"], state["question"], state["notes"], opts, ctx.max_evidence)
     samples = alloc.samples if alloc.shape == "parallel" else 1
 
+    calls = 0
+
     async def chat(messages: list[Message], params: GenerationParams) -> Completion:
-        return await ctx.llm.chat(call_id(state, "answer"), "answer", messages, params)
+        nonlocal calls  # each call of the step its own record key (the compared facts come first)
+        calls += 1
+        return await ctx.llm.chat(call_id(state, "answer", calls - 1), "answer", messages, params)
 
     forced = state.get("forced")
     confidence: float | None = None
