@@ -87,8 +87,8 @@ class ReaderOptions:
     samples: int = 1
     """Samples that vote (at temperature 0.7) when the controller did not ask for more."""
     compare: bool = False
-    """For a question that compares two things, first ask for each one's fact from its own sources,
-    then answer over the two facts (an earlier/later question is decided by the facts' years)."""
+    """For a question that compares two things, first ask for each one's fact from its own sources and
+    let the facts decide where they can (:func:`judge_pair`); the model answers over them otherwise."""
 
     @classmethod
     def parse(cls, spec: str) -> ReaderOptions:
@@ -149,6 +149,15 @@ def _vote(parsed: list[tuple[str, list[int], str]]) -> tuple[str, list[int], str
     return text, cited, quote, count / len(parsed)
 
 
+async def _ask(chat: Chat, messages: list[Message], schema: dict[str, Any], key: str, tokens: int) -> str:
+    """One short side call's field ("" when no tokens are left for it or the reply has none)."""
+    try:
+        completion = await chat(messages, GenerationParams(max_tokens=tokens, json_schema=schema))
+    except BudgetExceededError:
+        return ""
+    return as_text((parse_json_object(completion.text) or {}).get(key)).strip()
+
+
 async def compare_facts(
     chat: Chat, question: str, shown: Sequence[Evidence], pair: tuple[str, str], *, max_chars: int
 ) -> tuple[str, str]:
@@ -157,29 +166,10 @@ async def compare_facts(
     facts: list[str] = []
     for entity in pair:
         sources = entity_sources(shown, entity)
-        if not sources:
-            facts.append("")
-            continue
         messages = entity_fact_messages(question, entity, sources, max_chars=max_chars)
-        try:
-            completion = await chat(
-                messages, GenerationParams(max_tokens=FACT_TOKENS, json_schema=FACT_SCHEMA)
-            )
-        except BudgetExceededError:
-            facts.append("")
-            continue
-        obj = parse_json_object(completion.text) or {}
-        fact = as_text(obj.get("fact")).strip()
+        fact = await _ask(chat, messages, FACT_SCHEMA, "fact", FACT_TOKENS) if sources else ""
         facts.append("" if normalize(fact) in ("", "unknown") else fact)
     return facts[0], facts[1]
-
-
-async def _ask(chat: Chat, messages: list[Message], schema: dict[str, Any], key: str, tokens: int) -> str:
-    try:
-        completion = await chat(messages, GenerationParams(max_tokens=tokens, json_schema=schema))
-    except BudgetExceededError:
-        return ""
-    return as_text((parse_json_object(completion.text) or {}).get(key)).strip()
 
 
 async def judge_pair(
