@@ -161,11 +161,12 @@ def think_bridge_messages(
     return [Message("system", SYSTEM), Message("user", user)]
 
 
-FACT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"fact": {"type": "string"}},
-    "required": ["fact"],
-}
+def _one_field(key: str, field: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a reply that is one JSON object with one required field."""
+    return {"type": "object", "properties": {key: field}, "required": [key]}
+
+
+FACT_SCHEMA = _one_field("fact", {"type": "string"})
 
 
 def entity_fact_messages(
@@ -185,16 +186,8 @@ def entity_fact_messages(
     return [Message("system", SYSTEM), Message("user", user)]
 
 
-VALUE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"value": {"type": "string"}},
-    "required": ["value"],
-}
-YES_NO_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
-    "required": ["answer"],
-}
+VALUE_SCHEMA = _one_field("value", {"type": "string"})
+YES_NO_SCHEMA = _one_field("answer", {"type": "string", "enum": ["yes", "no"]})
 
 
 def attribute_messages(entity: str, fact: str, attribute: str) -> list[Message]:

@@ -333,8 +333,8 @@ def pick_by_date(question: str, options: tuple[str, str], facts: tuple[str, str]
     years = (first_year(facts[0]), first_year(facts[1]))
     if order is None or years[0] is None or years[1] is None or years[0] == years[1]:
         return None
-    earlier = options[0] if years[0] < years[1] else options[1]
-    return earlier if order == "earlier" else (options[1] if earlier == options[0] else options[0])
+    first, second = options if years[0] < years[1] else (options[1], options[0])
+    return first if order == "earlier" else second
 
 
 _SAME = re.compile(r"\bsame\s+(?P<attr>[\w' -]+?)\s*[?.]?\s*$", re.IGNORECASE)

@@ -58,7 +58,11 @@ QUOTE_TOKENS = 64
 """Extra tokens the answer call may spend on the supporting sentence."""
 FACT_TOKENS = 48
 """Tokens of each side's fact when the reader compares (``compare``)."""
-COMPARE_TOKENS = 2 * (FACT_TOKENS + 16)
+VALUE_TOKENS = 16
+"""Tokens of a side's value (``the same state``: the state's name)."""
+VERDICT_TOKENS = 8
+"""Tokens of a side's yes/no."""
+COMPARE_TOKENS = 2 * (FACT_TOKENS + max(VALUE_TOKENS, VERDICT_TOKENS))
 """The most a comparison's side calls generate (two facts, two judgements); with fewer tokens left the
 reader answers without them."""
 NO_ANSWER = "No answer found within the budget."
@@ -185,20 +189,18 @@ async def judge_pair(
     """
     if not all(facts):
         return None
-    if shape.kind == "choice":
-        by_date = pick_by_date(question, pair, facts)
-        if by_date or date_order(question):
-            return by_date
+    if shape.kind == "choice" and date_order(question):
+        return pick_by_date(question, pair, facts)
     attribute = same_attribute(question) if shape.kind == "yesno" else None
     if attribute:
         values = [
-            await _ask(chat, attribute_messages(e, f, attribute), VALUE_SCHEMA, "value", 16)
+            await _ask(chat, attribute_messages(e, f, attribute), VALUE_SCHEMA, "value", VALUE_TOKENS)
             for e, f in zip(pair, facts, strict=True)
         ]
         agree = values_agree(values[0], values[1])
         return None if agree is None else ("yes" if agree else "no")
     holds = [
-        normalize(await _ask(chat, holds_messages(question, e, f), YES_NO_SCHEMA, "answer", 8))
+        normalize(await _ask(chat, holds_messages(question, e, f), YES_NO_SCHEMA, "answer", VERDICT_TOKENS))
         for e, f in zip(pair, facts, strict=True)
     ]
     if any(h not in ("yes", "no") for h in holds):
