@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -152,14 +152,27 @@ def _evidence(calls: Sequence[Sequence[SearchResult]]) -> list[Evidence]:
 
 
 async def _probe(
-    llm: LLMClient, question: str, evidence: list[Evidence], notes: list[str]
+    llm: LLMClient,
+    question: str,
+    evidence: list[Evidence],
+    notes: list[str],
+    memo: dict[str, Completion],
 ) -> tuple[Probe, Any]:
-    """The answer the run would give now: the shipped reader of the model over the sources and notes."""
+    """The answer the run would give now: the shipped reader of the model over the sources and notes.
+
+    ``memo`` holds the trace's earlier greedy calls by their request: a comparison's side call over the
+    same sources as at an earlier step is not run again, but its tokens still count in the probe's cost
+    (the loop would spend them).
+    """
     completions: list[Completion] = []
 
     async def chat(messages: list[Message], params: GenerationParams) -> Completion:
-        completions.append(await llm.chat(messages, params))
-        return completions[-1]
+        key = json.dumps([[m.to_dict() for m in messages], asdict(params)], sort_keys=True)
+        done = memo.get(key) if params.temperature == 0.0 else None
+        if done is None:
+            done = memo[key] = await llm.chat(messages, params)
+        completions.append(done)
+        return done
 
     reader = DEFAULT_READER
     shown = shown_sources(evidence, question, notes, reader, PROBE_SOURCES)
@@ -208,6 +221,7 @@ async def record_trace(
     think_tokens = 0
     last_key: tuple[tuple[str, ...], int] | None = None
     last_lp: float | None = None
+    memo: dict[str, Completion] = {}
     for j, action in enumerate(ctl.actions):
         if action == "answer" or j + 1 >= len(ctl.observations):
             break
@@ -220,7 +234,9 @@ async def record_trace(
         if steps and key == last_key:  # the same sources and notes: the greedy probe would say the same
             probe, lp = Probe(answer=steps[-1].probe.answer, cost=0, seconds=0.0), last_lp
         else:
-            probe, lp = await _probe(researcher.llm, item.question, evidence, llm.notes[: after.thinks_done])
+            probe, lp = await _probe(
+                researcher.llm, item.question, evidence, llm.notes[: after.thinks_done], memo
+            )
         last_key, last_lp = key, lp
         scores = [float(r.score or 0.0) for r in (calls[-1] if calls else [])]
         signals: dict[str, float | None] = {

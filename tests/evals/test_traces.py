@@ -230,3 +230,36 @@ def test_fixed_budgets_past_a_short_trace_keep_its_last_answer() -> None:
 
 def _amplitude(t: Trace) -> float:
     return max(t.f1(i) for i in range(len(t.steps) + 1))
+
+
+def test_a_probe_asks_a_comparisons_side_call_once_per_trace_but_counts_its_tokens_each_step() -> None:
+    from leadline.agent.state import Evidence
+    from leadline.evals.trace_recorder import _probe
+    from leadline.llm.base import Completion
+
+    def respond(messages: Sequence[Message], params: GenerationParams) -> str:
+        prompt = messages[-1].content
+        if '"fact"' in prompt:
+            fact = "Richard Dawkins is a biologist." if "Dawkins" in prompt else "unknown"
+            return json.dumps({"fact": fact})
+        if "Answer yes or no" in prompt:
+            return json.dumps({"answer": "yes"})
+        return json.dumps({"answer": "yes", "sources": [1]})
+
+    def ev(n: int, title: str, text: str) -> Evidence:
+        return Evidence(n=n, doc_id=f"d{n}", title=title, url="", text=text, query="", score=1.0, rank=n)
+
+    llm = ScriptedLLM(respond)
+    question = "Were Richard Dawkins and Stephen Jay Gould both biologists?"
+    sources = [
+        ev(1, "Richard Dawkins", "Richard Dawkins is a biologist."),
+        ev(2, "Stephen Jay Gould", "Stephen Jay Gould was a paleontologist."),
+    ]
+    memo: dict[str, Completion] = {}
+    first, _ = asyncio.run(_probe(llm, question, sources, [], memo))
+    asked = len(llm.calls)
+    assert asked >= 3  # the two sides' facts (and the judge's calls), then the answer
+    # a think step added a note: the answer call runs again, the side calls over the same sources do not
+    second, _ = asyncio.run(_probe(llm, question, sources, ["Dawkins wrote The Selfish Gene."], memo))
+    assert len(llm.calls) == asked + 1 and "Sources:" in llm.calls[-1].messages[-1].content
+    assert second.cost >= first.cost > 0  # the reused side calls' tokens still count in the probe's cost
