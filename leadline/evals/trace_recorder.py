@@ -162,13 +162,16 @@ async def _probe(
 
     ``memo`` holds the trace's earlier greedy calls by their request: a comparison's side call over the
     same sources as at an earlier step is not run again, but its tokens still count in the probe's cost
-    (the loop would spend them).
+    (the loop would spend them; its seconds do not).
     """
     completions: list[Completion] = []
 
     async def chat(messages: list[Message], params: GenerationParams) -> Completion:
+        if params.temperature != 0.0:  # a sampled call is asked every time
+            completions.append(await llm.chat(messages, params))
+            return completions[-1]
         key = json.dumps([[m.to_dict() for m in messages], asdict(params)], sort_keys=True)
-        done = memo.get(key) if params.temperature == 0.0 else None
+        done = memo.get(key)
         if done is None:
             done = memo[key] = await llm.chat(messages, params)
         completions.append(done)
