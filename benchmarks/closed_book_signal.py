@@ -1,0 +1,140 @@
+"""Could a policy answer some questions closed book? A screen of closed-book sample agreement on traces.
+
+Issue 11's point 4 asks for the best fixed budget's dev F1 at no more than half its compute. When the
+best fixed budget is one search (the default 1.5B on its dev traces since the ``compare`` reader), a
+policy that always searches first cannot use less; only one that answers some questions closed book can.
+That needs a signal, before any search, of which questions a search would not help. This script records
+one such signal for each traced question, the agreement of a few sampled closed-book answers with the
+trace's greedy closed-book answer, and scores the policy "answer closed book when the agreement is at
+least θ, else search once" on the traces: θ chosen on train, read on dev (and every θ on dev, as an
+upper bound a choice on train cannot beat).
+
+    python benchmarks/closed_book_signal.py record --model qwen2.5-1.5b-instruct  # resumable, ~6 s each
+    python benchmarks/closed_book_signal.py                                        # the screen
+
+Ends with one line of key=value figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from leadline import Settings
+from leadline.agent.parsing import as_text, parse_json_object
+from leadline.agent.prompts import ANSWER_SCHEMA, closed_book_messages
+from leadline.config import DEFAULT_MODEL
+from leadline.evals.metrics import normalize_answer
+from leadline.evals.traces import Trace, read_traces
+from leadline.llm.base import GenerationParams
+from leadline.wiring import make_llm
+
+DATA = Path(__file__).parent / "data"
+SAMPLES = 4
+THRESHOLDS = (0.25, 0.5, 0.75, 1.0)
+
+
+def _paths(model: str) -> tuple[Path, Path]:
+    return DATA / f"traces-{model}.jsonl", DATA / f"closed_book_agreement.{model}.jsonl"
+
+
+async def record(model: str, home: str | None, samples: int) -> None:
+    """Append, for each traced question not yet in the file, ``samples`` closed-book answers (T = 0.7)."""
+    traces_path, out = _paths(model)
+    done = {json.loads(line)["question_id"] for line in out.open()} if out.exists() else set()
+    llm = make_llm(Settings.from_env(home=Path(home) if home else None, model=model, seed=0))
+    params = GenerationParams(max_tokens=48, json_schema=ANSWER_SCHEMA, n=samples, temperature=0.7, seed=1)
+    try:
+        for t in read_traces(traces_path).traces:
+            if t.question_id in done:
+                continue
+            completion = await llm.chat(closed_book_messages(t.question), params)
+            answers = []
+            for choice in completion.choices:
+                obj = parse_json_object(choice.text)
+                answers.append(as_text(obj.get("answer")) if obj else choice.text.strip())
+            greedy = normalize_answer(t.closed_book.answer)
+            agreement = sum(normalize_answer(a) == greedy for a in answers) / len(answers)
+            row = {"question_id": t.question_id, "split": t.split, "samples": answers, "agreement": agreement}
+            with out.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(f"{t.question_id}: agreement {agreement:.2f}", flush=True)
+    finally:
+        await llm.aclose()
+
+
+def _auc(pos: list[float], neg: list[float]) -> float:
+    if not pos or not neg:
+        return float("nan")
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def _policy(traces: list[Trace], agree: dict[str, float], theta: float) -> tuple[float, float, int]:
+    """F1 and mean compute of "closed book when agreement >= theta, else one search"."""
+    closed = [t for t in traces if agree[t.question_id] >= theta]
+    searched = [t for t in traces if agree[t.question_id] < theta]
+    f1 = sum(float(t.closed_book.f1 or 0.0) for t in closed)
+    f1 += sum(float(t.steps[0].probe.f1 or 0.0) for t in searched)
+    compute = sum(t.cost(1) for t in searched)
+    return f1 / len(traces), compute / len(traces), len(closed)
+
+
+def screen(model: str, out: dict[str, Any]) -> None:
+    traces_path, data = _paths(model)
+    agree = {r["question_id"]: float(r["agreement"]) for r in map(json.loads, data.open())}
+    traces = [t for t in read_traces(traces_path).traces if t.question_id in agree and t.steps]
+    by_split = {s: [t for t in traces if t.split == s] for s in ("train", "dev")}
+    best_train = max(THRESHOLDS, key=lambda th: _policy(by_split["train"], agree, th)[0])
+    for split, ts in by_split.items():
+        one = _policy(ts, agree, 2.0)
+        print(f"{split}: {len(ts)} questions; one search on every question: F1 {one[0]:.3f} at {one[1]:.0f}")
+        cb = {t.question_id: float(t.closed_book.f1 or 0.0) for t in ts}
+        s1 = {t.question_id: float(t.steps[0].probe.f1 or 0.0) for t in ts}
+        a_right = _auc([agree[q] for q in cb if cb[q] >= 0.5], [agree[q] for q in cb if cb[q] < 0.5])
+        a_help = _auc([agree[q] for q in cb if s1[q] <= cb[q]], [agree[q] for q in cb if s1[q] > cb[q]])
+        print(
+            f"  AUC of agreement for 'the closed-book answer is right' {a_right:.3f}, "
+            f"for 'a search does not beat it' {a_help:.3f}"
+        )
+        for th in THRESHOLDS:
+            f1, compute, n = _policy(ts, agree, th)
+            mark = "<- chosen on train" if th == best_train else ""
+            print(
+                f"  closed book when agreement >= {th:.2f}: {n:2d} closed book,",
+                f"F1 {f1:.3f} at {compute:.0f}",
+                mark,
+            )
+        out[f"{split}_auc_search_not_better"] = a_help
+    dev = by_split["dev"]
+    f1_best, compute_best, _ = _policy(dev, agree, 2.0)  # one search: the dev traces' best fixed budget
+    within_half = [
+        _policy(dev, agree, th) for th in THRESHOLDS if _policy(dev, agree, th)[1] <= compute_best / 2
+    ]
+    out["dev_f1_one_search"] = f1_best
+    out["dev_f1_train_theta"] = _policy(dev, agree, best_train)[0]
+    out["dev_compute_train_theta"] = _policy(dev, agree, best_train)[1]
+    out["dev_best_f1_at_half_compute"] = max((p[0] for p in within_half), default=float("nan"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="screen", choices=["screen", "record"])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--home", default=None, help="leadline home (models, runs)")
+    parser.add_argument("--samples", type=int, default=SAMPLES)
+    args = parser.parse_args(argv)
+    if args.command == "record":
+        asyncio.run(record(args.model, args.home, args.samples))
+        return 0
+    out: dict[str, Any] = {}
+    screen(args.model, out)
+    print(" ".join(f"{k}={v:.4f}" for k, v in out.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
