@@ -45,7 +45,7 @@ def _paths(model: str) -> tuple[Path, Path]:
 async def record(model: str, home: str | None, samples: int) -> None:
     """Append, for each traced question not yet in the file, ``samples`` closed-book answers (T = 0.7)."""
     traces_path, out = _paths(model)
-    done = {json.loads(line)["question_id"] for line in out.open()} if out.exists() else set()
+    done = {r["question_id"] for r in _rows(out)} if out.exists() else set()
     llm = make_llm(Settings.from_env(home=Path(home) if home else None, model=model, seed=0))
     params = GenerationParams(max_tokens=48, json_schema=ANSWER_SCHEMA, n=samples, temperature=0.7, seed=1)
     try:
@@ -67,6 +67,14 @@ async def record(model: str, home: str | None, samples: int) -> None:
         await llm.aclose()
 
 
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+SEARCH_ALWAYS = 2.0
+"""A threshold no agreement reaches: one search on every question (the dev traces' best fixed budget)."""
+
+
 def _auc(pos: list[float], neg: list[float]) -> float:
     if not pos or not neg:
         return float("nan")
@@ -85,12 +93,15 @@ def _policy(traces: list[Trace], agree: dict[str, float], theta: float) -> tuple
 
 def screen(model: str, out: dict[str, Any]) -> None:
     traces_path, data = _paths(model)
-    agree = {r["question_id"]: float(r["agreement"]) for r in map(json.loads, data.open())}
+    agree = {r["question_id"]: float(r["agreement"]) for r in _rows(data)}
     traces = [t for t in read_traces(traces_path).traces if t.question_id in agree and t.steps]
     by_split = {s: [t for t in traces if t.split == s] for s in ("train", "dev")}
-    best_train = max(THRESHOLDS, key=lambda th: _policy(by_split["train"], agree, th)[0])
+    rows = {
+        s: {th: _policy(ts, agree, th) for th in (*THRESHOLDS, SEARCH_ALWAYS)} for s, ts in by_split.items()
+    }
+    best_train = max(THRESHOLDS, key=lambda th: rows["train"][th][0])
     for split, ts in by_split.items():
-        one = _policy(ts, agree, 2.0)
+        one = rows[split][SEARCH_ALWAYS]
         print(f"{split}: {len(ts)} questions; one search on every question: F1 {one[0]:.3f} at {one[1]:.0f}")
         cb = {t.question_id: float(t.closed_book.f1 or 0.0) for t in ts}
         s1 = {t.question_id: float(t.steps[0].probe.f1 or 0.0) for t in ts}
@@ -101,7 +112,7 @@ def screen(model: str, out: dict[str, Any]) -> None:
             f"for 'a search does not beat it' {a_help:.3f}"
         )
         for th in THRESHOLDS:
-            f1, compute, n = _policy(ts, agree, th)
+            f1, compute, n = rows[split][th]
             mark = "<- chosen on train" if th == best_train else ""
             print(
                 f"  closed book when agreement >= {th:.2f}: {n:2d} closed book,",
@@ -109,15 +120,13 @@ def screen(model: str, out: dict[str, Any]) -> None:
                 mark,
             )
         out[f"{split}_auc_search_not_better"] = a_help
-    dev = by_split["dev"]
-    f1_best, compute_best, _ = _policy(dev, agree, 2.0)  # one search: the dev traces' best fixed budget
-    within_half = [
-        _policy(dev, agree, th) for th in THRESHOLDS if _policy(dev, agree, th)[1] <= compute_best / 2
-    ]
+    dev = rows["dev"]
+    f1_best, compute_best, _ = dev[SEARCH_ALWAYS]
     out["dev_f1_one_search"] = f1_best
-    out["dev_f1_train_theta"] = _policy(dev, agree, best_train)[0]
-    out["dev_compute_train_theta"] = _policy(dev, agree, best_train)[1]
-    out["dev_best_f1_at_half_compute"] = max((p[0] for p in within_half), default=float("nan"))
+    out["dev_f1_train_theta"], out["dev_compute_train_theta"], _ = dev[best_train]
+    out["dev_best_f1_at_half_compute"] = max(
+        (dev[th][0] for th in THRESHOLDS if dev[th][1] <= compute_best / 2), default=float("nan")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
