@@ -2,9 +2,11 @@
 
 The database starts empty; all eight open it at the same signal (so they race to create the schema),
 then each writes its own runs and steps, and also records the *same* steps, sources and pages as
-every other worker (the resume-vs-resume race): those must be stored exactly once. Workers are forked
-(separate processes, each with its own connections, opened after the fork) so that the test does not
-spend its time starting eight Python interpreters.
+every other worker (the resume-vs-resume race): those must be stored exactly once. Workers are separate
+processes, each with its own connections, started from a fork server (a fresh single-threaded process):
+a plain fork of pytest's process copies the threads other tests left running, and a child that inherits
+a lock held mid-operation can hang inside its write transaction (seen once in a full suite: the other
+workers waited 30 s on "database is locked"). This costs about 25 s of interpreter start-up.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def _work(url: str, worker: int, start: Any, out_dir: str) -> None:
 
 
 def _run_workers(url: str, tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
     start = ctx.Event()
     out_dir = tmp_path / "out"
     out_dir.mkdir()
