@@ -28,7 +28,8 @@ demo: install
 	$(VENV)/bin/leadline ask "$(QUESTION)"
 
 test: install
-	$(VENV)/bin/ruff check leadline tests benchmarks examples
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
@@ -43,8 +44,8 @@ test-vllm: install
 	bash scripts/vllm_cpu_lane.sh
 
 lint: install
-	$(VENV)/bin/ruff check leadline tests benchmarks examples
-	$(VENV)/bin/ruff format --check leadline tests benchmarks examples
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .  # Python and the code blocks of the Markdown docs
 
 bench: install
 	$(PY) benchmarks/answer_quality.py
