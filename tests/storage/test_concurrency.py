@@ -32,13 +32,13 @@ SHARED_STEPS = 6
 SHARED_RUN = "shared-run"
 
 pytestmark = pytest.mark.skipif(
-    sys.platform == "win32" or "fork" not in multiprocessing.get_all_start_methods(),
-    reason="forks its worker processes",
+    sys.platform == "win32" or "forkserver" not in multiprocessing.get_all_start_methods(),
+    reason="starts its worker processes from a fork server",
 )
 
 
 def _work(url: str, worker: int, start: Any, out_dir: str) -> None:
-    """Body of one forked worker; writes its run ids (or its traceback) to a file, never returns."""
+    """Body of one worker process; writes its run ids (or its traceback) to a file, never returns."""
     code = 1
     try:
         start.wait(60)
