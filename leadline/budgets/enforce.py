@@ -41,6 +41,7 @@ def _completion_to_dict(c: Completion) -> dict[str, Any]:
                 "reasoning": ch.reasoning,
                 "finish_reason": ch.finish_reason,
                 "logprobs": list(ch.logprobs) if ch.logprobs else None,
+                "tokens": list(ch.tokens) if ch.tokens else None,
             }
             for ch in c.choices
         ],
@@ -55,6 +56,7 @@ def _completion_from_dict(d: dict[str, Any]) -> Completion:
                 reasoning=ch.get("reasoning"),
                 finish_reason=ch.get("finish_reason"),
                 logprobs=tuple(ch["logprobs"]) if ch.get("logprobs") else None,
+                tokens=tuple(ch["tokens"]) if ch.get("tokens") else None,
             )
             for ch in d["choices"]
         ),

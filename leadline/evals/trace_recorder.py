@@ -186,7 +186,8 @@ async def _probe(
     seconds = round(time.monotonic() - started, 3)
     cost = sum(int(c.usage.total_tokens) for c in completions)
     # the answer call is the reader's last (a comparison's side calls come before it)
-    lp = completions[-1].choices[0].mean_logprob if completions and completions[-1].choices else None
+    last = completions[-1].choices if completions else ()
+    lp = last[0].field_logprob("answer") if last else None
     return Probe(answer=got.text, cost=cost, seconds=seconds), lp
 
 

@@ -7,6 +7,7 @@ scripted fakes of ``leadline.testing`` are interchangeable behind it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -68,6 +69,8 @@ class Choice:
     finish_reason: str | None = None
     logprobs: tuple[float, ...] | None = None
     """Log-probability of each generated token, when asked for."""
+    tokens: tuple[str, ...] | None = None
+    """The text of each generated token, aligned with :attr:`logprobs`, when the engine reports it."""
 
     @property
     def mean_logprob(self) -> float | None:
@@ -75,6 +78,30 @@ class Choice:
         if not self.logprobs:
             return None
         return sum(self.logprobs) / len(self.logprobs)
+
+    def field_logprob(self, key: str) -> float | None:
+        """Mean log-probability of the tokens that spell the value of the JSON field ``key``.
+
+        Most tokens of a structured reply are the JSON around the value (forced by a grammar) or other
+        fields (a quote copied from a source); their probabilities say little of how sure the model is of
+        the value. A token counts when any of its characters lies inside the value. Without token texts,
+        or when the reply has no such field, this is :attr:`mean_logprob`.
+        """
+        if not self.logprobs:
+            return None
+        if not self.tokens or len(self.tokens) != len(self.logprobs):
+            return self.mean_logprob
+        span = json_value_span("".join(self.tokens), key)
+        if span is None:
+            return self.mean_logprob
+        start, end = span
+        picked: list[float] = []
+        pos = 0
+        for tok, lp in zip(self.tokens, self.logprobs, strict=True):
+            if pos < end and pos + len(tok) > start:
+                picked.append(lp)
+            pos += len(tok)
+        return sum(picked) / len(picked) if picked else self.mean_logprob
 
 
 @dataclass(frozen=True)
@@ -127,3 +154,19 @@ class LLMClient(Protocol):
 
 
 __all__ = ["Choice", "Completion", "GenerationParams", "LLMClient", "Message", "Role", "Usage"]
+
+
+_STRING_VALUE = r'"{key}"\s*:\s*"((?:[^"\\]|\\.)*)"'
+_BARE_VALUE = r'"{key}"\s*:\s*([^\s,{{}}\[\]"][^,}}\]]*?)\s*[,}}\]]'
+
+
+def json_value_span(text: str, key: str) -> tuple[int, int] | None:
+    """Where the first scalar value of the field ``key`` lies in a JSON text (inside its quotes for a
+    string), or None when there is no such non-empty value (or it is a list or an object).
+
+    A light scan, not a parser: it also reads a reply that was cut off after the value."""
+    k = re.escape(key)
+    m = re.search(_STRING_VALUE.format(key=k), text) or re.search(_BARE_VALUE.format(key=k), text)
+    if m is None or m.end(1) <= m.start(1):
+        return None
+    return m.start(1), m.end(1)

@@ -16,6 +16,7 @@ from typing import Any
 
 from leadline.errors import ConfigError, LLMError, ModelNotFoundError
 from leadline.llm.base import Choice, Completion, GenerationParams, Message, Usage
+from leadline.llm.openai_wire import parse_logprob_tokens, parse_logprobs
 
 
 def _import_llama() -> Any:
@@ -98,13 +99,12 @@ class LlamaCppEngine:
         first = raw["choices"][0]
         text = first["message"].get("content") or "" if chat else first.get("text", "")
         lp = first.get("logprobs")
-        logprobs: tuple[float, ...] | None = None
-        if isinstance(lp, dict):
-            if lp.get("content"):
-                logprobs = tuple(float(t["logprob"]) for t in lp["content"])
-            elif lp.get("token_logprobs"):
-                logprobs = tuple(float(x) for x in lp["token_logprobs"] if x is not None)
-        return Choice(text=text, finish_reason=first.get("finish_reason"), logprobs=logprobs)
+        return Choice(
+            text=text,
+            finish_reason=first.get("finish_reason"),
+            logprobs=parse_logprobs(lp) or None,
+            tokens=parse_logprob_tokens(lp) or None,
+        )
 
     def _run(self, call: Any, params: GenerationParams) -> Completion:
         choices: list[Choice] = []

@@ -110,6 +110,7 @@ def parse_choice(choice: dict[str, Any], chat: bool) -> Choice:
         reasoning=reasoning,
         finish_reason=finish if isinstance(finish, str) else None,
         logprobs=parse_logprobs(choice.get("logprobs")),
+        tokens=parse_logprob_tokens(choice.get("logprobs")),
     )
 
 
@@ -123,6 +124,23 @@ def parse_logprobs(block: Any) -> tuple[float, ...] | None:
     token_logprobs = block.get("token_logprobs")
     if isinstance(token_logprobs, list):
         return tuple(float(v) for v in token_logprobs if v is not None)
+    return None
+
+
+def parse_logprob_tokens(block: Any) -> tuple[str, ...] | None:
+    """The token texts that go with :func:`parse_logprobs`' values (chat ``content[].token``, legacy
+    ``tokens``), aligned with them; None when the server sent none or they do not line up."""
+    if not isinstance(block, dict):
+        return None
+    content = block.get("content")
+    if isinstance(content, list):
+        tokens = [t for item in content if isinstance(item, dict) and isinstance(t := item.get("token"), str)]
+        return tuple(tokens) if len(tokens) == len(content) else None
+    names, values = block.get("tokens"), block.get("token_logprobs")
+    if isinstance(names, list) and isinstance(values, list) and len(names) == len(values):
+        kept = [t for t, v in zip(names, values, strict=True) if v is not None]
+        strings = [t for t in kept if isinstance(t, str)]
+        return tuple(strings) if len(strings) == len(kept) else None
     return None
 
 

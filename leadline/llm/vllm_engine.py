@@ -61,13 +61,16 @@ def completion_from_output(output: Any) -> Completion:
     for sample in output.outputs:
         token_ids = list(sample.token_ids)
         completion_tokens += len(token_ids)
-        logprobs = None
+        logprobs = tokens = None
         if sample.logprobs is not None:
             # One {token id: Logprob} per position; the sampled token is always among them.
-            logprobs = tuple(
-                float(step[token].logprob) for step, token in zip(sample.logprobs, token_ids, strict=False)
-            )
-        choices.append(Choice(text=sample.text, finish_reason=sample.finish_reason, logprobs=logprobs))
+            picked = [step[token] for step, token in zip(sample.logprobs, token_ids, strict=False)]
+            logprobs = tuple(float(p.logprob) for p in picked)
+            texts = [t for p in picked if isinstance(t := getattr(p, "decoded_token", None), str)]
+            tokens = tuple(texts) if len(texts) == len(picked) else None
+        choices.append(
+            Choice(text=sample.text, finish_reason=sample.finish_reason, logprobs=logprobs, tokens=tokens)
+        )
     prompt_tokens = len(output.prompt_token_ids or ())
     return Completion(choices=tuple(choices), usage=Usage(prompt_tokens, completion_tokens))
 

@@ -372,7 +372,10 @@ def _token_ids(text: str) -> list[int]:
 
 
 def _logprob_values(reply: ScriptedReply) -> list[tuple[str, float]]:
+    """One token a word, each after the first with its leading space, as real tokenizers give them
+    (so the tokens spell the text)."""
     words = reply.text.split() or [""]
+    words = words[:1] + [f" {w}" for w in words[1:]]
     values = list(reply.logprobs) if reply.logprobs is not None else [-0.25] * len(words)
     words = (words + [""] * len(values))[: len(values)]
     return list(zip(words, values, strict=True))
@@ -392,7 +395,7 @@ def _legacy_logprobs(reply: ScriptedReply) -> dict[str, Any]:
     offsets, position = [], 0
     for word, _ in pairs:
         offsets.append(position)
-        position += len(word) + 1
+        position += len(word)
     return {
         "text_offset": offsets,
         "token_logprobs": [value for _, value in pairs],

@@ -369,6 +369,16 @@ def test_a_search_result_round_trips_through_its_json_form() -> None:
     assert SearchResult.from_dict({**data, "query": "q"}) == result
 
 
+def test_a_recorded_completion_keeps_its_token_texts_and_log_probabilities() -> None:
+    from leadline.budgets.enforce import _completion_from_dict, _completion_to_dict
+
+    choice = Choice(text='{"answer": "x"}', logprobs=(-0.1, -2.0), tokens=('{"answer": "', 'x"}'))
+    completion = Completion(choices=(choice, Choice(text="y")), usage=Usage(3, 2), model="m")
+    data = json.loads(json.dumps(_completion_to_dict(completion)))
+    again = _completion_from_dict(data)
+    assert again == completion and again.choices[0].field_logprob("answer") == pytest.approx(-2.0)
+
+
 def test_spend_is_one_type_for_the_ledger_the_store_and_the_result() -> None:
     from leadline.storage.records import LedgerTotals, Spend
     from leadline.storage.store import SqlRunStore

@@ -92,4 +92,5 @@ def test_chat_returns_token_logprobs_when_asked(tmp_path_factory: pytest.TempPat
     lp = c.choices[0].logprobs
     assert lp is not None and len(lp) == c.usage.completion_tokens
     assert all(x <= 0.0 for x in lp)
+    assert c.choices[0].tokens is not None and "".join(c.choices[0].tokens) == c.choices[0].text
     assert c.choices[0].mean_logprob is not None and c.choices[0].mean_logprob > -1.0  # a confident answer

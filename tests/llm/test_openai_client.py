@@ -212,6 +212,7 @@ async def test_logprobs_are_parsed_from_both_shapes() -> None:
     assert chat.choices[0].logprobs == (-0.5, -1.5)
     assert chat.choices[0].mean_logprob == pytest.approx(-1.0)
     assert legacy.choices[0].logprobs == (-2.0,)
+    assert chat.choices[0].tokens == ("Paris", " is") and legacy.choices[0].tokens == ("big",)
     chat_body, legacy_body = (r.body for r in server.generation_requests())
     assert chat_body["logprobs"] is True
     assert legacy_body["logprobs"] == 1
@@ -443,3 +444,15 @@ async def test_a_read_error_on_a_pooled_connection_is_retried_once_at_once() -> 
             await client.chat(HELLO, GenerationParams())
     await http.aclose()
     assert len(calls) == 4
+
+
+async def test_the_confidence_of_a_json_answer_is_its_values_tokens_not_the_json_around_it() -> None:
+    reply = '{"answer": "Paris", "sources": [1]}'
+    values = (-0.01, -2.0, -0.01, -0.01)  # tokens: '{"answer":', ' "Paris",', ' "sources":', ' [1]}'
+    with serve_fake_openai(flavor="vllm", replies=[ScriptedReply(reply, logprobs=values)]) as server:
+        async with fast_client(server) as client:
+            chat = await client.chat(HELLO, GenerationParams(logprobs=True))
+    choice = chat.choices[0]
+    assert "".join(choice.tokens or ()) == reply
+    assert choice.field_logprob("answer") == pytest.approx(-2.0)
+    assert choice.mean_logprob == pytest.approx(-2.03 / 4)

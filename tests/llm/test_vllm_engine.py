@@ -33,8 +33,8 @@ def test_request_output_becomes_a_completion() -> None:
                 token_ids=[11, 12],
                 finish_reason="stop",
                 logprobs=[
-                    {11: logprob(logprob=-0.5), 99: logprob(logprob=-1.0)},
-                    {12: logprob(logprob=-0.25)},
+                    {11: logprob(logprob=-0.5, decoded_token="Paris"), 99: logprob(logprob=-1.0)},
+                    {12: logprob(logprob=-0.25, decoded_token=".")},
                 ],
             ),
             SimpleNamespace(text="Lyon", token_ids=[13, 14, 15], finish_reason="length", logprobs=None),
@@ -44,5 +44,6 @@ def test_request_output_becomes_a_completion() -> None:
     assert [c.text for c in completion.choices] == ["Paris.", "Lyon"]
     assert [c.finish_reason for c in completion.choices] == ["stop", "length"]
     assert completion.choices[0].logprobs == (-0.5, -0.25)
+    assert completion.choices[0].tokens == ("Paris", ".")
     assert completion.choices[1].logprobs is None
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (4, 5)

@@ -278,7 +278,7 @@ async def read_answer(
         confidence: float | None = agreement
         basis = f"{round(agreement * n)} of {n} samples agree"
     else:
-        lp = completion.choices[0].mean_logprob if completion.choices else None
+        lp = completion.choices[0].field_logprob("answer") if completion.choices else None
         confidence = None if lp is None else min(1.0, max(0.0, 2.718281828**lp))
         basis = "token probability" if lp is not None else ""
     return ReaderAnswer(text=text, cited=cited, quote=quote, confidence=confidence, basis=basis)
