@@ -5,7 +5,8 @@ The adapter (:meth:`RuntimeController.signals`) maps what the loop sees onto the
 
 - after a search, "a relevant hit": the search brought new documents (``new_docs_last_search > 0``);
 - after a think step, "converging": the candidate answer agrees with the previous one, or the samples
-  agree / the answer's confidence is at least ``agree_threshold`` (when a server reports them).
+  agree / the answer's confidence is at least ``agree_threshold`` (when the observation carries them;
+  the loop asks no model for log-probabilities today).
 
 Probes that agree with high confidence twice in a row mean the answer is settled: the run is at its
 plateau, so its expected curves are flattened from here and no further step pays ("answer now").
