@@ -27,6 +27,7 @@ import asyncio
 import json
 import statistics
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,17 @@ from leadline import Settings
 from leadline.agent.parsing import as_text, parse_json_object
 from leadline.agent.prompts import ANSWER_SCHEMA, closed_book_messages
 from leadline.config import DEFAULT_MODEL
+from leadline.evals.closed_book import answer_text
 from leadline.evals.metrics import normalize_answer
 from leadline.evals.trace_recorder import PROBE_TOKENS
 from leadline.evals.traces import Trace, read_traces
-from leadline.llm.base import GenerationParams
+from leadline.llm.base import GenerationParams, LLMClient
 from leadline.llm.llama_cpp_engine import LlamaCppEngine
 from leadline.llm.models import resolve_model_file
 from leadline.wiring import make_llm
+
+RowMaker = Callable[[LLMClient, Trace], Awaitable[dict[str, Any]]]
+"""Records one traced question's signal: the fields of its row (besides the question's id and split)."""
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = 4
@@ -55,65 +60,70 @@ def _paths(model: str, signal: str = "agreement") -> tuple[Path, Path]:
     return DATA / f"traces-{model}.jsonl", DATA / f"closed_book_{signal}.{model}.jsonl"
 
 
-async def record_logprob(model: str, home: str | None) -> None:
-    """Append, for each traced question not yet in the file, the greedy closed-book answer's token
-    log-probabilities (the recorder's prompt and limits; the engine loaded with ``logits_all``)."""
-    traces_path, out = _paths(model, "logprob")
+async def _record(model: str, signal: str, llm: LLMClient, row: RowMaker) -> None:
+    """Append to the signal's file, for each traced question not yet in it, the row ``row`` makes."""
+    traces_path, out = _paths(model, signal)
     done = {r["question_id"] for r in _rows(out)} if out.exists() else set()
+    try:
+        for t in read_traces(traces_path).traces:
+            if t.question_id in done:
+                continue
+            fields = await row(llm, t)
+            with out.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"question_id": t.question_id, "split": t.split, **fields}) + "\n")
+            print(f"{t.question_id}: {signal} {fields[signal]}", flush=True)
+    finally:
+        await llm.aclose()
+
+
+async def record_logprob(model: str, home: str | None) -> None:
+    """The greedy closed-book answer's token log-probabilities for each traced question (the recorder's
+    prompt and limits; the engine loaded with ``logits_all``)."""
     settings = Settings.from_env(home=Path(home) if home else None, model=model, seed=0)
     path = resolve_model_file(settings.model, settings.models_dir, n_ctx=LOGPROB_CTX)
     llm = LlamaCppEngine(
         path, name=settings.model, n_ctx=LOGPROB_CTX, n_threads=settings.n_threads, logits_all=True
     )
     params = GenerationParams(max_tokens=PROBE_TOKENS, json_schema=ANSWER_SCHEMA, logprobs=True)
-    try:
-        for t in read_traces(traces_path).traces:
-            if t.question_id in done:
-                continue
-            completion = await llm.chat(closed_book_messages(t.question), params)
-            choice = completion.choices[0]
-            tokens = list(zip(choice.tokens or (), choice.logprobs or (), strict=True))
-            obj = parse_json_object(completion.text)
-            answer = as_text(obj.get("answer")) if obj else completion.text.strip().split("\n")[0]
-            value = choice.field_logprob("answer")
-            row = {
-                "question_id": t.question_id,
-                "split": t.split,
-                "answer": answer,
-                "same_as_trace": normalize_answer(answer) == normalize_answer(t.closed_book.answer),
-                "tokens": [[tok, round(lp, 5)] for tok, lp in tokens],
-                "logprob": round(value, 5) if value is not None else None,
-            }
-            with out.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-            print(f"{t.question_id}: {answer!r} logprob {row['logprob']}", flush=True)
-    finally:
-        await llm.aclose()
+
+    async def row(llm: LLMClient, t: Trace) -> dict[str, Any]:
+        choice = (await llm.chat(closed_book_messages(t.question), params)).choices[0]
+        answer = answer_text(choice.text)
+        value = choice.field_logprob("answer")
+        return {
+            "answer": answer,
+            "same_as_trace": normalize_answer(answer) == normalize_answer(t.closed_book.answer),
+            "tokens": [
+                [tok, round(lp, 5)]
+                for tok, lp in zip(choice.tokens or (), choice.logprobs or (), strict=True)
+            ],
+            "logprob": round(value, 5) if value is not None else None,
+        }
+
+    await _record(model, "logprob", llm, row)
 
 
 async def record(model: str, home: str | None, samples: int) -> None:
-    """Append, for each traced question not yet in the file, ``samples`` closed-book answers (T = 0.7)."""
-    traces_path, out = _paths(model)
-    done = {r["question_id"] for r in _rows(out)} if out.exists() else set()
+    """``samples`` closed-book answers (T = 0.7) for each traced question, and their agreement with the
+    trace's greedy one."""
     llm = make_llm(Settings.from_env(home=Path(home) if home else None, model=model, seed=0))
-    params = GenerationParams(max_tokens=48, json_schema=ANSWER_SCHEMA, n=samples, temperature=0.7, seed=1)
-    try:
-        for t in read_traces(traces_path).traces:
-            if t.question_id in done:
-                continue
-            completion = await llm.chat(closed_book_messages(t.question), params)
-            answers = []
-            for choice in completion.choices:
-                obj = parse_json_object(choice.text)
-                answers.append(as_text(obj.get("answer")) if obj else choice.text.strip())
-            greedy = normalize_answer(t.closed_book.answer)
-            agreement = sum(normalize_answer(a) == greedy for a in answers) / len(answers)
-            row = {"question_id": t.question_id, "split": t.split, "samples": answers, "agreement": agreement}
-            with out.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-            print(f"{t.question_id}: agreement {agreement:.2f}", flush=True)
-    finally:
-        await llm.aclose()
+    params = GenerationParams(
+        max_tokens=PROBE_TOKENS, json_schema=ANSWER_SCHEMA, n=samples, temperature=0.7, seed=1
+    )
+
+    async def row(llm: LLMClient, t: Trace) -> dict[str, Any]:
+        completion = await llm.chat(closed_book_messages(t.question), params)
+        answers = []
+        for choice in completion.choices:
+            obj = parse_json_object(choice.text)
+            answers.append(as_text(obj.get("answer")) if obj else choice.text.strip())
+        greedy = normalize_answer(t.closed_book.answer)
+        return {
+            "samples": answers,
+            "agreement": sum(normalize_answer(a) == greedy for a in answers) / len(answers),
+        }
+
+    await _record(model, "agreement", llm, row)
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -141,9 +151,9 @@ def _policy(traces: list[Trace], signal: dict[str, float], theta: float) -> tupl
 
 
 def _load_signal(model: str, signal: str) -> dict[str, float]:
+    """Each question's value of the signal (its file's field of the same name)."""
     _, data = _paths(model, signal)
-    key = "agreement" if signal == "agreement" else "logprob"
-    return {r["question_id"]: float(r[key]) for r in _rows(data) if r.get(key) is not None}
+    return {r["question_id"]: float(r[signal]) for r in _rows(data) if r.get(signal) is not None}
 
 
 def _thresholds(signal: str, train_values: list[float]) -> tuple[float, ...]:

@@ -22,6 +22,10 @@ async def closed_book_answer(llm: LLMClient, question: str, *, max_tokens: int =
     completion = await llm.chat(
         closed_book_messages(question), GenerationParams(max_tokens=max_tokens, json_schema=ANSWER_SCHEMA)
     )
-    parsed = parse_json_object(completion.text)
-    answer = as_text(parsed.get("answer")) if parsed else completion.text.strip().split("\n")[0]
-    return ClosedBookAnswer(answer=answer, usage=completion.usage)
+    return ClosedBookAnswer(answer=answer_text(completion.text), usage=completion.usage)
+
+
+def answer_text(reply: str) -> str:
+    """The answer of a closed-book reply: its JSON ``answer``, or its first line when it is no JSON."""
+    parsed = parse_json_object(reply)
+    return as_text(parsed.get("answer")) if parsed else reply.strip().split("\n")[0]
