@@ -6,7 +6,8 @@ every other worker (the resume-vs-resume race): those must be stored exactly onc
 processes, each with its own connections, started from a fork server (a fresh single-threaded process):
 a plain fork of pytest's process copies the threads other tests left running, and a child that inherits
 a lock held mid-operation can hang inside its write transaction (seen once in a full suite: the other
-workers waited 30 s on "database is locked"). This costs about 25 s of interpreter start-up.
+workers waited 30 s on "database is locked"). The fork server has imported the package already
+(``conftest.py``), so a worker starts in milliseconds.
 """
 
 from __future__ import annotations

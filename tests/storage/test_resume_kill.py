@@ -1,10 +1,12 @@
 """SIGKILL a research run at random points, resume it, and get the uninterrupted run's result and ledger.
 
-Each research run happens in a forked child process (forked, so that the many restarts cost no Python
-start-up), with scripted fakes (deterministic, like a seeded model) on one SQLite file. The child is
-killed either right after its N-th recorded side effect (N random: the crash lands between a recorded
-call and the next checkpoint) or after a random delay (anywhere at all). It is then continued with
-``Researcher.resume(run_id)``, the call behind ``leadline resume RUN_ID``, and may be killed again.
+Each research run happens in a child process started from the fork server, which has imported the
+package already (``conftest.py``), so the many restarts cost no Python start-up (a plain fork would copy
+the site server's threads into the child). The runs use scripted fakes (deterministic, like a seeded
+model) on one SQLite file. The child is killed either right after its N-th recorded side effect (N
+random: the crash lands between a recorded call and the next checkpoint) or after a random delay
+(anywhere at all). It is then continued with ``Researcher.resume(run_id)``, the call behind ``leadline
+resume RUN_ID``, and may be killed again.
 
 What is checked, against one uninterrupted run of the same question:
 
@@ -70,8 +72,8 @@ DOCS = [
 ]
 
 pytestmark = pytest.mark.skipif(
-    sys.platform == "win32" or "fork" not in multiprocessing.get_all_start_methods(),
-    reason="needs fork() to restart runs quickly",
+    sys.platform == "win32" or "forkserver" not in multiprocessing.get_all_start_methods(),
+    reason="restarts its runs from a fork server",
 )
 
 
@@ -199,7 +201,7 @@ def _child(
     out: str,
     site_url: str | None = None,
 ) -> None:
-    """Body of a forked child: one research run (or resume); never returns into pytest."""
+    """Body of a child process: one research run (or resume); never returns into pytest."""
     code = 1
     try:
         store = KillingStore.from_url(url)
@@ -300,7 +302,7 @@ def _kill_and_resume(
     ``new_url(name)`` gives a fresh, empty database for each run. Returns (runs, kills, calls lost in
     flight, the reference run's log lines).
     """
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
     rng = random.Random(int(os.environ.get("LEADLINE_KILL_SEED", "20261129")))
     home = str(tmp_path / "home")
     site_url = site.url if site is not None else None
@@ -389,7 +391,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[SiteServer]:
-    """The local site server, in this (the parent) process: forked runs fetch from it over HTTP."""
+    """The local site server, in this (the parent) process: the runs fetch from it over HTTP."""
     server = SiteServer(LoggingSiteApp(load_site(SITE))).start()
     try:
         yield server
