@@ -4,7 +4,9 @@ Reads the committed traces of a packaged model (``benchmarks/data/traces-<model>
 ``leadline tune QUESTIONS --split train|dev --traces FILE``; docs/traces.md), fits the runtime
 controller's belief and stop rule on the train traces and evaluates it on the dev traces against every
 fixed budget (each step count, and closed book) and the per-question hindsight oracle. Also prints what
-recording cost per trace and per step. With no traces committed for the model it says so and prints nan.
+recording cost per trace and per step, and each split's F1 after a fixed number of steps by the source of
+its questions (the question id's prefix: ``musique``, ``hotpotqa``), with how many answers the step after
+the first search makes better and worse. With no traces committed for the model it says so and prints nan.
 
     python benchmarks/traces.py --model qwen2.5-0.5b-instruct
 
@@ -15,13 +17,34 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from leadline.config import DEFAULT_MODEL
-from leadline.evals.traces import read_traces
+from leadline.evals.traces import Trace, read_traces
 from leadline.evals.traces_eval import evaluate_traces, recording_cost
 
 DATA = Path(__file__).resolve().parent / "data"
+STEPS = (0, 1, 2, 3, 4, 5, 8)
+
+
+def by_source(traces: Sequence[Trace]) -> None:
+    """Each split's mean F1 after 0, 1, 2, ... steps, in all and per question source; and what the
+    step after each trace's first search does to its answer (better / worse / the mean F1 change)."""
+    for split in ("train", "dev"):
+        in_split = [t for t in traces if t.split == split and t.steps]
+        groups = {"all": in_split}
+        for t in in_split:
+            groups.setdefault(t.question_id.split("_")[0], []).append(t)
+        for name, ts in groups.items():
+            f1 = " ".join(f"{i}: {sum(t.f1(i) for t in ts) / len(ts):.3f}" for i in STEPS)
+            first = [next(i for i, s in enumerate(t.steps, 1) if s.action == "search") for t in ts]
+            delta = [t.f1(i + 1) - t.f1(i) for t, i in zip(ts, first, strict=True) if i < len(t.steps)]
+            print(
+                f"{split} {name} ({len(ts)}): F1 by steps {f1}; the step after the first search: "
+                f"{sum(d > 0 for d in delta)} better, {sum(d < 0 for d in delta)} worse, "
+                f"{sum(delta) / max(len(ts), 1):+.3f}"
+            )
 
 
 def main() -> None:
@@ -40,6 +63,7 @@ def main() -> None:
             print(f"skipped: {why}")
         for key, value in recording_cost(traces.traces).items():
             print(f"cost {key}: {value:.3f}")
+        by_source(traces.traces)
         report = evaluate_traces(traces, bootstrap=args.bootstrap)
         print(report.describe())
         low, high = report.compute_interval
