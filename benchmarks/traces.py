@@ -38,7 +38,9 @@ def by_source(traces: Sequence[Trace]) -> None:
             groups.setdefault(t.question_id.split("_")[0], []).append(t)
         for name, ts in groups.items():
             f1 = " ".join(f"{i}: {sum(t.f1(i) for t in ts) / len(ts):.3f}" for i in STEPS)
-            first = [next(i for i, s in enumerate(t.steps, 1) if s.action == "search") for t in ts]
+            first = [  # the step count up to the first search (a trace with none: its length)
+                next((i for i, s in enumerate(t.steps, 1) if s.action == "search"), len(t.steps)) for t in ts
+            ]
             delta = [t.f1(i + 1) - t.f1(i) for t, i in zip(ts, first, strict=True) if i < len(t.steps)]
             print(
                 f"{split} {name} ({len(ts)}): F1 by steps {f1}; the step after the first search: "
