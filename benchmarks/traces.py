@@ -33,19 +33,18 @@ def by_source(traces: Sequence[Trace]) -> None:
     step after each trace's first search does to its answer (better / worse / the mean F1 change)."""
     for split in ("train", "dev"):
         in_split = [t for t in traces if t.split == split and t.steps]
+        if not in_split:
+            continue
         groups = {"all": in_split}
         for t in in_split:
             groups.setdefault(t.question_id.split("_")[0], []).append(t)
         for name, ts in groups.items():
             f1 = " ".join(f"{i}: {sum(t.f1(i) for t in ts) / len(ts):.3f}" for i in STEPS)
-            first = [  # the step count up to the first search (a trace with none: its length)
-                next((i for i, s in enumerate(t.steps, 1) if s.action == "search"), len(t.steps)) for t in ts
-            ]
-            delta = [t.f1(i + 1) - t.f1(i) for t, i in zip(ts, first, strict=True) if i < len(t.steps)]
+            delta = [t.f1(t.first_search() + 1) - t.f1(t.first_search()) for t in ts]  # 0 past the end
             print(
                 f"{split} {name} ({len(ts)}): F1 by steps {f1}; the step after the first search: "
                 f"{sum(d > 0 for d in delta)} better, {sum(d < 0 for d in delta)} worse, "
-                f"{sum(delta) / max(len(ts), 1):+.3f}"
+                f"{sum(delta) / len(ts):+.3f}"
             )
 
 

@@ -89,6 +89,10 @@ class Trace:
         s = self.steps[i - 1]
         return float(s.tokens + self.search_cost_tokens * s.searches)
 
+    def first_search(self) -> int:
+        """The number of steps up to and including the first search (the trace's length if it has none)."""
+        return next((i for i, s in enumerate(self.steps, 1) if s.action == "search"), len(self.steps))
+
     def f1(self, i: int) -> float:
         """The F1 of the answer-now probe after ``i`` steps (0: the closed-book answer; past the last
         step, the last step's: the run had ended and answered).

@@ -377,13 +377,8 @@ def evaluate_traces(
         fixed_se=fixed_se,
         train_questions=len(train),
         skipped=list(traces.skipped),
-        search_first_compute=float(np.mean([t.cost(_first_search(t)) for t in dev])),
+        search_first_compute=float(np.mean([t.cost(t.first_search()) for t in dev])),
     )
-
-
-def _first_search(trace: Trace) -> int:
-    """The number of steps up to and including the trace's first search (its length if it has none)."""
-    return next((i + 1 for i, s in enumerate(trace.steps) if s.action == "search"), len(trace.steps))
 
 
 __all__ = [
