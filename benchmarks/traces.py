@@ -6,7 +6,10 @@ controller's belief and stop rule on the train traces and evaluates it on the de
 fixed budget (each step count, and closed book) and the per-question hindsight oracle. Also prints what
 recording cost per trace and per step, and each split's F1 after a fixed number of steps by the source of
 its questions (the question id's prefix: ``musique``, ``hotpotqa``), with how many answers the step after
-the first search makes better and worse. With no traces committed for the model it says so and prints nan.
+the first search makes better and worse. With ``--fit-resamples N`` it also repeats the fit on N
+bootstrap resamples of the train questions and prints how often each stop rule (price) is chosen and what
+each does on dev: how much the shipped rule rests on which train questions were recorded. With no traces
+committed for the model it says so and prints nan.
 
     python benchmarks/traces.py --model qwen2.5-0.5b-instruct
 
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from leadline.config import DEFAULT_MODEL
 from leadline.evals.traces import Trace, read_traces
-from leadline.evals.traces_eval import evaluate_traces, recording_cost
+from leadline.evals.traces_eval import FitDraw, evaluate_traces, fit_stability, recording_cost
 
 DATA = Path(__file__).resolve().parent / "data"
 STEPS = (0, 1, 2, 3, 4, 5, 8)
@@ -48,11 +51,34 @@ def by_source(traces: Sequence[Trace]) -> None:
             )
 
 
+def stability(draws: Sequence[FitDraw], shipped: float) -> None:
+    """How often each price is chosen across the fit's resamples, and its draws' mean train and dev
+    (compute, F1)."""
+    prices = sorted({d.price for d in draws})
+    for p in prices:
+        ds = [d for d in draws if d.price == p]
+        mark = " (the full train's choice)" if math.isclose(p, shipped) else ""
+        print(
+            f"fit on resampled train: price {p:.2g}{mark} in {len(ds)} of {len(draws)} draws; "
+            f"train F1 {sum(d.train_f1 for d in ds) / len(ds):.3f} at "
+            f"{sum(d.train_compute for d in ds) / len(ds):.0f}; dev F1 "
+            f"{sum(d.dev_f1 for d in ds) / len(ds):.3f} at {sum(d.dev_compute for d in ds) / len(ds):.0f}"
+        )
+    dev_f1 = sorted(d.dev_f1 for d in draws)
+    print(
+        f"fit on resampled train: dev F1 at each draw's price, median {dev_f1[len(dev_f1) // 2]:.3f}, "
+        f"range {dev_f1[0]:.3f}-{dev_f1[-1]:.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--traces", type=Path, default=None, help="default: data/traces-MODEL.jsonl")
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument(
+        "--fit-resamples", type=int, default=0, help="repeat the fit on N bootstrap resamples of train"
+    )
     args = parser.parse_args()
     path = args.traces or DATA / f"traces-{args.model}.jsonl"
     efficiency = gain = math.nan
@@ -75,6 +101,8 @@ def main() -> None:
         )
         _, o_compute, o_f1 = max(report.oracle, key=lambda o: (o[2], -o[1]))
         print(f"oracle (hindsight, per question, closed book allowed): F1 {o_f1:.3f} at {o_compute:.0f}")
+        if args.fit_resamples > 0:
+            stability(fit_stability(traces, resamples=args.fit_resamples), report.train_price)
         efficiency, gain = report.efficiency, report.f1_gain_at_equal_compute
     print(f"traces_efficiency={efficiency:.4f} traces_f1_gain_at_equal_compute={gain:.4f}")
 

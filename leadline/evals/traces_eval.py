@@ -8,6 +8,8 @@
   price, chosen on the *train* traces as the cheapest at which the controller matches the best fixed
   budget's train F1 within its standard error — as a :class:`~leadline.budgets.fitted.FittedController`
   with its provenance (what ``tune --traces FILE --save/--install`` writes and ``ask``/``batch`` use).
+- :func:`fit_stability`: how much the fit moves with the train sample — the fit repeated on bootstrap
+  resamples of the train questions, each draw's stop rule read on dev.
 - :func:`evaluate_traces`: fit on train, report on dev — every fixed budget (each step count; 0 is the
   closed-book answer), the controller at every price and at the train price, the per-question hindsight
   oracle, the compute the controller needs to match the best fixed budget's F1 (bootstrap interval over
@@ -303,6 +305,49 @@ class TracesReport:
         )
 
 
+@dataclass(frozen=True)
+class FitDraw:
+    """One fit on a bootstrap resample of the train traces, and what its stop rule does on dev."""
+
+    price: float
+    train_f1: float
+    """On the resample, as :class:`PriceChoice` reads it."""
+    train_compute: float
+    dev_f1: float
+    dev_compute: float
+
+
+def fit_stability(traces: TraceSet, *, resamples: int, seed: int = 0) -> list[FitDraw]:
+    """The fit (belief and price) repeated on ``resamples`` bootstrap resamples of the train questions
+    (drawn with replacement, as many as there are), each draw's controller read on every dev trace.
+
+    How far the draws spread says how much the shipped stop rule rests on which train questions were
+    recorded: a rule chosen in most draws is a finding; one that flips between draws is noise.
+    """
+    train, dev = traces.split("train"), traces.split("dev")
+    if not train or not dev:
+        raise ConfigError("the fit's stability needs train traces to fit on and dev traces to read")
+    f1, cost, depth = _matrices(dev)
+    rows = np.arange(len(dev))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        sample = [train[i] for i in rng.integers(0, len(train), len(train))]
+        fitted = fit_runtime(sample)
+        choice = choose_price(fitted, sample)
+        stops = np.array([min(controller_stops(fitted, t, choice.price), depth) for t in dev])
+        draws.append(
+            FitDraw(
+                price=choice.price,
+                train_f1=choice.train_f1,
+                train_compute=choice.train_compute,
+                dev_f1=float(f1[rows, stops].mean()),
+                dev_compute=float(cost[rows, stops].mean()),
+            )
+        )
+    return draws
+
+
 def evaluate_traces(
     traces: TraceSet, *, prices: Sequence[float] = PRICES, bootstrap: int = 500, seed: int = 0
 ) -> TracesReport:
@@ -383,6 +428,7 @@ def evaluate_traces(
 
 __all__ = [
     "PRICES",
+    "FitDraw",
     "PriceChoice",
     "TracesReport",
     "choose_price",
@@ -390,5 +436,6 @@ __all__ = [
     "evaluate_traces",
     "file_sha256",
     "fit_controller",
+    "fit_stability",
     "recording_cost",
 ]

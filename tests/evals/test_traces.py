@@ -22,7 +22,14 @@ from leadline.evals.traces import (
     fit_runtime,
     read_traces,
 )
-from leadline.evals.traces_eval import controller_stops, evaluate_traces, fit_controller
+from leadline.evals.traces_eval import (
+    PRICES,
+    choose_price,
+    controller_stops,
+    evaluate_traces,
+    fit_controller,
+    fit_stability,
+)
 from leadline.llm.base import GenerationParams, Message
 from leadline.testing import FakeSearch, MemoryRunStore, ScriptedLLM
 from leadline.tools.base import Document
@@ -217,6 +224,29 @@ def test_fit_controller_chooses_the_stop_rule_on_train_and_names_its_provenance(
         fit_controller(traces, model="other")
     with pytest.raises(ConfigError, match="no train traces"):
         fit_controller(TraceSet(traces=traces.split("dev")))
+
+
+def test_the_fit_repeated_on_train_resamples_reads_each_draws_stop_rule_on_dev() -> None:
+    traces = TraceSet(traces=_population(7, 40, "train") + _population(8, 30, "dev"))
+    draws = fit_stability(traces, resamples=4, seed=3)
+    assert len(draws) == 4 and draws == fit_stability(traces, resamples=4, seed=3)  # seeded
+    dev = traces.split("dev")
+    best = float(np.mean([_amplitude(t) for t in dev]))  # every dev answer right where it can be
+    for d in draws:
+        assert d.price in PRICES and d.train_compute > 0 and 0.0 < d.dev_f1 <= best + 1e-12
+        assert d.dev_compute >= np.mean([t.cost(t.first_search()) for t in dev])  # it searches first
+    # the first draw, by hand: the resample, its fit, its stops on dev
+    train = traces.split("train")
+    sample = [train[i] for i in np.random.default_rng(3).integers(0, len(train), len(train))]
+    fit = fit_runtime(sample)
+    choice = choose_price(fit, sample)
+    stops = [controller_stops(fit, t, choice.price) for t in dev]
+    assert draws[0].price == choice.price
+    at = list(zip(dev, stops, strict=True))
+    assert draws[0].dev_f1 == pytest.approx(np.mean([t.f1(s) for t, s in at]))
+    assert draws[0].dev_compute == pytest.approx(np.mean([t.cost(s) for t, s in at]))
+    with pytest.raises(ConfigError, match="needs train traces"):
+        fit_stability(TraceSet(traces=dev), resamples=1)
 
 
 def test_fixed_budgets_past_a_short_trace_keep_its_last_answer() -> None:
