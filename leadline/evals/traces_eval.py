@@ -335,7 +335,8 @@ def fit_stability(traces: TraceSet, *, resamples: int, seed: int = 0) -> list[Fi
         sample = [train[i] for i in rng.integers(0, len(train), len(train))]
         fitted = fit_runtime(sample)
         choice = choose_price(fitted, sample)
-        stops = np.array([min(controller_stops(fitted, t, choice.price), depth) for t in dev])
+        cache: Cache = {}  # one per draw: its decisions hold for its fitted numbers only
+        stops = np.array([min(controller_stops(fitted, t, choice.price, cache), depth) for t in dev])
         draws.append(
             FitDraw(
                 price=choice.price,
