@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def stability(draws: Sequence[FitDraw], shipped: float) -> None:
         )
     dev_f1 = sorted(d.dev_f1 for d in draws)
     print(
-        f"fit on resampled train: dev F1 at each draw's price, median {dev_f1[len(dev_f1) // 2]:.3f}, "
+        f"fit on resampled train: dev F1 at each draw's price, median {statistics.median(dev_f1):.3f}, "
         f"range {dev_f1[0]:.3f}-{dev_f1[-1]:.3f}"
     )
 

@@ -226,10 +226,29 @@ def pick_questions(
 ) -> list[QAItem]:
     """The questions a command runs: a fixed random sample of ``sample`` (seed 0, in file order), then the
     first ``limit`` of those. A sample keeps a file whose rows are grouped by source (MuSiQue first, say)
-    from giving one source only."""
+    from giving one source only, and a larger sample holds every smaller one (see ``nested_sample``), so
+    a resumable recording can grow."""
     if sample is not None:
         if sample < 1:
             raise ConfigError(f"--sample must be at least 1, got {sample}")
-        chosen = set(random.Random(0).sample(range(len(items)), min(sample, len(items))))
+        chosen = nested_sample(len(items), sample)
         items = [x for i, x in enumerate(items) if i in chosen]
     return items[:limit]
+
+
+def nested_sample(n: int, k: int, *, seed: int = 0) -> set[int]:
+    """``k`` of the indices ``0..n-1``, drawn one at a time (a repeat is drawn again), so the sample of
+    ``k`` is the first ``k`` draws and holds the sample of every smaller ``k``.
+
+    Why not ``random.sample``: it switches between two algorithms as ``k`` grows against ``n`` (for 406
+    items, at ``k`` = 86), and the two draw different items, so ``--sample 100`` did not hold the
+    ``--sample 60`` already recorded. This is the algorithm ``random.sample`` uses for small ``k``: the
+    same seed gives the same indices as ``random.Random(seed).sample(range(n), k)`` wherever that one
+    draws one at a time (for 406 items, every ``k`` up to 85)."""
+    if k >= n:
+        return set(range(n))
+    rng = random.Random(seed)
+    chosen: set[int] = set()
+    while len(chosen) < k:
+        chosen.add(rng.randrange(n))
+    return chosen

@@ -157,3 +157,20 @@ def test_pick_questions_takes_a_fixed_sample_in_file_order_then_the_first_n() ->
     assert pick_questions(items, limit=4) == items[:4] and pick_questions(items, sample=99) == items
     with pytest.raises(ConfigError, match="--sample must be at least 1"):
         pick_questions(items, sample=0)
+
+
+def test_a_larger_sample_holds_every_smaller_one() -> None:
+    """A resumable recording grows by raising --sample: the questions already recorded stay in it."""
+    import itertools
+    import random
+
+    from leadline.evals.datasets import nested_sample
+
+    samples = [nested_sample(406, k) for k in (1, 60, 85, 86, 100, 200, 405)]
+    assert [len(s) for s in samples] == [1, 60, 85, 86, 100, 200, 405]
+    assert all(a < b for a, b in itertools.pairwise(samples))
+    assert nested_sample(406, 406) == nested_sample(406, 500) == set(range(406))
+    # the samples recorded before this rule (random.sample's one-at-a-time branch) are unchanged
+    for k in (10, 60, 85):
+        assert nested_sample(406, k) == set(random.Random(0).sample(range(406), k))
+    assert nested_sample(406, 60, seed=1) != nested_sample(406, 60)
