@@ -51,7 +51,8 @@ def tune(
     sample: Annotated[
         int | None,
         typer.Option(
-            help="A fixed random sample of N questions (seeded: the same N every run), not the first N."
+            help="A fixed random sample of N questions (seeded: the same N every run; a larger N holds"
+            " every smaller one, so a recording can grow), not the first N."
         ),
     ] = None,
     model: ModelOption = None,
