@@ -408,7 +408,7 @@ class Researcher:
                     base = batch.budget_for(text, steps=per_question.steps)
                 else:
                     runner, base = self, per_question
-                budget = replace(base, tokens=grant[0], searches=grant[1])
+                budget = replace(base, tokens=grant[0], searches=grant[1], thinks=per_question.thinks)
                 spent = grant  # unless the run says otherwise, assume it spent everything
                 try:
                     result = await runner.aresearch(text, budget=budget, mode=mode)

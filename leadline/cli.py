@@ -196,6 +196,13 @@ def ask(
     budget_tokens: Annotated[int, typer.Option(help="Generated tokens the run may spend.")] = 1024,
     budget_searches: Annotated[int, typer.Option(help="Search calls the run may make.")] = 4,
     budget_seconds: Annotated[float | None, typer.Option(help="Wall-clock limit in seconds.")] = None,
+    budget_thinks: Annotated[
+        int | None,
+        typer.Option(
+            help="Think steps the run may take (default: as many as the tokens allow). 0 answers straight "
+            "from the sources: with --budget-searches 1, one search and an answer."
+        ),
+    ] = None,
     model: ModelOption = None,
     base_url: BaseUrlOption = None,
     corpus: CorpusOption = None,
@@ -252,7 +259,9 @@ def ask(
             search=search,
             searxng_url=searxng_url,
         )
-        budget = Budget(tokens=budget_tokens, searches=budget_searches, seconds=budget_seconds)
+        budget = Budget(
+            tokens=budget_tokens, searches=budget_searches, seconds=budget_seconds, thinks=budget_thinks
+        )
         choice = choose_controller(controller, tuned, settings)
         if is_verbose():
             err.print(f"controller: {choice.kind} ({choice.source})", highlight=False, soft_wrap=True)

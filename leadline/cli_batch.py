@@ -66,6 +66,13 @@ def batch(
     ] = None,
     tokens_per_question: Annotated[int, typer.Option(help="Mean generated tokens per question.")] = 512,
     searches_per_question: Annotated[int, typer.Option(help="Mean searches per question.")] = 3,
+    thinks_per_question: Annotated[
+        int | None,
+        typer.Option(
+            help="Think steps each question may take: a cap, not a mean (default: as the tokens allow; 0 "
+            "answers straight from the sources)."
+        ),
+    ] = None,
     total_budget: Annotated[
         str | None,
         typer.Option(help="TOKENS,SEARCHES for the whole batch (default: the per-question means times N)."),
@@ -158,7 +165,9 @@ def batch(
         choice = choose_controller(name, tuned, settings)
         chosen.append(choice)
         options = BatchOptions(
-            per_question=Budget(tokens=tokens_per_question, searches=searches_per_question),
+            per_question=Budget(
+                tokens=tokens_per_question, searches=searches_per_question, thinks=thinks_per_question
+            ),
             total_tokens=totals[0],
             total_searches=totals[1],
             controller=choice.kind,  # type: ignore[arg-type]

@@ -48,10 +48,13 @@ class BudgetArgs(BaseModel):
     tokens: int = Field(default=1024, description="Generated tokens the run may spend (at least 1).")
     searches: int = Field(default=4, description="Search calls the run may make (at least 1).")
     seconds: float | None = Field(default=None, description="Optional wall-clock limit in seconds.")
+    thinks: int | None = Field(
+        default=None, description="Optional cap on think steps (0: answer straight from the sources)."
+    )
 
     def to_budget(self) -> Budget:
         """The library budget; raises :class:`~leadline.errors.InvalidBudgetError` on a bad value."""
-        return Budget(tokens=self.tokens, searches=self.searches, seconds=self.seconds)
+        return Budget(tokens=self.tokens, searches=self.searches, seconds=self.seconds, thinks=self.thinks)
 
 
 def _invalid(message: str) -> MCPError:

@@ -74,6 +74,8 @@ class StudioContext:
     """Search calls the run may make."""
     budget_seconds: float | None = None
     """Wall-clock limit in seconds (none by default)."""
+    budget_thinks: int | None = None
+    """Think steps the run may take (no cap but the tokens by default; 0 answers from the sources)."""
     controller: Literal["fixed", "adaptive"] = "fixed"
     """fixed spends the budget as given; adaptive is the two-axis controller."""
 
@@ -95,7 +97,12 @@ class StudioContext:
 
     def budget(self) -> Budget:
         """The run's budget from the context's fields."""
-        return Budget(tokens=self.budget_tokens, searches=self.budget_searches, seconds=self.budget_seconds)
+        return Budget(
+            tokens=self.budget_tokens,
+            searches=self.budget_searches,
+            seconds=self.budget_seconds,
+            thinks=self.budget_thinks,
+        )
 
     def make_controller(self) -> Controller:
         """The controller the context names (fixed or adaptive)."""

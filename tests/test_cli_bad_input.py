@@ -49,6 +49,12 @@ def test_budget_seconds_that_cannot_be_a_limit(leadline_home: Path, value: str, 
     assert "seconds" in line and says in line
 
 
+@pytest.mark.parametrize(("value", "says"), [("-1", "must be positive"), ("-3", "must be positive")])
+def test_budget_thinks_below_zero(leadline_home: Path, value: str, says: str) -> None:
+    line = _one_line_error(["ask", QUESTION, "--budget-thinks", value], leadline_home)
+    assert "budget thinks" in line and says in line
+
+
 def test_unknown_controller(leadline_home: Path) -> None:
     line = _one_line_error(["ask", QUESTION, "--controller", "greedy"], leadline_home)
     assert "unknown controller 'greedy'" in line
@@ -60,6 +66,8 @@ def test_unknown_controller(leadline_home: Path) -> None:
         ["ask", QUESTION, "--budget-tokens", "lots"],
         ["ask", QUESTION, "--budget-searches", "2.5"],
         ["ask", QUESTION, "--budget-seconds", "soon"],
+        ["ask", QUESTION, "--budget-thinks", "1.5"],
+        ["batch", "q.txt", "--thinks-per-question", "some"],
         ["batch", "q.txt", "--tokens-per-question", "many"],
         ["batch", "q.txt", "--searches-per-question", "x"],
         ["batch", "q.txt", "--concurrency", "two"],

@@ -446,6 +446,7 @@ class BatchWorker:
         budget = Budget(
             tokens=max(1, job.grant_tokens or 1),
             searches=max(1, job.grant_searches or 1),
+            thinks=per.thinks,
             fetches=per.fetches,
             seconds=per.seconds,
             money=per.money,

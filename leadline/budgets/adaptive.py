@@ -259,7 +259,7 @@ class AdaptiveController:
         tokens_left = min(o.tokens_left, alloc.tokens)
         searches_left = min(o.searches_left, alloc.searches - o.searches_done)
         can_search = searches_left > 0 and (o.searches_done == 0 or o.pending_queries > 0)
-        can_think = tokens_left >= think + self.answer_reserve
+        can_think = tokens_left >= think + self.answer_reserve and o.thinks_left != 0
         if o.searches_done < self.min_searches and searches_left > 0:
             return Decision("search", "at least one search before an answer")
         if not can_search and not can_think:

@@ -77,6 +77,8 @@ class RunObservation:
     bridge_entities: tuple[str, ...] = field(default_factory=tuple)
     proposed_action: Action | None = None
     """What the model asked for, if it was asked; the controller may overrule it."""
+    thinks_left: int | None = None
+    """Think steps the budget still allows (``Budget.thinks``); None: no cap but the tokens."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class FixedController:
             return Decision("search", "at least one search before an answer")
         if o.searches_left > 0 and o.pending_queries > 0 and o.new_docs_last_search > 0:
             return Decision("search", "planned queries remain and the last search found new documents")
-        if o.thinks_done == 0 and o.tokens_left > self.think_tokens + 64:
+        if o.thinks_done == 0 and o.tokens_left > self.think_tokens + 64 and o.thinks_left != 0:
             return Decision("think", "reason over the evidence once")
         if o.searches_left > 0 and o.pending_queries > 0 and o.thinks_done <= 1:
             return Decision("search", "follow-up query from reasoning")

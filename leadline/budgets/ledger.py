@@ -46,6 +46,10 @@ class Budget:
     """Generated tokens (reasoning + answers) across all LLM calls of the run."""
     searches: int = 4
     """Search calls."""
+    thinks: int | None = None
+    """Think steps (reasoning over the sources between searches); None: as many as the tokens allow, 0:
+    answer straight from the sources. With ``searches`` it pins a run to a number of steps: one search and
+    no think is the one-step fixed budget of a traces report."""
     fetches: int | None = None
     """Page reads (fetches) on the web; local corpus reads are free."""
     seconds: float | None = None
@@ -60,6 +64,9 @@ class Budget:
     def __post_init__(self) -> None:
         _check_limit("tokens", self.tokens)
         _check_limit("searches", self.searches)
+        _check_limit("thinks", self.thinks, allow_zero=True)
+        if self.thinks is not None and not isinstance(self.thinks, int):
+            raise InvalidBudgetError(f"budget thinks must be a whole number, got {self.thinks!r}")
         _check_limit("fetches", self.fetches, allow_zero=True)
         _check_limit("seconds", self.seconds)
         _check_limit("money", self.money)
@@ -72,8 +79,12 @@ class Budget:
         _check_limit("search_cost_tokens", self.search_cost_tokens, allow_zero=True)
 
     def to_dict(self) -> dict[str, Any]:
-        """The budget as JSON-ready data (stored with each run)."""
-        return asdict(self)
+        """The budget as JSON-ready data (stored with each run). ``thinks`` is left out when unset, so a
+        budget reads as it did before the cap existed (a batch's id hashes its per-question budget)."""
+        data = asdict(self)
+        if data["thinks"] is None:
+            del data["thinks"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Budget:

@@ -178,6 +178,8 @@ class RuntimeController:
         s_cap = max(o.searches_done, budget.searches)
         spent_tokens = max(0, alloc.tokens + self.granted[0] - o.tokens_left)
         c_cap = max(c.thinks, c.thinks + max(0, budget.tokens - spent_tokens - self.answer_reserve) // think)
+        if o.thinks_left is not None:  # the budget's think steps (Budget.thinks)
+            c_cap = min(c_cap, c.thinks + o.thinks_left)
         settled = c.agreeing_in_a_row >= 2
         gs, gt = self._curves(s_cap, c_cap, think, settled)
         policy = RuntimePolicy(
@@ -205,7 +207,7 @@ class RuntimeController:
         # The loop searches only with a query pending, and thinking twice over the same sources is idle.
         allowed = {
             SEARCH: o.searches_done == 0 or o.pending_queries > 0,
-            THINK: o.thinks_done == 0 or c.evidence_at_think != o.evidence_count,
+            THINK: (o.thinks_done == 0 or c.evidence_at_think != o.evidence_count) and o.thinks_left != 0,
         }
         value = {SEARCH: float(dec.search_value[0]), THINK: float(dec.think_value[0])}
         stop = float(dec.stop_value[0])

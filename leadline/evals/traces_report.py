@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,20 @@ def _efficiency(report: TracesReport) -> str:
     return "efficiency undefined: the best fixed budget is the closed-book answer, which costs nothing"
 
 
+def fixed_budget_flags(steps: int) -> str:
+    """The ``ask``/``batch`` setting nearest a traces report's fixed budget of ``steps`` steps.
+
+    A trace alternates a search and a think over what it brought, so ``steps`` steps are
+    ⌈steps/2⌉ searches and ⌊steps/2⌋ thinks. One step (one search, then the answer) is exactly
+    ``--budget-searches 1 --budget-thinks 0``; past two steps the fixed controller's own order (it
+    searches while searches bring new sources, and thinks once) only approximates the traces'.
+    """
+    if steps <= 0:
+        return "none: the loop always searches once before it answers (closed book is a traces-only figure)"
+    flags = f"`--controller fixed --budget-searches {(steps + 1) // 2} --budget-thinks {steps // 2}`"
+    return flags if steps <= 2 else f"{flags} (nearest: the fixed controller thinks at most once)"
+
+
 def _warning(report: TracesReport) -> list[str]:
     """A plain warning when the controller chosen on train falls short of the best fixed budget on dev."""
     _, f1 = report.at_train_price
@@ -136,8 +151,8 @@ def _warning(report: TracesReport) -> list[str]:
         "",
         f"**On dev the controller chosen on train falls short of the best fixed budget** (F1 {f1:.3f} "
         f"against {report.best_fixed_f1:.3f} ± {report.best_fixed_se:.3f}): until it is refitted on more "
-        f"train traces, prefer the fixed budget (`--controller fixed` with {report.best_fixed_steps} "
-        "steps' worth of budget).",
+        f"train traces, prefer the fixed budget of {report.best_fixed_steps} steps: "
+        f"{fixed_budget_flags(report.best_fixed_steps)}.",
     ]
 
 
@@ -162,7 +177,8 @@ def _markdown(report: TracesReport, fixed: list[Interval], ctl: Interval, source
         if saved
         else "- Runtime controller: not saved",
         f"- Best fixed budget: {report.best_fixed_steps} steps, F1 {report.best_fixed_f1:.3f} ± "
-        f"{report.best_fixed_se:.3f} at compute {report.best_fixed_compute:.0f}",
+        f"{report.best_fixed_se:.3f} at compute {report.best_fixed_compute:.0f}; as a setting: "
+        f"{fixed_budget_flags(report.best_fixed_steps)}",
         *_warning(report),
         "",
         "## Quality against compute",
@@ -196,6 +212,19 @@ def _markdown(report: TracesReport, fixed: list[Interval], ctl: Interval, source
     return "\n".join(lines)
 
 
+def _link(match: re.Match[str]) -> str:
+    href = match.group(2).replace('"', "&quot;")
+    return f'<a href="{href}">{match.group(1)}</a>'
+
+
+def _inline(text: str) -> str:
+    """One line of Markdown text as HTML: escaped, with its links, bold and code spans."""
+    out = html.escape(text, quote=False)
+    out = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", _link, out)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+
+
 def _html(markdown: str) -> str:
     """A plain HTML page of the Markdown (headings, images, lists, tables and paragraphs)."""
     esc = html.escape
@@ -224,9 +253,9 @@ def _html(markdown: str) -> str:
             alt, src = line[2:].split("](", 1)
             out.append(f"<img src='{esc(src.rstrip(')'))}' alt='{esc(alt)}'>")
         elif line.startswith("- "):
-            out.append(f"<ul><li>{esc(line[2:])}</li></ul>")
+            out.append(f"<ul><li>{_inline(line[2:])}</li></ul>")
         elif line.strip():
-            out.append(f"<p>{esc(line)}</p>")
+            out.append(f"<p>{_inline(line)}</p>")
     out.append("</body></html>")
     return "\n".join(out)
 

@@ -86,3 +86,13 @@ def test_tune_runs_every_question_at_every_point_once(
     assert "400 x 3" in result.stdout
     result = CliRunner().invoke(cli.app, ["tune", str(qfile), "--points", "lots", "--out", str(out)])
     assert result.exit_code == 1 and "TOKENSxSEARCHES" in result.stderr
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_a_batchs_think_cap_holds_in_every_run(docs: list[Document], adaptive: bool) -> None:
+    per = Budget(tokens=600, searches=3, thinks=0, search_cost_tokens=100)
+    results = researcher(docs).batch([QUESTION, EASY], per_question=per, adaptive=adaptive)
+    assert all(isinstance(r, ResearchResult) for r in results)
+    for r in results:
+        assert isinstance(r, ResearchResult)
+        assert not [t for t in r.trace if t["node"] == "think"] and r.spend.searches >= 1

@@ -189,6 +189,8 @@ def test_blank_question_is_refused_before_anything_is_written(docs: list[Documen
         {"tokens": float("nan")},
         {"seconds": -1.0},
         {"steps": 4},
+        {"thinks": -1},
+        {"thinks": 1.5},
     ],
 )
 def test_bad_budgets_are_refused(kwargs: dict) -> None:
@@ -444,3 +446,40 @@ def test_the_answer_runs_in_the_graph_node_that_chose_it(docs: list[Document]) -
         ("answer", "__end__"),
         ("report", "__end__"),
     }
+
+
+class _Ponder(FixedController):
+    """Search first, then ask for a think at every step: the loop's think cap must hold against it."""
+
+    def decide(self, observation: RunObservation) -> Decision:
+        if observation.searches_done == 0:
+            return Decision("search", "first")
+        return Decision("think", "always think")
+
+
+@pytest.mark.parametrize("cap", [0, 1])
+def test_the_think_cap_holds_whatever_the_controller_asks(docs: list[Document], cap: int) -> None:
+    r = Researcher(Settings(), llm=ScriptedLLM(sensible), search=FakeSearch(docs), store=MemoryRunStore(),
+                   controller=_Ponder())  # fmt: skip
+    result = r.research(QUESTION, budget=Budget(tokens=5000, searches=5, thinks=cap, steps=40))
+    thinks = [t for t in result.trace if t["node"] == "think"]
+    assert len(thinks) == cap
+    decides = [t for t in result.trace if t["node"] == "decide"]
+    assert decides[-1]["action"] == "answer" and decides[-1]["detail"] == "no think steps left"
+    assert result.forced is None  # a cap the run was given, not a limit it ran into
+    assert result.answer
+
+
+def test_one_search_and_no_think_is_the_one_step_fixed_budget(docs: list[Document]) -> None:
+    llm = ScriptedLLM(sensible)
+    result = make(docs, llm).research(QUESTION, budget=Budget(tokens=600, searches=1, thinks=0))
+    assert [t["node"] for t in result.trace if t["node"] in ("search", "think")] == ["search"]
+    assert result.spend.searches == 1
+    assert result.spend.llm_calls == 1  # the answer: no think (and no plan for a single search)
+    assert result.answer
+
+
+def test_the_think_cap_is_stored_with_the_run_and_left_out_when_unset() -> None:
+    assert "thinks" not in Budget().to_dict()  # budgets (and batch ids) read as before the cap existed
+    assert Budget.from_dict(Budget(thinks=0).to_dict()).thinks == 0
+    assert Budget.from_dict({"tokens": 10, "searches": 1}).thinks is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 from leadline import Budget, Researcher, ResearchResult, Settings
 from leadline.budgets.pool import BatchPool
@@ -100,3 +101,15 @@ def test_a_batch_pool_moves_budget_from_settled_runs_to_open_ones_within_its_tot
     assert (
         snap.withdrawn_tokens <= snap.deposited_tokens and snap.withdrawn_searches <= snap.deposited_searches
     )
+
+
+def test_the_runtime_controller_plans_within_the_budgets_think_cap() -> None:
+    free = run(False, RuntimeController(price=1e-5), BUDGET)
+    assert sum(1 for t in free.trace if t["node"] == "think") >= 2  # uncapped, it thinks on open runs
+    for cap in (0, 1):
+        capped = run(False, RuntimeController(price=1e-5), replace(BUDGET, thinks=cap))
+        assert sum(1 for t in capped.trace if t["node"] == "think") == cap
+        reasons = [t["detail"] for t in capped.trace if t["node"] == "decide"]
+        # the controller itself keeps to the cap: the loop never has to overrule a think
+        assert "no think steps left" not in reasons, reasons
+        assert capped.spend.searches >= 1 and capped.answer == "The Thames"

@@ -84,7 +84,8 @@ def test_langgraph_json_names_a_factory_that_serves_the_loop() -> None:
     drawn = graph.get_graph()
     assert [n for n in drawn.nodes if not n.startswith("__")] == NODES
     assert graph.get_input_jsonschema()["required"] == ["question"]
-    assert set(graph.get_context_jsonschema()["properties"]) >= {"budget_tokens", "budget_searches"}
+    context = set(graph.get_context_jsonschema()["properties"])
+    assert context >= {"budget_tokens", "budget_searches", "budget_thinks"}
     config = json.loads((REPO / "langgraph.json").read_text())
     assert config["checkpointer"]["path"].endswith("serve.py:checkpointer")
 

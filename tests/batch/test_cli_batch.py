@@ -98,3 +98,29 @@ def test_bad_input_and_unreachable_databases_are_one_line_errors(tmp_path: Path)
     assert code == 1 and "TOKENS,SEARCHES" in err
     code, _, err = run("batch", str(questions), "--concurrency", "4", "--quiet")
     assert code == 1 and "need PostgreSQL" in err and len(err.strip().splitlines()) <= 3
+
+
+@pytest.mark.parametrize("controller", ["--fixed", "--controller=auto"])
+def test_a_think_cap_per_question_holds_in_every_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docs: list[Document], controller: str
+) -> None:
+    thinks: list[str] = []
+
+    def respond(messages, params):  # type: ignore[no-untyped-def]
+        if '"next_query"' in messages[-1].content:  # the think step's prompt
+            thinks.append(messages[-1].content)
+        return sensible_reply(messages, params)
+
+    monkeypatch.setattr(
+        "leadline.cli_batch.worker_clients", lambda: {"llm": ScriptedLLM(respond), "search": FakeSearch(docs)}
+    )
+    questions = tmp_path / "q.txt"
+    questions.write_text("\n".join(QUESTIONS) + "\n")
+    args = ["batch", str(questions), "--quiet", controller, "--searches-per-question", "2"]
+    code, _, err = run(*args)
+    assert code == 0, err
+    assert thinks  # uncapped, these runs think
+    thinks.clear()
+    code, _, err = run(*args, "--thinks-per-question", "0")
+    assert code == 0 and "3 done, 0 running, 0 failed" in err, err
+    assert thinks == []

@@ -185,3 +185,19 @@ def test_a_batch_survives_an_estimator_that_raises_on_one_question(caplog) -> No
     assert batch.plan[EASY].fallback and not batch.plan[HARD].fallback
     assert sum(q.cost for q in batch.plan.values()) <= 6000.0 + 1e-6
     assert "uniform share" in caplog.text
+
+
+def test_a_spent_think_cap_leaves_search_or_answer() -> None:
+    from leadline.budgets.controller import FixedController
+
+    curve = SubstitutesCurve(a=0.9, tau=800.0, sigma=1e9)  # only tokens help: it would think
+    ctl = AdaptiveController(curves=_Fixed(curve), price=1e-6)
+    alloc = ctl.assess(HARD, Budget(tokens=8192, searches=4, thinks=0))
+    seen = dict(searches_done=1, searches_left=alloc.searches - 1, tokens_left=alloc.tokens)
+    assert ctl.decide(_obs(**seen)).action == "think"  # uncapped (the observation carries the cap)
+    assert ctl.decide(_obs(**seen, thinks_left=0)).action != "think"
+    fixed = FixedController()
+    fixed.assess(HARD, Budget(tokens=2048, searches=1, thinks=0))
+    done = dict(searches_done=1, searches_left=0, tokens_left=2048, evidence_count=3)
+    assert fixed.decide(_obs(**done)).action == "think"
+    assert fixed.decide(_obs(**done, thinks_left=0)).action == "answer"

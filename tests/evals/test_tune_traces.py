@@ -210,5 +210,25 @@ def test_the_report_warns_when_the_train_controller_loses_to_the_best_fixed_budg
 
     warning = "\n".join(_warning(report(0.208)))
     assert "falls short of the best fixed budget" in warning and "0.208" in warning and "2 steps" in warning
+    assert "`--controller fixed --budget-searches 1 --budget-thinks 1`" in warning  # a setting that exists
     assert _warning(report(0.40)) == []  # within the best fixed budget's standard error
     assert _warning(report(float("nan"))) == []
+
+
+def test_a_fixed_budget_of_steps_is_named_as_the_settings_that_run_it() -> None:
+    from leadline.evals.traces_report import fixed_budget_flags
+
+    assert fixed_budget_flags(1) == "`--controller fixed --budget-searches 1 --budget-thinks 0`"
+    assert fixed_budget_flags(2) == "`--controller fixed --budget-searches 1 --budget-thinks 1`"
+    assert fixed_budget_flags(5).startswith("`--controller fixed --budget-searches 3 --budget-thinks 2`")
+    assert "nearest" in fixed_budget_flags(5)
+    assert fixed_budget_flags(0).startswith("none: the loop always searches")
+
+
+def test_the_html_report_renders_bold_code_and_links() -> None:
+    from leadline.evals.traces_report import _html
+
+    page = _html("- Runtime controller: [`controller.json`](controller.json) <x>\n\n**Note** use `--x 1`")
+    assert '<a href="controller.json"><code>controller.json</code></a> &lt;x&gt;' in page
+    assert "<p><strong>Note</strong> use <code>--x 1</code></p>" in page
+    assert "**" not in page and "`" not in page

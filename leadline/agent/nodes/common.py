@@ -29,6 +29,12 @@ def tokens_left(state: ResearchState, ctx: RunContext) -> int:
     return max(0, min(ctx.ledger.tokens_left, alloc - ctx.ledger.spend.tokens))
 
 
+def thinks_left(state: ResearchState, ctx: RunContext) -> int | None:
+    """Think steps the budget still allows; None when it caps them only through the tokens."""
+    cap = ctx.budget.thinks
+    return None if cap is None else max(0, cap - state["thinks_done"])
+
+
 def budget_line(state: ResearchState, ctx: RunContext) -> str:
     """The budget-awareness line shown to the model."""
     return f"Budget left: {tokens_left(state, ctx)} tokens, {searches_left(state, ctx)} searches."

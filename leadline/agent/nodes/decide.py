@@ -1,9 +1,9 @@
 """decide: the controller picks the next action; hard rules keep every run finite and grounded.
 
-The rules hold whatever the controller or model says: at least one search before an answer, a step
-cap that counts the steps an action leads to (search, read and decide again; think and decide again)
-and the answer (and report) after them, and a forced answer when a hard limit is reached (never a
-silent stop, never an endless loop).
+The rules hold whatever the controller or model says: at least one search before an answer, no search or
+think past the budget's searches and think steps, a step cap that counts the steps an action leads to
+(search, read and decide again; think and decide again) and the answer (and report) after them, and a
+forced answer when a hard limit is reached (never a silent stop, never an endless loop).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from leadline.agent.context import RunContext
-from leadline.agent.nodes.common import allocation, searches_left, tokens_left, trace
+from leadline.agent.nodes.common import allocation, searches_left, thinks_left, tokens_left, trace
 from leadline.agent.state import ResearchState
 from leadline.budgets.controller import RunObservation
 
@@ -29,6 +29,7 @@ def observe(state: ResearchState, ctx: RunContext) -> RunObservation:
         searches_left=searches_left(state, ctx),
         tokens_left=tokens_left(state, ctx),
         thinks_done=state["thinks_done"],
+        thinks_left=thinks_left(state, ctx),
         evidence_count=len(state["evidence"]),
         new_docs_last_search=state["new_docs_last_search"],
         pending_queries=len(state.get("pending_queries") or []),
@@ -72,6 +73,8 @@ async def decide(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
         if action == "search" and obs.searches_left <= 0:
             action, reason = "answer", "no searches left"
             forced = "searches" if obs.searches_done == 0 else None
+        if action == "think" and obs.thinks_left == 0:
+            action, reason = "answer", "no think steps left"
         if action == "think" and obs.tokens_left < think_tokens // 2 + ctx.answer_reserve:
             action, reason = "answer", "too few tokens left to think"
         idle = state.get("evidence_at_last_think") == obs.evidence_count and obs.thinks_done > 0
