@@ -117,6 +117,7 @@ def test_a_think_cap_per_question_holds_in_every_run(
     questions = tmp_path / "q.txt"
     questions.write_text("\n".join(QUESTIONS) + "\n")
     args = ["batch", str(questions), "--quiet", controller, "--searches-per-question", "2"]
+    args += ["--out", str(tmp_path / "reports")]
     code, _, err = run(*args)
     assert code == 0, err
     assert thinks  # uncapped, these runs think
