@@ -128,6 +128,10 @@ def _efficiency(report: TracesReport) -> str:
     return "efficiency undefined: the best fixed budget is the closed-book answer, which costs nothing"
 
 
+def _steps(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 def fixed_budget_flags(steps: int) -> str:
     """The ``ask``/``batch`` setting nearest a traces report's fixed budget of ``steps`` steps.
 
@@ -151,7 +155,7 @@ def _warning(report: TracesReport) -> list[str]:
         "",
         f"**On dev the controller chosen on train falls short of the best fixed budget** (F1 {f1:.3f} "
         f"against {report.best_fixed_f1:.3f} ± {report.best_fixed_se:.3f}): until it is refitted on more "
-        f"train traces, prefer the fixed budget of {report.best_fixed_steps} steps: "
+        f"train traces, prefer the fixed budget of {_steps(report.best_fixed_steps)}: "
         f"{fixed_budget_flags(report.best_fixed_steps)}.",
     ]
 
@@ -176,7 +180,7 @@ def _markdown(report: TracesReport, fixed: list[Interval], ctl: Interval, source
         "`leadline ask --tuned controller.json ...`, `leadline batch QUESTIONS --tuned controller.json`"
         if saved
         else "- Runtime controller: not saved",
-        f"- Best fixed budget: {report.best_fixed_steps} steps, F1 {report.best_fixed_f1:.3f} ± "
+        f"- Best fixed budget: {_steps(report.best_fixed_steps)}, F1 {report.best_fixed_f1:.3f} ± "
         f"{report.best_fixed_se:.3f} at compute {report.best_fixed_compute:.0f}; as a setting: "
         f"{fixed_budget_flags(report.best_fixed_steps)}",
         *_warning(report),
