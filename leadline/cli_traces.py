@@ -65,12 +65,17 @@ def tune_traces(
             split,
             limit,
             settings,
-            (lambda _: None) if quiet else err.print,
+            (lambda _: None) if quiet else _progress,
             sample=sample,
         )
 
     guard(record)
     guard(lambda: _fit_and_evaluate(traces, settings, model, no_run, save, install, report))
+
+
+def _progress(line: str) -> None:
+    """One progress line of a recording, whole (a log file is not wrapped at 80 columns) and literal."""
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _fit_and_evaluate(

@@ -106,8 +106,12 @@ def test_one_resumable_command_per_split_records_then_fits_and_evaluates(
     result = runner.invoke(app, [*base[:1], str(train), *base[1:], "--split", "train", "--limit", "2"])
     assert result.exit_code == 0, result.stderr
     assert "2 traces recorded" in result.stderr and "0 dev traces" in result.stderr
+    monkeypatch.setenv("COLUMNS", "30")  # a narrow console: a progress line must still not wrap
     result = runner.invoke(app, [*base[:1], str(train), *base[1:], "--split", "train"])  # resumes
     assert "4 train questions at 1500 tokens x 4 searches: 2 traces to record" in result.stderr
+    progress = [x for x in result.stderr.splitlines() if x.startswith("[")]
+    assert len(progress) == 2 and all(x.startswith(("[3/4] q", "[4/4] q")) for x in progress)
+    assert all("probe F1" in x for x in progress)  # one whole line a trace, brackets kept literally
     result = runner.invoke(app, [*base[:1], str(dev), *base[1:], "--split", "dev"])
     assert result.exit_code == 0, result.stderr
     assert "traces_efficiency=" in result.stdout  # both splits there: fitted on train, evaluated on dev
