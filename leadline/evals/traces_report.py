@@ -136,9 +136,11 @@ def fixed_budget_flags(steps: int) -> str:
     """The ``ask``/``batch`` setting nearest a traces report's fixed budget of ``steps`` steps.
 
     A trace alternates a search and a think over what it brought, so ``steps`` steps are
-    ⌈steps/2⌉ searches and ⌊steps/2⌋ thinks. One step (one search, then the answer) is exactly
-    ``--budget-searches 1 --budget-thinks 0``; past two steps the fixed controller's own order (it
-    searches while searches bring new sources, and thinks once) only approximates the traces'.
+    ⌈steps/2⌉ searches and ⌊steps/2⌋ thinks. One step (one search, then the answer) is the run of
+    ``--budget-searches 1 --budget-thinks 0``; its answer can still differ from the probe's, whose prompt
+    does not show the budget left (``benchmarks/one_step.py`` measures both). Past two steps the fixed
+    controller's own order (it searches while searches bring new sources, and thinks once) only
+    approximates the traces'.
     """
     if steps <= 0:
         return "none: the loop always searches once before it answers (closed book is a traces-only figure)"
