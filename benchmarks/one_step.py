@@ -48,14 +48,10 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _controller(row: dict[str, Any]) -> str:
-    return str(row.get("controller", "fixed"))
-
-
 async def record(model: str, split: str, limit: int, home: str | None, controller: str) -> None:
     """Run the one-step setting on the first ``limit`` traced questions of ``split`` not yet recorded."""
     traces_path, out = _paths(model)
-    done = {r["question_id"] for r in _rows(out) if _controller(r) == controller}
+    done = {r["question_id"] for r in _rows(out) if r["controller"] == controller}
     todo = [t for t in read_traces(traces_path).traces if t.split == split][:limit]
     settings = Settings.from_env(home=Path(home) if home else None, model=model, seed=0)
     choice = choose_controller(controller, None, settings)
@@ -98,7 +94,7 @@ def compare(model: str, split: str, controller: str) -> dict[str, Any]:
     rows = [
         r
         for r in _rows(out)
-        if r["split"] == split and r["question_id"] in traces and _controller(r) == controller
+        if r["split"] == split and r["question_id"] in traces and r["controller"] == controller
     ]
     if not rows:
         raise SystemExit(f"no recorded {split} rows in {out}: run `record` first")

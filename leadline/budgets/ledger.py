@@ -27,11 +27,13 @@ MIN_STEPS = 5
 """The shortest run in graph steps: assess, plan, decide, answer and (in report mode) report."""
 
 
-def _check_limit(name: str, value: float | None, *, allow_zero: bool = False) -> None:
+def _check_limit(name: str, value: float | None, *, allow_zero: bool = False, whole: bool = False) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidBudgetError(f"budget {name} must be a number, got {value!r}")
+    if whole and not isinstance(value, int):
+        raise InvalidBudgetError(f"budget {name} must be a whole number, got {value!r}")
     if math.isnan(value) or math.isinf(value):
         raise InvalidBudgetError(f"budget {name} must be finite, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
@@ -64,9 +66,7 @@ class Budget:
     def __post_init__(self) -> None:
         _check_limit("tokens", self.tokens)
         _check_limit("searches", self.searches)
-        _check_limit("thinks", self.thinks, allow_zero=True)
-        if self.thinks is not None and not isinstance(self.thinks, int):
-            raise InvalidBudgetError(f"budget thinks must be a whole number, got {self.thinks!r}")
+        _check_limit("thinks", self.thinks, allow_zero=True, whole=True)
         _check_limit("fetches", self.fetches, allow_zero=True)
         _check_limit("seconds", self.seconds)
         _check_limit("money", self.money)
