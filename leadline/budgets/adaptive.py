@@ -146,6 +146,9 @@ class AdaptiveController:
     answer_reserve: int = 64
     min_searches: int = 1
     sample_tokens: int = 128
+    vote_single_fact: bool = False
+    """Answer single-fact questions with parallel samples and a vote when the tokens allow (off: votes
+    measured no gain on the packaged models, :mod:`leadline.budgets.shape`)."""
     shrink_on_no_new_docs: float = 0.4
 
     allocation: Allocation | None = field(default=None, init=False)
@@ -182,6 +185,7 @@ class AdaptiveController:
             searches,
             sample_tokens=self.sample_tokens,
             answer_reserve=self.answer_reserve,
+            vote_single=self.vote_single_fact,
         )
         self.allocation = Allocation(
             tokens=tokens,

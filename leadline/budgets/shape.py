@@ -1,9 +1,12 @@
 """Shape: spend a query's tokens on parallel samples with voting, or on one longer sequential chain.
 
-Parallel sampling buys coverage for independent, single-fact questions; a sequential chain is what a
+Parallel sampling can buy coverage for independent, single-fact questions; a sequential chain is what a
 compositional multi-hop question needs, since each hop builds on the last (Snell et al. 2024; the
 sequential-versus-parallel results on graph connectivity). When the outcome table holds curves for
-both shapes, the better expected quality at the allocated point decides; otherwise the question type.
+both shapes, the better expected quality at the allocated point decides. Without them the answer is one
+chain: votes over samples were measured on the packaged models' train questions and changed no answer's
+F1 at several times the tokens (docs/benchmarks.md), so voting is not the default. ``vote_single=True``
+restores the question-type rule (single-fact questions with room for three samples vote).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def choose_shape(
     answer_reserve: int = 64,
     min_think_tokens: int = 48,
     max_think_tokens: int = 1024,
+    vote_single: bool = False,
 ) -> ShapeChoice:
     """Pick the shape, the number of voting samples and the cap of one think step."""
     usable = max(0, tokens - answer_reserve)
@@ -46,15 +50,17 @@ def choose_shape(
         q_seq = float(curves["sequential"].value(tokens, searches))
         shape: Shape = "parallel" if q_par > q_seq and affordable >= 2 else "sequential"
         reason = f"curves: parallel {q_par:.3f} vs sequential {q_seq:.3f}"
-    elif qtype == "single" and affordable >= 3:
+    elif vote_single and qtype == "single" and affordable >= 3:
         shape, reason = "parallel", "single-fact question: sample and vote"
-    else:
+    elif vote_single:
         shape = "sequential"
         reason = (
             "compositional question: one longer chain"
             if qtype == "compositional"
             else "too few tokens to vote"
         )
+    else:
+        shape, reason = "sequential", "one chain (no curves say votes pay)"
     if shape == "parallel":
         samples = affordable if affordable % 2 else affordable - 1  # odd counts cannot tie
         samples = max(samples, 1)

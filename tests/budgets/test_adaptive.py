@@ -47,6 +47,15 @@ def test_implements_the_protocol_and_stays_within_the_budget() -> None:
     assert 0 <= alloc.difficulty <= 1
 
 
+def test_single_fact_questions_vote_only_when_asked() -> None:
+    # Votes measured no gain on the packaged models (docs/benchmarks.md): one chain unless asked.
+    budget = Budget(tokens=2048, searches=4)
+    plain = AdaptiveController().assess(EASY, budget)
+    assert plain.shape == "sequential" and plain.samples == 1
+    voting = AdaptiveController(vote_single_fact=True).assess(EASY, budget)
+    assert voting.shape == "parallel" and voting.samples >= 3 and voting.samples % 2 == 1
+
+
 def test_harder_questions_get_more_under_the_prior() -> None:
     budget = Budget(tokens=4096, searches=8)
     hard = AdaptiveController().assess(HARD, budget)
