@@ -32,6 +32,9 @@ from leadline.errors import ConfigError
 FORMAT = "leadline.runtime-controller/1"
 PACKAGED_DIR = Path(__file__).resolve().parent / "fitted"
 """Fitted controllers shipped with the package, one ``<model>.json`` per packaged model with traces."""
+TRACE_THINK_TOKENS = 96
+"""The cap of one think step in a recorded trace (the trace recorder's); a file without ``think_tokens``
+was fitted on traces with thinks of this size."""
 
 
 def model_file_name(model: str) -> str:
@@ -56,6 +59,9 @@ class FittedController:
     """The stop rule: quality per token-equivalent below which no step is bought (chosen on train)."""
     scale_sd: float = SCALE_SD
     """Spread (log scale) of a question's curve scales around the fitted ones."""
+    think_tokens: int = TRACE_THINK_TOKENS
+    """The cap of one think step in the traces it was fitted on: the runs it steers take thinks of this
+    size, so that each step costs and buys what the fit priced."""
     provenance: dict[str, Any] = field(default_factory=dict)
     """traces_sha256, traces_file, train_questions, fitted_at (UTC date), leadline_version."""
 
@@ -66,7 +72,8 @@ class FittedController:
         sha = str(p.get("traces_sha256", ""))[:12] or "?"
         return (
             f"fitted on {p.get('train_questions', '?')} train traces of {self.model} "
-            f"(traces sha256 {sha}, {p.get('fitted_at', '?')}, price {self.price:.2g})"
+            f"(traces sha256 {sha}, {p.get('fitted_at', '?')}, price {self.price:.2g}, "
+            f"{self.think_tokens}-token thinks)"
         )
 
     def controller(self, **overrides: Any) -> RuntimeController:
@@ -84,6 +91,7 @@ class FittedController:
             "token_scale": self.token_scale,
             "kind_prior": self.kind_prior,
             "scale_sd": self.scale_sd,
+            "think_tokens": self.think_tokens,
         }
         values.update(overrides)
         return RuntimeController(**values)
@@ -100,6 +108,7 @@ class FittedController:
             "kind_prior": list(self.kind_prior),
             "price": self.price,
             "scale_sd": self.scale_sd,
+            "think_tokens": self.think_tokens,
             "provenance": dict(self.provenance),
         }
 
@@ -120,14 +129,21 @@ class FittedController:
                 kind_prior=(prior[0], prior[1], prior[2]),
                 price=float(data["price"]),
                 scale_sd=float(data.get("scale_sd", SCALE_SD)),
+                think_tokens=_whole(data.get("think_tokens", TRACE_THINK_TOKENS)),
                 provenance=dict(data.get("provenance") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"not a valid fitted runtime controller: {exc}") from exc
         if not (
-            fitted.search_scale > 0 and fitted.token_scale > 0 and fitted.price >= 0 and fitted.scale_sd >= 0
+            fitted.search_scale > 0
+            and fitted.token_scale > 0
+            and fitted.price >= 0
+            and fitted.scale_sd >= 0
+            and fitted.think_tokens > 0
         ):
-            raise ConfigError("a fitted runtime controller needs positive scales and a non-negative price")
+            raise ConfigError(
+                "a fitted runtime controller needs positive scales and think size and a non-negative price"
+            )
         return fitted
 
     def save(self, path: Path) -> None:
@@ -147,6 +163,13 @@ class FittedController:
             return cls.from_dict(data)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc.message}") from exc
+
+
+def _whole(value: Any) -> int:
+    """A whole number from JSON (1.5 or "96" is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"think_tokens must be a whole number, not {value!r}")
+    return int(value)
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
@@ -201,6 +224,7 @@ def find_fitted(model: str, home: Path | None) -> tuple[FittedController | None,
 __all__ = [
     "FORMAT",
     "PACKAGED_DIR",
+    "TRACE_THINK_TOKENS",
     "FittedController",
     "find_fitted",
     "is_fitted_file",

@@ -79,6 +79,9 @@ class RuntimeController:
     share: tuple[int, int] | None = None
     """This run's share of a batch (tokens, searches) when there is no ``base``: its allocation."""
     agree_threshold: float = 0.8
+    think_tokens: int | None = None
+    """The cap of one think step the belief was priced with (a fitted controller's: its traces'); it
+    replaces the allocation's, so a think costs and buys what the fit assumed. None: the allocation's."""
     answer_reserve: int = 64
     min_searches: int = 1
     lookahead: bool = True
@@ -120,6 +123,9 @@ class RuntimeController:
                 think_tokens=min(160, max(16, budget.tokens // 4)),
                 reason="the batch share" if self.share is not None else "the budget as given",
             )
+        if self.think_tokens is not None:
+            think = max(16, min(self.think_tokens, alloc.tokens - self.answer_reserve))
+            alloc = replace(alloc, think_tokens=think)
         self.allocation = replace(alloc, reason=f"{alloc.reason}; then {self.name}")
         return self.allocation
 

@@ -25,6 +25,7 @@ from leadline.agent.nodes.answer import DEFAULT_READER, read_answer, shown_sourc
 from leadline.agent.parsing import as_text, parse_json_object
 from leadline.agent.state import Evidence
 from leadline.budgets.controller import Allocation, Decision, RunObservation
+from leadline.budgets.fitted import TRACE_THINK_TOKENS
 from leadline.budgets.ledger import Budget
 from leadline.evals.closed_book import closed_book_answer
 from leadline.evals.datasets import QAItem
@@ -95,7 +96,7 @@ class _LoggedLLM:
 class ExploringController:
     """Spend the whole budget on evidence and reasoning, recording what the controller could see."""
 
-    think_tokens: int = 96
+    think_tokens: int = TRACE_THINK_TOKENS
     observations: list[RunObservation] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     _evidence_at_think: int = -1

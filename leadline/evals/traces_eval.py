@@ -195,6 +195,7 @@ def fit_controller(
         kind_prior=fitted.kind_prior,
         price=choice.price,
         scale_sd=fitted.scale_sd,
+        think_tokens=max(1, round(fitted.think_tokens)),
         provenance=provenance,
     )
     return controller, fitted, choice

@@ -17,6 +17,7 @@ from leadline.budgets.fitted import (
 )
 from leadline.budgets.runtime import RuntimeModel, SignalModel
 from leadline.errors import ConfigError
+from leadline.evals.traces import read_traces
 
 
 def make(model: str = "tiny-model", price: float = 3e-5) -> FittedController:
@@ -67,6 +68,34 @@ def test_bad_fitted_files_are_one_line_errors(tmp_path: Path) -> None:
         FittedController.load(tmp_path / "missing.json")
 
 
+def test_the_think_size_the_fit_priced_travels_with_the_file_and_sizes_the_runs_thinks(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from leadline.budgets.adaptive import AdaptiveController
+    from leadline.budgets.ledger import Budget
+
+    f = replace(make(), think_tokens=80)
+    path = tmp_path / "c.json"
+    f.save(path)
+    back = FittedController.load(path)
+    assert back.think_tokens == 80 and "80-token thinks" in back.source
+    # The allocation's own think cap (about a quarter of the tokens here) is replaced by the fitted one ...
+    ctl = back.controller(base=AdaptiveController())
+    assert ctl.assess("Who wrote Hamlet?", Budget(tokens=1024, searches=4)).think_tokens == 80
+    # ... but never past the tokens the run has left for its answer.
+    assert back.controller().assess("Who wrote Hamlet?", Budget(tokens=100, searches=4)).think_tokens == 36
+    # A file from before the field was fitted on the recorder's 96-token thinks.
+    data = f.to_dict()
+    del data["think_tokens"]
+    path.write_text(json.dumps(data))
+    assert FittedController.load(path).think_tokens == fitted_mod.TRACE_THINK_TOKENS == 96
+    for bad in (0, 1.5, "96", True):
+        data["think_tokens"] = bad
+        path.write_text(json.dumps(data))
+        with pytest.raises(ConfigError):
+            FittedController.load(path)
+
+
 def test_the_users_fitted_controller_wins_over_the_packaged_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,6 +128,10 @@ def test_every_shipped_fitted_controller_names_the_committed_traces_it_was_fitte
         traces = data / str(f.provenance["traces_file"])
         assert hashlib.sha256(traces.read_bytes()).hexdigest() == f.provenance["traces_sha256"], path
         assert int(f.provenance["train_questions"]) >= 60, path
+        # Its runs think in the steps its traces recorded, so each think costs what the fit priced.
+        train = [t for t in read_traces(traces).traces if t.split == "train"]
+        thinks = sum(1 for t in train for s in t.steps if s.action == "think")
+        assert f.think_tokens == round(sum(t.steps[-1].tokens for t in train) / thinks), path
 
 
 def test_model_names_become_safe_file_names() -> None:
