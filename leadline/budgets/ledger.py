@@ -44,8 +44,9 @@ def _check_limit(name: str, value: float | None, *, allow_zero: bool = False, wh
 class Budget:
     """What one run may spend. ``tokens`` and ``searches`` are the two axes; the rest are optional caps."""
 
-    tokens: int = 2048
-    """Generated tokens (reasoning + answers) across all LLM calls of the run."""
+    tokens: int = 1024
+    """Generated tokens (reasoning + answers) across all LLM calls of the run. The default is that of
+    ``ask``, MCP and Studio, and the budget the shipped controllers' traces were recorded at."""
     searches: int = 4
     """Search calls."""
     thinks: int | None = None
