@@ -25,20 +25,19 @@ file's order, skipping those already there. Ends with one line of key=value figu
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import math
 import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from traced_runs import arguments, mean_se, read_rows
+
 from leadline import Budget, Researcher, Settings
 from leadline.budgets.fitted import packaged_fitted_path
 from leadline.cli_controllers import choose_controller
-from leadline.config import DEFAULT_MODEL
 from leadline.evals.metrics import exact_match, token_f1
 from leadline.evals.traces import Trace, fit_runtime, read_traces
 from leadline.evals.traces_eval import controller_stops
@@ -54,16 +53,10 @@ def _paths(model: str) -> tuple[Path, Path]:
     return DATA / f"traces-{model}.jsonl", DATA / f"default_ask.{model}.jsonl"
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 async def record(model: str, split: str, limit: int, home: str | None, search_cost: float | None) -> None:
     """Run the default ``ask`` on the first ``limit`` traced questions of ``split`` not yet recorded."""
     traces_path, out = _paths(model)
-    done = {r["question_id"] for r in _rows(out) if r.get("search_cost_setting") == search_cost}
+    done = {r["question_id"] for r in read_rows(out) if r.get("search_cost_setting") == search_cost}
     budget = replace(BUDGET, search_cost_tokens=search_cost)
     todo = [t for t in read_traces(traces_path).traces if t.split == split][:limit]
     settings = Settings.from_env(home=Path(home) if home else None, model=model, seed=0)
@@ -101,10 +94,6 @@ async def record(model: str, split: str, limit: int, home: str | None, search_co
             )
 
 
-def _mean_se(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0)
-
-
 def compare(model: str, split: str, search_cost: float | None) -> dict[str, Any]:
     """The recorded default runs against the replay of the shipped controller on the same traces."""
     from leadline.budgets.fitted import FittedController
@@ -114,7 +103,7 @@ def compare(model: str, split: str, search_cost: float | None) -> dict[str, Any]
     by_id: dict[str, Trace] = {t.question_id: t for t in traces.traces}
     rows = [
         r
-        for r in _rows(out)
+        for r in read_rows(out)
         if r["split"] == split and r["question_id"] in by_id and r.get("search_cost_setting") == search_cost
     ]
     if not rows:
@@ -139,9 +128,9 @@ def compare(model: str, split: str, search_cost: float | None) -> dict[str, Any]
     replay_searches = [replay_steps[r["question_id"]].count("search") for r in rows]
     same_thinks = sum(1 for r, c in zip(rows, replay_thinks, strict=True) if r["thinks"] == c)
     lams = [float(r["search_cost_tokens"]) for r in rows if r.get("search_cost_tokens") is not None]
-    (rm, rs), (pm, ps), (om, os_) = _mean_se(run_f1), _mean_se(replay_f1), _mean_se(one_f1)
-    dm, ds = _mean_se([a - b for a, b in zip(run_f1, replay_f1, strict=True)])
-    d1m, d1s = _mean_se([a - b for a, b in zip(run_f1, one_f1, strict=True)])
+    (rm, rs), (pm, ps), (om, os_) = mean_se(run_f1), mean_se(replay_f1), mean_se(one_f1)
+    dm, ds = mean_se([a - b for a, b in zip(run_f1, replay_f1, strict=True)])
+    d1m, d1s = mean_se([a - b for a, b in zip(run_f1, one_f1, strict=True)])
     flags = "with no flags" if search_cost is None else f"with a search priced at {search_cost:g} tokens"
     print(f"{model}, {split}: `leadline ask` {flags} on {len(rows)} traced questions")
     print(f"  the product's run          F1 {rm:.3f} ± {rs:.3f} at compute {statistics.fmean(run_cost):,.0f}")
@@ -188,12 +177,7 @@ def compare(model: str, split: str, search_cost: float | None) -> dict[str, Any]
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", nargs="?", choices=("record", "compare"), default="compare")
-    p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--split", default="dev", choices=("train", "dev"))
-    p.add_argument("--limit", type=int, default=60, help="record: the first N traced questions of the split")
-    p.add_argument("--home", default=None, help="record: LEADLINE_HOME (models, the demo index)")
+    p = arguments(__doc__)
     p.add_argument("--search-cost", type=float, default=None, help="λ in tokens (default: measured, as ask)")
     a = p.parse_args()
     if a.command == "record":

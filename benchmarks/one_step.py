@@ -18,18 +18,17 @@ answers can differ from the fixed controller's. Ends with one line of key=value 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import math
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from traced_runs import arguments, mean_se, read_rows
+
 from leadline import Budget, Researcher, Settings
 from leadline.cli_controllers import choose_controller
-from leadline.config import DEFAULT_MODEL
 from leadline.evals.metrics import exact_match, normalize_answer, token_f1
 from leadline.evals.traces import Trace, read_traces
 
@@ -42,16 +41,10 @@ def _paths(model: str) -> tuple[Path, Path]:
     return DATA / f"traces-{model}.jsonl", DATA / f"one_step.{model}.jsonl"
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 async def record(model: str, split: str, limit: int, home: str | None, controller: str) -> None:
     """Run the one-step setting on the first ``limit`` traced questions of ``split`` not yet recorded."""
     traces_path, out = _paths(model)
-    done = {r["question_id"] for r in _rows(out) if r["controller"] == controller}
+    done = {r["question_id"] for r in read_rows(out) if r["controller"] == controller}
     todo = [t for t in read_traces(traces_path).traces if t.split == split][:limit]
     settings = Settings.from_env(home=Path(home) if home else None, model=model, seed=0)
     choice = choose_controller(controller, None, settings)
@@ -83,17 +76,13 @@ async def record(model: str, split: str, limit: int, home: str | None, controlle
             print(f"{t.question_id}: F1 {f1:.2f} (probe {t.f1(1):.2f}) {row['seconds']} s", flush=True)
 
 
-def _mean_se(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0)
-
-
 def compare(model: str, split: str, controller: str) -> dict[str, Any]:
     """The recorded runs against the traces' first probes on the same questions."""
     traces_path, out = _paths(model)
     traces: dict[str, Trace] = {t.question_id: t for t in read_traces(traces_path).traces}
     rows = [
         r
-        for r in _rows(out)
+        for r in read_rows(out)
         if r["split"] == split and r["question_id"] in traces and r["controller"] == controller
     ]
     if not rows:
@@ -101,9 +90,9 @@ def compare(model: str, split: str, controller: str) -> dict[str, Any]:
     run_f1 = [float(r["f1"]) for r in rows]
     probe_f1 = [float(traces[r["question_id"]].f1(1)) for r in rows]
     same = [normalize_answer(r["answer"]) == normalize_answer(r["probe_answer"]) for r in rows]
-    diff_mean, diff_se = _mean_se([a - b for a, b in zip(run_f1, probe_f1, strict=True)])
-    run_mean, run_se = _mean_se(run_f1)
-    probe_mean, probe_se = _mean_se(probe_f1)
+    diff_mean, diff_se = mean_se([a - b for a, b in zip(run_f1, probe_f1, strict=True)])
+    run_mean, run_se = mean_se(run_f1)
+    probe_mean, probe_se = mean_se(probe_f1)
     print(
         f"{model}, {split}: {len(rows)} traced questions run at --controller {controller} "
         "--budget-searches 1 --budget-thinks 0"
@@ -132,12 +121,7 @@ def compare(model: str, split: str, controller: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", nargs="?", choices=("record", "compare"), default="compare")
-    p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--split", default="dev", choices=("train", "dev"))
-    p.add_argument("--limit", type=int, default=60, help="record: the first N traced questions of the split")
-    p.add_argument("--home", default=None, help="record: LEADLINE_HOME (models, the demo index)")
+    p = arguments(__doc__)
     p.add_argument("--controller", default="fixed", choices=("fixed", "auto"))
     a = p.parse_args()
     if a.command == "record":
