@@ -68,7 +68,7 @@ def test_bad_fitted_files_are_one_line_errors(tmp_path: Path) -> None:
         FittedController.load(tmp_path / "missing.json")
 
 
-def test_the_think_size_the_fit_priced_travels_with_the_file_and_sizes_the_runs_thinks(tmp_path: Path) -> None:
+def test_the_fitted_think_size_travels_with_the_file_and_sizes_the_runs_thinks(tmp_path: Path) -> None:
     from dataclasses import replace
 
     from leadline.budgets.adaptive import AdaptiveController
