@@ -36,7 +36,7 @@ from typing import Any
 from traced_runs import arguments, mean_se, read_rows
 
 from leadline import Budget, Researcher, Settings
-from leadline.budgets.fitted import packaged_fitted_path
+from leadline.budgets.fitted import FittedController, packaged_fitted_path
 from leadline.cli_controllers import choose_controller
 from leadline.evals.metrics import exact_match, token_f1
 from leadline.evals.traces import Trace, fit_runtime, read_traces
@@ -96,8 +96,6 @@ async def record(model: str, split: str, limit: int, home: str | None, search_co
 
 def compare(model: str, split: str, search_cost: float | None) -> dict[str, Any]:
     """The recorded default runs against the replay of the shipped controller on the same traces."""
-    from leadline.budgets.fitted import FittedController
-
     traces_path, out = _paths(model)
     traces = read_traces(traces_path)
     by_id: dict[str, Trace] = {t.question_id: t for t in traces.traces}
@@ -118,12 +116,8 @@ def compare(model: str, split: str, search_cost: float | None) -> dict[str, Any]
     one_f1 = [by_id[r["question_id"]].f1(1) for r in rows]
     run_cost = [r["thinks"] * float(r["think_tokens"] or 0) + SEARCH_COST * r["searches"] for r in rows]
     replay_cost = [by_id[r["question_id"]].cost(replay_stop[r["question_id"]]) for r in rows]
-    same_steps = sum(
-        1
-        for r in rows
-        if r["actions"] == [s.action for s in by_id[r["question_id"]].steps[: replay_stop[r["question_id"]]]]
-    )
     replay_steps = {q: [s.action for s in by_id[q].steps[:k]] for q, k in replay_stop.items()}
+    same_steps = sum(1 for r in rows if r["actions"] == replay_steps[r["question_id"]])
     replay_thinks = [replay_steps[r["question_id"]].count("think") for r in rows]
     replay_searches = [replay_steps[r["question_id"]].count("search") for r in rows]
     same_thinks = sum(1 for r, c in zip(rows, replay_thinks, strict=True) if r["thinks"] == c)
