@@ -349,8 +349,9 @@ def _kill_and_resume(
             proc = _spawn(ctx, url, home, "killed-run", resume, str(log), kill_after, out, site_url)
             if timed_run and not last:
                 proc.join(rng.uniform(0.0, ref_seconds))
-                if proc.exitcode is None:
-                    os.kill(proc.pid, signal.SIGKILL)
+                # Process.kill, not os.kill: the forkserver may reap a run that ends just now, and
+                # Process.kill ignores a pid already gone where os.kill raises.
+                proc.kill()
             proc.join(60)
             if proc.exitcode == 0:
                 break
