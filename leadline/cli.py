@@ -27,6 +27,7 @@ from leadline.cli_shared import (
     CorpusOption,
     DbOption,
     ModelOption,
+    SearchCostOption,
     SearchOption,
     SearxngUrlOption,
     guard,
@@ -203,6 +204,7 @@ def ask(
             "from the sources: with --budget-searches 1, one search and an answer."
         ),
     ] = None,
+    search_cost: SearchCostOption = None,
     model: ModelOption = None,
     base_url: BaseUrlOption = None,
     corpus: CorpusOption = None,
@@ -260,7 +262,11 @@ def ask(
             searxng_url=searxng_url,
         )
         budget = Budget(
-            tokens=budget_tokens, searches=budget_searches, seconds=budget_seconds, thinks=budget_thinks
+            tokens=budget_tokens,
+            searches=budget_searches,
+            seconds=budget_seconds,
+            thinks=budget_thinks,
+            search_cost_tokens=search_cost,
         )
         choice = choose_controller(controller, tuned, settings)
         if is_verbose():

@@ -24,6 +24,7 @@ from leadline.cli_shared import (
     CorpusOption,
     DbOption,
     ModelOption,
+    SearchCostOption,
     SearchOption,
     SearxngUrlOption,
     guard,
@@ -73,6 +74,7 @@ def batch(
             "answers straight from the sources)."
         ),
     ] = None,
+    search_cost: SearchCostOption = None,
     total_budget: Annotated[
         str | None,
         typer.Option(help="TOKENS,SEARCHES for the whole batch (default: the per-question means times N)."),
@@ -166,7 +168,10 @@ def batch(
         chosen.append(choice)
         options = BatchOptions(
             per_question=Budget(
-                tokens=tokens_per_question, searches=searches_per_question, thinks=thinks_per_question
+                tokens=tokens_per_question,
+                searches=searches_per_question,
+                thinks=thinks_per_question,
+                search_cost_tokens=search_cost,
             ),
             total_tokens=totals[0],
             total_searches=totals[1],

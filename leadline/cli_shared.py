@@ -119,6 +119,15 @@ SearchOption = Annotated[
         help="local, searxng, tavily, brave, exa, duckduckgo, or a comma list (fallback chain).",
     ),
 ]
+SearchCostOption = Annotated[
+    float | None,
+    typer.Option(
+        "--search-cost",
+        help="What one search costs the controller, in generated tokens (λ): the price at which it "
+        "trades searches against thinking. Default: measured on the engine in use (the wall time of a "
+        "search at its decode rate); the packaged fitted controllers were fitted at 500.",
+    ),
+]
 SearxngUrlOption = Annotated[
     str | None,
     typer.Option("--searxng-url", help="SearxNG base URL (implies --search searxng)."),

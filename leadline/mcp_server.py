@@ -51,10 +51,20 @@ class BudgetArgs(BaseModel):
     thinks: int | None = Field(
         default=None, description="Optional cap on think steps (0: answer straight from the sources)."
     )
+    search_cost: float | None = Field(
+        default=None,
+        description="What one search costs the controller, in generated tokens (default: measured).",
+    )
 
     def to_budget(self) -> Budget:
         """The library budget; raises :class:`~leadline.errors.InvalidBudgetError` on a bad value."""
-        return Budget(tokens=self.tokens, searches=self.searches, seconds=self.seconds, thinks=self.thinks)
+        return Budget(
+            tokens=self.tokens,
+            searches=self.searches,
+            seconds=self.seconds,
+            thinks=self.thinks,
+            search_cost_tokens=self.search_cost,
+        )
 
 
 def _invalid(message: str) -> MCPError:

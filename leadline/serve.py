@@ -76,6 +76,8 @@ class StudioContext:
     """Wall-clock limit in seconds (none by default)."""
     budget_thinks: int | None = None
     """Think steps the run may take (no cap but the tokens by default; 0 answers from the sources)."""
+    search_cost: float | None = None
+    """What one search costs the controller, in generated tokens (λ; default: measured on the engine)."""
     controller: Literal["fixed", "adaptive"] = "fixed"
     """fixed spends the budget as given; adaptive is the two-axis controller."""
 
@@ -102,6 +104,7 @@ class StudioContext:
             searches=self.budget_searches,
             seconds=self.budget_seconds,
             thinks=self.budget_thinks,
+            search_cost_tokens=self.search_cost,
         )
 
     def make_controller(self) -> Controller:

@@ -179,3 +179,37 @@ def test_a_piped_report_is_raw_markdown_and_out_writes_it(
     _print_result(_result(report=report), as_json=False, out_file=target)
     assert capsys.readouterr().out == report  # stdout is not a terminal here: no wrapping, no styling
     assert target.read_text() == report
+
+
+@pytest.mark.parametrize(("flags", "price"), [([], None), (["--search-cost", "500"], 500.0)])
+def test_search_cost_sets_the_price_the_controller_puts_on_a_search(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], price: float | None
+) -> None:
+    from leadline import Researcher, Settings
+    from leadline.testing import FakeSearch, MemoryRunStore, ScriptedLLM
+    from leadline.tools.base import Document
+
+    store = MemoryRunStore()
+    docs = [Document(doc_id="d", title="Hamlet", text="Hamlet is a tragedy by William Shakespeare.")]
+
+    def reply(messages: object, params: object) -> str:
+        return json.dumps({"answer": "William Shakespeare", "sources": [1], "queries": ["Hamlet"]})
+
+    monkeypatch.setattr(
+        "leadline.api.Researcher",
+        lambda settings, **kw: Researcher(
+            Settings(), llm=ScriptedLLM(reply), search=FakeSearch(docs), store=store, **kw
+        ),
+    )
+    code, out, err = run("ask", "Who wrote Hamlet?", "--json", "--controller", "fixed", *flags)
+    assert code == 0, err
+    assert json.loads(out)["answer"] == "William Shakespeare"
+    (record,) = store.list_runs()
+    # unset, the run measures λ on its engine (the scripted one takes no time: none is measured)
+    assert record.budget["search_cost_tokens"] == price
+
+
+def test_a_negative_search_cost_is_a_one_line_error() -> None:
+    code, _, err = run("ask", "Who wrote Hamlet?", "--search-cost", "-1")
+    assert code == 1
+    assert err.strip().splitlines() == ["error: budget search_cost_tokens must be zero or more, got -1.0"]

@@ -36,6 +36,8 @@ def _check_limit(name: str, value: float | None, *, allow_zero: bool = False, wh
         raise InvalidBudgetError(f"budget {name} must be a whole number, got {value!r}")
     if math.isnan(value) or math.isinf(value):
         raise InvalidBudgetError(f"budget {name} must be finite, got {value!r}")
+    if value < 0 and allow_zero:
+        raise InvalidBudgetError(f"budget {name} must be zero or more, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise InvalidBudgetError(f"budget {name} must be positive, got {value!r}")
 

@@ -44,7 +44,7 @@ def test_tools_are_listed_with_their_budget_schema(docs: Any) -> None:
             props = tools["research"].input_schema["properties"]
             assert set(props) == {"question", "budget"}
             budget = tools["research"].input_schema["$defs"]["BudgetArgs"]["properties"]
-            assert set(budget) == {"tokens", "searches", "seconds", "thinks"}
+            assert set(budget) == {"tokens", "searches", "seconds", "thinks", "search_cost"}
 
     asyncio.run(go())
 
@@ -106,6 +106,7 @@ def test_report_returns_markdown(docs: Any) -> None:
         ({"question": QUESTION, "budget": {"tokens": -5, "searches": 2}}, "tokens"),
         ({"question": QUESTION, "budget": {"tokens": 100, "searches": 0}}, "searches"),
         ({"question": QUESTION, "budget": {"tokens": 100, "searches": 1, "thinks": -1}}, "thinks"),
+        ({"question": QUESTION, "budget": {"tokens": 100, "searches": 1, "search_cost": -1}}, "search_cost"),
         ({"question": "   "}, "empty"),
     ],
 )

@@ -85,7 +85,7 @@ def test_langgraph_json_names_a_factory_that_serves_the_loop() -> None:
     assert [n for n in drawn.nodes if not n.startswith("__")] == NODES
     assert graph.get_input_jsonschema()["required"] == ["question"]
     context = set(graph.get_context_jsonschema()["properties"])
-    assert context >= {"budget_tokens", "budget_searches", "budget_thinks"}
+    assert context >= {"budget_tokens", "budget_searches", "budget_thinks", "search_cost"}
     config = json.loads((REPO / "langgraph.json").read_text())
     assert config["checkpointer"]["path"].endswith("serve.py:checkpointer")
 

@@ -125,3 +125,26 @@ def test_a_think_cap_per_question_holds_in_every_run(
     code, _, err = run(*args, "--thinks-per-question", "0")
     assert code == 0 and "3 done, 0 running, 0 failed" in err, err
     assert thinks == []
+
+
+def test_search_cost_is_the_price_of_a_search_in_every_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docs: list[Document]
+) -> None:
+    from leadline.config import Settings
+    from leadline.storage.store import SqlRunStore
+
+    monkeypatch.setattr(
+        "leadline.cli_batch.worker_clients",
+        lambda: {"llm": ScriptedLLM(sensible_reply), "search": FakeSearch(docs)},
+    )
+    questions = tmp_path / "q.txt"
+    questions.write_text("\n".join(QUESTIONS) + "\n")
+    code, _, err = run(
+        "batch", str(questions), "--quiet", "--search-cost", "250", "--out", str(tmp_path / "r")
+    )
+    assert code == 0 and "3 done, 0 running, 0 failed" in err, err
+    store = SqlRunStore.from_url(Settings.from_env().database_url)
+    batch_id = err.split("batch ")[1].split(":")[0]
+    assert store.get_batch(batch_id).settings["options"]["per_question"]["search_cost_tokens"] == 250
+    runs = store.list_runs()
+    assert len(runs) == 3 and {r.budget["search_cost_tokens"] for r in runs} == {250}
