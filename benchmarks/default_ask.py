@@ -37,7 +37,7 @@ from traced_runs import arguments, mean_se, read_rows
 
 from leadline import Budget, Researcher, Settings
 from leadline.budgets.fitted import FittedController, packaged_fitted_path
-from leadline.cli_controllers import choose_controller
+from leadline.controller_choice import choose_controller
 from leadline.evals.metrics import exact_match, token_f1
 from leadline.evals.traces import Trace, fit_runtime, read_traces
 from leadline.evals.traces_eval import controller_stops

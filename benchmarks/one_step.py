@@ -28,7 +28,7 @@ from typing import Any
 from traced_runs import arguments, mean_se, read_rows
 
 from leadline import Budget, Researcher, Settings
-from leadline.cli_controllers import choose_controller
+from leadline.controller_choice import choose_controller
 from leadline.evals.metrics import exact_match, normalize_answer, token_f1
 from leadline.evals.traces import Trace, read_traces
 

@@ -21,6 +21,8 @@ from leadline.budgets.ledger import Budget
 from leadline.budgets.timings import EngineTimings, SearchPrice, earlier_ledgers, engine_key
 from leadline.budgets.tuned import TunedModel
 from leadline.config import Settings
+from leadline.controller_choice import NAMES as CONTROLLER_NAMES
+from leadline.controller_choice import choose_controller
 from leadline.errors import (
     BudgetExceededError,
     ConfigError,
@@ -118,11 +120,13 @@ class Researcher:
         llm: LLMClient | None = None,
         search: SearchBackend | None = None,
         reader: Reader | None = None,
-        controller: Controller | Callable[[], Controller] | None = None,
+        controller: Controller | Callable[[], Controller] | str | None = None,
         store: RunStore | None = None,
         search_k: int = 5,
     ) -> None:
         self.settings = settings or Settings.from_env()
+        if isinstance(controller, str) and controller not in CONTROLLER_NAMES:
+            raise ConfigError(f"unknown controller {controller!r}; use {', '.join(CONTROLLER_NAMES)}")
         self._llm = llm
         self._search = search
         self._reader = reader if reader is not None else (search if isinstance(search, Reader) else None)
@@ -164,11 +168,14 @@ class Researcher:
         return self._store
 
     def controller(self) -> Controller:
-        """The controller for one run: the fixed policy by default, else the given one or a new one from
-        the factory.
+        """The controller for one run: the fixed policy by default, else the given one, a new one from
+        the factory, or the one a name means (``"auto"``: the runtime controller, fitted for the model
+        where a fitted file exists, as ``leadline ask`` runs by default; :mod:`leadline.controller_choice`).
         """
         if self._controller is None:
             return FixedController()
+        if isinstance(self._controller, str):  # resolved once: a fitted file is read on first use
+            self._controller = choose_controller(self._controller, None, self.settings).factory
         if isinstance(self._controller, Controller) and not isinstance(self._controller, type):
             return self._controller
         return self._controller()  # a factory (or a class): one controller per run
@@ -513,11 +520,13 @@ async def aresearch(
     mode: Mode = "answer",
     settings: Settings | None = None,
     progress: ProgressCallback | None = None,
+    controller: str | None = None,
     **settings_overrides: Any,
 ) -> ResearchResult:
-    """Research one question with a fresh :class:`Researcher` (settings from the environment)."""
+    """Research one question with a fresh :class:`Researcher` (settings from the environment);
+    ``controller`` names one as :class:`Researcher` takes it (default: the budget as given)."""
     settings = settings or Settings.from_env(**settings_overrides)
-    async with Researcher(settings) as researcher:
+    async with Researcher(settings, controller=controller) as researcher:
         return await researcher.aresearch(question, budget=budget, mode=mode, progress=progress)
 
 

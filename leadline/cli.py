@@ -20,7 +20,6 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from leadline import cli_batch, cli_tune
-from leadline.cli_controllers import choose_controller
 from leadline.cli_runs import db_app, runs_app
 from leadline.cli_shared import (
     BaseUrlOption,
@@ -36,6 +35,7 @@ from leadline.cli_shared import (
     set_verbose,
 )
 from leadline.config import Settings
+from leadline.controller_choice import choose_controller
 
 try:  # typer vendors click from 0.23 on; before, it uses click itself
     from typer._click.exceptions import ClickException, NoArgsIsHelpError

@@ -18,7 +18,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from leadline.cli_controllers import choose_controller
 from leadline.cli_shared import (
     BaseUrlOption,
     CorpusOption,
@@ -31,6 +30,7 @@ from leadline.cli_shared import (
     research_settings,
 )
 from leadline.config import Settings
+from leadline.controller_choice import choose_controller
 from leadline.errors import ConfigError
 
 err = Console(stderr=True, soft_wrap=True)

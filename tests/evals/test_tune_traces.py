@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from leadline import Researcher, Settings
 from leadline.cli import app
-from leadline.cli_controllers import choose_controller
+from leadline.controller_choice import choose_controller
 from leadline.evals.traces import Trace
 from leadline.testing import FakeSearch, MemoryRunStore, ScriptedLLM
 
@@ -236,3 +236,30 @@ def test_the_html_report_renders_bold_code_and_links() -> None:
     assert '<a href="controller.json"><code>controller.json</code></a> &lt;x&gt;' in page
     assert "<p><strong>Note</strong> use <code>--x 1</code></p>" in page
     assert "**" not in page and "`" not in page
+
+
+def test_the_python_api_takes_a_controller_by_name_as_ask_does(tmp_path: Path, leadline_home: Path) -> None:
+    from leadline.errors import ConfigError
+
+    settings = Settings(model="m", home=leadline_home)
+    question = "Which college did the author of The Selfish Gene attend?"
+    result = runner.invoke(
+        app, ["tune", "--traces", str(_population_file(tmp_path)), "--no-run", "--install"]
+    )
+    assert result.exit_code == 0, result.stderr
+    store = MemoryRunStore()
+
+    def researcher(controller: Any) -> Researcher:
+        llm, search = ScriptedLLM(_respond), FakeSearch(_docs())
+        return Researcher(settings, llm=llm, search=search, store=store, controller=controller)
+
+    with researcher("auto") as r:
+        assert r.research(question).answer == "Balliol College"
+        r.research(question)  # one controller per run, the fitted file read once
+    runs = store.list_runs()
+    assert len(runs) == 2 and all("fitted on 40 train traces of m" in x.settings["controller"] for x in runs)
+    with researcher(None) as r:  # the API's default: the budget as given
+        run_id = r.research(question).run_id
+    assert store.get_run(run_id).settings["controller"] == "FixedController"
+    with pytest.raises(ConfigError, match="unknown controller 'greedy'"):
+        researcher("greedy")

@@ -1,4 +1,8 @@
-"""Which controller ``ask`` and ``batch`` run, and where its numbers come from (issue 11, point 5).
+"""Which controller a run gets by name, and where its numbers come from (issue 11, point 5).
+
+``ask`` and ``batch`` (``--controller``) and the Python API (``Researcher(controller="auto")``) resolve
+names here, from the settings' model and home: the settings turn into a controller in this layer, beside
+:mod:`leadline.wiring`, so nothing below it reads them.
 
 ``--controller auto`` (the default) is the runtime controller: fitted for the model when a fitted file
 exists (``--tuned FILE`` from ``tune --traces --save``; else the user's from ``tune --traces --install``;
