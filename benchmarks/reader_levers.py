@@ -13,6 +13,11 @@ difference between variants is the reader's alone (the loop is deterministic: te
     python benchmarks/reader_levers.py compare BASE_CAPTURE OTHER_CAPTURE   # a change to the loop itself
     python benchmarks/reader_levers.py substitute --table AQ_LOG --contexts CAPTURE --lever EVAL_LOG \\
         --variant trim,shape,compare   # a lever that changes some questions, on a whole dev table
+    python benchmarks/reader_levers.py echo-ids --traces TRACES --split train > IDS   # or --table DEFAULT_ASK
+    python benchmarks/reader_levers.py capture --ids IDS --controller auto --budget-tokens 1024 \\
+        --budget-searches 4 --reader trim,shape,compare ...   # those questions as `ask` runs them
+
+``substitute --table`` also reads ``default_ask.py``'s rows (the product's answers, no closed book).
 
 Ends with one line of key=value figures (F1 per variant).
 """
@@ -23,6 +28,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import math
 import os
 import statistics
 import sys
@@ -32,13 +38,15 @@ from typing import Any
 
 from leadline import Budget, Researcher, Settings
 from leadline.agent.nodes.answer import ReaderOptions, read_answer, shown_sources
-from leadline.agent.reader import question_shape
+from leadline.agent.reader import content_words, echoes_question, question_shape
 from leadline.agent.state import Evidence
 from leadline.config import DEFAULT_MODEL
 from leadline.evals.datasets import load_questions, sample
 from leadline.evals.metrics import exact_match, token_f1
 from leadline.tools.demo import demo_corpus_path
 from leadline.wiring import make_llm, make_search
+
+nan = math.nan
 
 DATASETS = Path(
     os.environ.get("LEADLINE_DATASETS") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -68,13 +76,21 @@ async def capture(args: argparse.Namespace) -> None:
     answer_module.DEFAULT_READER = parse_variant(args.reader)
     think_module.BRIDGE = args.bridge
     items = sample(load_questions(args.questions), args.n, seed=args.seed)
+    if args.ids:  # only these questions (one id per line), in the file's order
+        wanted = set(args.ids.read_text().split())
+        items = [it for it in load_questions(args.questions) if it.id in wanted]
     if args.shapes:  # only the questions of these shapes, from the same seeded sample
         shapes = set(args.shapes.split(","))
         items = [it for it in items if question_shape(it.question).kind in shapes]
     settings = Settings.from_env(home=args.home, model=args.model, seed=0)
     llm = make_llm(settings)
     search, reader = make_search(settings)
-    researcher = Researcher(settings, llm=llm, search=search, reader=reader)
+    factory = None
+    if args.controller != "fixed":  # ``auto``: the controller ``ask`` runs by default
+        from leadline.controller_choice import choose_controller
+
+        factory = choose_controller(args.controller, None, settings).factory
+    researcher = Researcher(settings, llm=llm, search=search, reader=reader, controller=factory)
     budget = Budget(tokens=args.budget_tokens, searches=args.budget_searches)
     rows = []
     try:
@@ -233,12 +249,22 @@ def compare(args: argparse.Namespace) -> None:
     print(f"n={len(other)} d_f1={statistics.fmean(diff):.4f} d_f1_se={se:.4f}")
 
 
+def _table_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of an answer-quality table, or of ``default_ask.py``'s (``question_id``, ``f1``, ``em``:
+    the product's answers, no closed book), in the answer-quality table's keys."""
+    if "question_id" in row:
+        return {**row, "id": row["question_id"], "f1_research": row["f1"], "em_research": row["em"]}
+    return row
+
+
 def substitute(args: argparse.Namespace) -> None:
     """A reader lever that changes only some questions (``compare``: the comparison questions), measured
     on a whole answer-quality table: the lever's answers (``eval --log``) over the loop's own answers
     on the same captured sources (paired), then the table's figures with the lever's answers in place
     of the table's on the questions it covers."""
-    table = [json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]
+    table = [_table_row(json.loads(line)) for line in args.table.read_text().splitlines() if line.strip()]
+    # a default_ask table holds one setting's rows per question: keep those with no λ given (``ask``'s)
+    table = [r for r in table if r.get("search_cost_setting") is None]
     loop = {r["id"]: r for r in map(json.loads, args.contexts.read_text().splitlines()) if r}
     lever = {
         r["id"]: r
@@ -265,9 +291,11 @@ def substitute(args: argparse.Namespace) -> None:
          [loop[r["id"]]["loop_f1"] for r in covered]),
         (f"`{args.variant}` on the same sources", [lever[r["id"]]["em"] for r in covered],
          [lever[r["id"]]["f1"] for r in covered]),
-        ("closed book (the table's)", [r["em_closed"] for r in covered], [r["f1_closed"] for r in covered]),
+        ("closed book (the table's)", [r.get("em_closed", nan) for r in covered],
+         [r.get("f1_closed", nan) for r in covered]),
     ):  # fmt: skip
-        print(f"| {name} | {mean(em):.3f} | {mean(f1):.3f} |")
+        if not all(map(math.isnan, f1)):
+            print(f"| {name} | {mean(em):.3f} | {mean(f1):.3f} |")
     print(
         f"paired against the loop on the same sources: F1 {mean(d_f1):+.3f} ± {se:.3f}, "
         f"EM {mean(d_em):+.3f}; "
@@ -275,12 +303,36 @@ def substitute(args: argparse.Namespace) -> None:
     )
     f1 = [lever[r["id"]]["f1"] if r["id"] in lever else r["f1_research"] for r in table]
     em = [lever[r["id"]]["em"] if r["id"] in lever else r["em_research"] for r in table]
-    f1_closed = mean([r["f1_closed"] for r in table])
+    f1_closed = mean([r.get("f1_closed", nan) for r in table])
     print(
         f"n={len(table)} covered={len(covered)} f1_research={mean(f1):.3f} em_research={mean(em):.3f} "
         f"f1_closed={f1_closed:.3f} research_over_closed={mean(f1) / f1_closed:.3f} "
         f"d_f1_covered={mean(d_f1):.4f} d_f1_covered_se={se:.4f} d_em_covered={mean(d_em):.4f}"
     )
+
+
+def echo_ids(args: argparse.Namespace) -> None:
+    """The open questions whose answer echoes the question (:func:`echoes_question`): with ``--traces``,
+    those of ``--split`` where any step's probe does (train: where the levers are chosen); with
+    ``--table`` (``default_ask.py``'s rows, no λ given), those whose answer echoes the question or shares
+    two words that carry meaning with it (a restatement ``unecho`` may cut; dev: the confirmation)."""
+    from leadline.evals.traces import read_traces
+
+    if args.traces:
+        for t in read_traces(args.traces).traces:
+            echoes = any(s.probe.answer and echoes_question(s.probe.answer, t.question) for s in t.steps)
+            if t.split == args.split and question_shape(t.question).kind == "open" and echoes:
+                print(t.question_id)
+        return
+    questions = {
+        q.id: q.question for q in load_questions(DATASETS / "multihop" / f"questions.{args.split}.jsonl")
+    }
+    for row in map(json.loads, args.table.read_text().splitlines()):
+        q = questions.get(row["question_id"])
+        if q is None or row.get("search_cost_setting") is not None or question_shape(q).kind != "open":
+            continue
+        if echoes_question(row["answer"], q) or len(content_words(row["answer"]) & content_words(q)) >= 2:
+            print(row["question_id"])
 
 
 def main() -> None:
@@ -299,6 +351,8 @@ def main() -> None:
     cap.add_argument("--out", type=Path, required=True)
     cap.add_argument("--reader", default="baseline", help="reader variant of the loop's answer step")
     cap.add_argument("--bridge", action="store_true", help="think names the bridge entity and searches it")
+    cap.add_argument("--controller", default="fixed", help="fixed, or auto (as `ask` runs by default)")
+    cap.add_argument("--ids", type=Path, default=None, help="a file of question ids: capture only these")
     cap.add_argument("--shapes", default="", help="keep only these question shapes (open,yesno,choice)")
     ev = sub.add_parser("eval")
     ev.add_argument("--contexts", type=Path, required=True)
@@ -319,7 +373,16 @@ def main() -> None:
     put.add_argument("--contexts", type=Path, required=True, help="the capture the lever was evaluated on")
     put.add_argument("--lever", type=Path, required=True, help="eval --log of the lever")
     put.add_argument("--variant", required=True)
+    ech = sub.add_parser(
+        "echo-ids", help="ids of the questions the echo levers (unecho, recheck) can change, one a line"
+    )
+    ech.add_argument("--traces", type=Path, help="traces file: questions a probe of which echoes")
+    ech.add_argument("--table", type=Path, help="default_ask.py rows: answers that echo or restate")
+    ech.add_argument("--split", default="train")
     args = parser.parse_args()
+    if args.command == "echo-ids":
+        echo_ids(args)
+        return
     if args.command == "capture":
         asyncio.run(capture(args))
     elif args.command == "compare":

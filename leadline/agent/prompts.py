@@ -271,6 +271,19 @@ def answer_messages(
     return [Message("system", SYSTEM), Message("user", user)]
 
 
+def recheck_messages(messages: Sequence[Message], reply: str, answer: str) -> list[Message]:
+    """The answer prompt again, after a reply whose answer only names what the question already names
+    (``Who is Jack Binion's father?`` answered ``Jack``): the reply stays in the conversation, so the
+    engine reuses the prompt's prefix, and the model is asked once more for what the question asks."""
+    user = (
+        f'"{answer}" is already named in the question, so it is not what the question asks for. Read the '
+        "sources again and answer with what the question asks for, in a few words, and list the numbers of "
+        "the sources that support it.\n"
+        'Reply with JSON: {"answer": "...", "sources": [1]}'
+    )
+    return [*messages, Message("assistant", reply), Message("user", user)]
+
+
 def closed_book_messages(question: str) -> list[Message]:
     """The closed-book baseline prompt: the question alone, no sources."""
     user = (

@@ -94,6 +94,22 @@ def content_words(text: str) -> set[str]:
     return {w for w in _words(text) if w not in _STOP and len(w) > 1}
 
 
+_GLOSS = re.compile(r"\([^()]*\)")
+"""A gloss in parentheses (``(TEU)``): it names nothing the answer does not."""
+_OFFERS_CHOICE = re.compile(r"\bor\b|\bwhich (?:one|of (?:these|those|them|the two))\b|\bbetween\b", re.I)
+"""A question that names the things its answer is one of (``X or Y``, ``which of these``), whatever
+:func:`question_shape` made of it."""
+
+
+def echoes_question(answer: str, question: str) -> bool:
+    """Whether an answer to an open question only names what the question already names (every word
+    of it that carries meaning is in the question): ``Jack`` for ``What is the first name of Jack
+    Binion's father?``. Such answers are almost never right (docs/benchmarks.md, "Answers that echo"). Never
+    for a question that offers the things its answer is one of (``X or Y``, ``which of these``)."""
+    words = content_words(_GLOSS.sub(" ", answer))
+    return bool(words) and words <= content_words(question) and not _OFFERS_CHOICE.search(question)
+
+
 def rank_sources(
     evidence: Sequence[Evidence], question: str, notes: Sequence[str], limit: int
 ) -> list[Evidence]:
@@ -203,6 +219,50 @@ def trim_answer(answer: str, *, max_words: int = 5) -> str:
         return answer
     head = _CLAUSE.split(answer, maxsplit=1)[0].strip(" .")
     return head if head else answer
+
+
+def unecho(answer: str, question: str, *, max_words: int = 5) -> str:
+    """A sentence answer that restates the question cut to what it adds: ``The state where Pocahontas
+    Mounds is located became part of the United States in 1817.`` -> ``1817``.
+
+    Small models often answer in a sentence that begins with the question's own words, and the answer is
+    at its end, where :func:`trim_answer`'s first clause does not reach. An answer of more than
+    ``max_words`` words that shares at least two words that carry meaning with the question becomes one
+    run of the words the question does not have (stop words may join them; a comma or full stop ends a
+    run; a gloss in parentheses adds nothing): the first run that holds a name or a number, else the last
+    (the verb a restatement adds comes before its object). An answer that adds no such word is kept as
+    it is.
+    """
+    tokens = _GLOSS.sub(" ", answer).split()
+    asked = content_words(question)
+    if len(tokens) <= max_words or len(content_words(answer) & asked) < 2:
+        return answer
+
+    def adds(token: str) -> bool:
+        return any(w not in asked and w not in _STOP and len(w) > 1 for w in _words(token))
+
+    runs: list[list[str]] = []
+    current: list[str] = []
+    pending: list[str] = []  # stop words that join two added words
+    for token in tokens:
+        if adds(token):
+            current += [*pending, token] if current else [token]
+            pending = []
+        elif current and all(w in _STOP for w in _words(token)):
+            pending.append(token)
+        else:
+            if current:
+                runs.append(current)
+            current, pending = [], []
+        if current and token.rstrip()[-1:] in ",;.":  # a clause ends here
+            runs.append(current)
+            current, pending = [], []
+    if current:
+        runs.append(current)
+    if not runs:
+        return answer
+    named = [r for r in runs if any(t.lstrip("\"'(")[:1].isupper() or t[:1].isdigit() for t in r)]
+    return " ".join(named[0] if named else runs[-1]).strip(" ,.;:()[]\"'")
 
 
 def snap_to_option(answer: str, shape: QuestionShape) -> str:

@@ -372,3 +372,117 @@ def test_a_yes_no_comparison_is_decided_one_fact_at_a_time() -> None:
         judge(choice, ("King Vidor was an American director.", "Géza von Cziffra was Hungarian."))
         == "King Vidor"
     )
+
+
+def test_an_answer_that_echoes_the_question_is_recognised() -> None:
+    from leadline.agent.reader import echoes_question
+
+    q = "What is the first name of Jack Benny Binion's father?"
+    assert echoes_question("Jack", q) and echoes_question("Jack Benny Binion", q)
+    assert not echoes_question("Lester", q) and not echoes_question("Lester Binion", q)
+    assert not echoes_question("", q) and not echoes_question("the", q)  # no word that carries meaning
+    # a question that offers the things its answer is one of, however it is phrased
+    assert not echoes_question("The Exies", "Which band was formed first The Exies or Circus Diablo ?")
+    assert not echoes_question("Ian Watkins", "Josey Scott and Ian Watkins sang. Which of these was jailed?")
+
+
+def test_the_recheck_reader_asks_again_after_an_answer_that_echoes_the_question() -> None:
+    import asyncio
+
+    from leadline.agent.nodes.answer import ReaderOptions, read_answer
+
+    shown = [
+        ev(1, "Benny Binion", "Lester Ben Binion was an American casino owner.", rank=1),
+        ev(2, "Jack Binion", "Jack Binion is the son of Benny Binion.", rank=2),
+    ]
+    asked: list[list[Message]] = []
+
+    def reply_with(second: str) -> Callable[[Sequence[Message], GenerationParams], str]:
+        def reply(messages: Sequence[Message], params: GenerationParams) -> str:
+            asked.append(list(messages))
+            if len(messages) == 2:
+                return json.dumps({"answer": "Jack", "sources": [2]})  # names what the question names
+            return json.dumps({"answer": second, "sources": [1]})
+
+        return reply
+
+    q = "What is the first name of Jack Binion's father?"
+
+    def read(opts: str, second: str = "Lester") -> str:
+        asked.clear()
+        chat = ScriptedLLM(reply_with(second)).chat
+        got = asyncio.run(
+            read_answer(chat, q, shown, [], opts=ReaderOptions.parse(opts), max_chars=300, budget_line="")
+        )
+        return got.text
+
+    assert read("trim,shape,recheck") == "Lester"
+    second = asked[-1]
+    assert len(asked) == 2 and [m.role for m in second] == ["system", "user", "assistant", "user"]
+    assert second[:2] == asked[0]  # the same prompt: the engine reuses its prefix
+    assert '"Jack" is already named in the question' in second[-1].content
+    # a second answer that names only the question's words, or says yes or no, does not replace the first
+    assert read("trim,shape,recheck", second="Jack Binion") == "Jack" and len(asked) == 2
+    assert read("trim,shape,recheck", second="Yes") == "Jack"
+    # without the lever: one call, the model's answer
+    assert read("trim,shape") == "Jack" and len(asked) == 1
+    # an either-or question's answer is one of the names it gives: no recheck
+    asked.clear()
+    chat = ScriptedLLM(lambda m, p: json.dumps({"answer": "Jack Binion", "sources": [2]})).chat
+    either = "Who was born first, Jack Binion or Benny Binion?"
+    got = asyncio.run(
+        read_answer(
+            chat, either, shown, [], opts=ReaderOptions.parse("recheck"), max_chars=300, budget_line=""
+        )
+    )
+    assert got.text == "Jack Binion"
+
+
+def test_an_answer_that_only_names_what_the_question_names_is_unsure(docs: list[Document]) -> None:
+    # QUESTION asks which college the author of The Selfish Gene attended: "The Selfish Gene" names no college
+    result = _make(docs, answering("The Selfish Gene", 1)).research(
+        QUESTION, budget=Budget(tokens=600, searches=3)
+    )
+    assert result.answer == "The Selfish Gene" and result.unsure
+    assert "the answer only names what the question names" in result.confidence_basis
+
+
+def test_a_sentence_that_restates_the_question_is_cut_to_what_it_adds() -> None:
+    from leadline.agent.reader import unecho
+
+    q = "When did the state where Pocahontas Mounds is located become part of the United States?"
+    restated = "The state where Pocahontas Mounds is located became part of the United States in 1817."
+    assert unecho(restated, q) == "1817"  # the run with a number, not the verb the restatement adds
+    country = "In which country is the representative of the country where Mount Sulivan is located?"
+    assert unecho("The representative of the country where Mount Sulivan is located is the United Kingdom, "
+                  "and the city where it sits", country) == "United Kingdom"  # fmt: skip
+    treaty = "The basis of the union's jurisdiction began with the signing of what treaty?"
+    # the answer's words are the question's (a gloss in parentheses adds nothing): kept as it is
+    assert unecho("The Treaty on European Union (TEU)", treaty) == "The Treaty on European Union (TEU)"
+    # short answers, and sentences that share fewer than two words with the question, are kept
+    assert unecho("United Kingdom", country) == "United Kingdom"
+    assert unecho("spoken between the 8th and 16th centuries", "When was it spoken?") == (
+        "spoken between the 8th and 16th centuries"
+    )
+
+
+def test_the_unecho_lever_cuts_a_restating_answer_before_trim_does() -> None:
+    import asyncio
+
+    from leadline.agent.nodes.answer import ReaderOptions, read_answer
+
+    shown = [ev(1, "Pocahontas Mounds", "The Pocahontas Mounds are in Mississippi, a state since 1817.")]
+    reply = (
+        "The state where Pocahontas Mounds is located, Mississippi, became part of the United States in 1817."
+    )
+    chat = ScriptedLLM(lambda m, p: json.dumps({"answer": reply, "sources": [1]})).chat
+    q = "When did the state where Pocahontas Mounds is located become part of the United States?"
+
+    def read(opts: str) -> str:
+        got = asyncio.run(
+            read_answer(chat, q, shown, [], opts=ReaderOptions.parse(opts), max_chars=300, budget_line="")
+        )
+        return got.text
+
+    assert read("trim,shape") == "The state"  # trim's first clause
+    assert read("unecho,trim,shape") == "Mississippi"  # the first added run with a name

@@ -7,7 +7,8 @@ paraphrased answer back to the words of its source (each of these is a :class:`R
 measured in docs/benchmarks.md). With a parallel shape the controller
 asked for several samples; they vote, and their agreement is the confidence. When no tokens are left
 the answer is forced from what the run already concluded, so every run ends with an answer and its
-sources, and a run that could not ground its answer says it is unsure.
+sources, and a run that could not ground its answer, or whose answer only names what the question
+names, says it is unsure.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from leadline.agent.prompts import (
     attribute_messages,
     entity_fact_messages,
     holds_messages,
+    recheck_messages,
 )
 from leadline.agent.reader import (
     QuestionShape,
     compared_entities,
     date_order,
+    echoes_question,
     entity_sources,
     named_phrases,
     normalize,
@@ -47,6 +50,7 @@ from leadline.agent.reader import (
     snap_to_source,
     supporting_sentence,
     trim_answer,
+    unecho,
     values_agree,
 )
 from leadline.agent.state import Evidence, ResearchState
@@ -93,6 +97,11 @@ class ReaderOptions:
     compare: bool = False
     """For a question that compares two things, first ask for each one's fact from its own sources and
     let the facts decide where they can (:func:`judge_pair`); the model answers over them otherwise."""
+    unecho: bool = False
+    """Cut a sentence answer that restates an open question to the words it adds (:func:`unecho`)."""
+    recheck: bool = False
+    """When the answer to an open question only names what the question names, ask once more (the
+    reply kept in the conversation) and take the new answer if it names something else."""
 
     @classmethod
     def parse(cls, spec: str) -> ReaderOptions:
@@ -107,12 +116,15 @@ class ReaderOptions:
                 opts["max_sources"] = int(value)
             elif key == "samples" and value.isdigit():
                 opts["samples"] = int(value)
-            elif key in ("rank", "quote", "snap", "shape", "trim", "terse", "compare") and not value:
+            elif key in _SWITCHES and not value:
                 opts[key] = True
             else:
                 raise ConfigError(f"unknown reader lever {part!r} in {spec!r}")
         return cls(**opts)
 
+
+_SWITCHES = ("rank", "quote", "snap", "shape", "trim", "terse", "compare", "unecho", "recheck")
+"""The levers that are on or off."""
 
 BASELINE_READER = ReaderOptions()
 """The reader before the levers: 8 sources in search order, a bare answer."""
@@ -262,16 +274,14 @@ async def read_answer(
                 (as_text(obj.get("answer")), as_int_list(obj.get("sources", [])), as_text(obj.get("quote")))
             )
     text, cited, quote, agreement = _vote(parsed)
-    if text and opts.trim:
-        text = trim_answer(text)
-    if text and opts.snap:
-        if shape is not None and kind != "open":
-            text = snap_to_option(text, shape)
-        else:
-            by_n = {e["n"]: e for e in shown}
-            texts = [quote] if quote else []
-            texts += [by_n[c]["text"] for c in cited if c in by_n] or [e["text"] for e in shown]
-            text = snap_to_source(text, texts, question)
+    text = _post_process(text, cited, quote, question, shown, shape, kind, opts)
+    open_question = (shape or question_shape(question)).kind == "open"
+    if opts.recheck and n == 1 and not decided and open_question and text and echoes_question(text, question):
+        again = await _recheck(chat, question, messages, completion.choices[0].text, text, params)
+        if again is not None:  # its confidence, too, is the new reply's
+            text, cited, completion = again
+            quote = ""
+            text = _post_process(text, cited, quote, question, shown, shape, kind, opts)
     if decided:  # the answer call still runs: its citations and confidence are the run's
         text = decided
     if n > 1:
@@ -282,6 +292,51 @@ async def read_answer(
         confidence = None if lp is None else min(1.0, max(0.0, 2.718281828**lp))
         basis = "token probability" if lp is not None else ""
     return ReaderAnswer(text=text, cited=cited, quote=quote, confidence=confidence, basis=basis)
+
+
+def _post_process(
+    text: str,
+    cited: list[int],
+    quote: str,
+    question: str,
+    shown: Sequence[Evidence],
+    shape: QuestionShape | None,
+    kind: str,
+    opts: ReaderOptions,
+) -> str:
+    """The answer after the ``unecho``, ``trim`` and ``snap`` levers."""
+    if text and opts.unecho and kind == "open":
+        text = unecho(text, question)
+    if text and opts.trim:
+        text = trim_answer(text)
+    if text and opts.snap:
+        if shape is not None and kind != "open":
+            text = snap_to_option(text, shape)
+        else:
+            by_n = {e["n"]: e for e in shown}
+            texts = [quote] if quote else []
+            texts += [by_n[c]["text"] for c in cited if c in by_n] or [e["text"] for e in shown]
+            text = snap_to_source(text, texts, question)
+    return text
+
+
+async def _recheck(
+    chat: Chat, question: str, messages: list[Message], reply: str, text: str, params: GenerationParams
+) -> tuple[str, list[int], Completion] | None:
+    """Ask again after an answer that echoes the question; the new (answer, sources, reply), or None when
+    the tokens are spent, the reply is not JSON, or it still names only what the question names."""
+    params = replace(params, json_schema=answer_schema(quote=False), n=1, temperature=0.0)
+    try:
+        completion = await chat(recheck_messages(messages, reply, text), params)
+    except BudgetExceededError:
+        return None
+    obj = parse_json_object(completion.choices[0].text) if completion.choices else None
+    if obj is None:
+        return None
+    answer, cited = as_text(obj.get("answer")), as_int_list(obj.get("sources", []))
+    if not answer or echoes_question(answer, question) or normalize(answer) in ("yes", "no"):
+        return None  # still the question's words, or a yes/no to a question that asks for something else
+    return answer, cited, completion
 
 
 def _citations(
@@ -343,7 +398,8 @@ def assess_support(
     question: str = "",
 ) -> tuple[bool, str]:
     """Whether the run is unsure, and the basis of its confidence in words. A yes/no answer to a
-    question that asks for something else ("What is ...?" answered "Yes") is not an answer: unsure."""
+    question that asks for something else ("What is ...?" answered "Yes") is not an answer, nor is one
+    that only names what the question names ("Jack" for Jack Binion's father): unsure."""
     if not answer or answer == NO_ANSWER:
         return True, "no answer was found"
     cited = [e for e in shown if e["n"] in {c["n"] for c in citations}]
@@ -352,8 +408,12 @@ def assess_support(
     if basis:
         reasons.append(basis)
     yes_no = normalize(answer) in ("yes", "no")
-    if yes_no and question and question_shape(question).kind == "open":
+    open_question = bool(question) and question_shape(question).kind == "open"
+    if yes_no and open_question:
         reasons.append("a yes/no reply to a question that asks for something else")
+        return True, "; ".join(reasons)
+    if not yes_no and open_question and echoes_question(answer, question):
+        reasons.append("the answer only names what the question names")
         return True, "; ".join(reasons)
     if yes_no:
         reasons.append("a yes/no judgement from the sources")
