@@ -70,16 +70,24 @@ def _strip_option(text: str) -> str:
 def question_shape(question: str) -> QuestionShape:
     """Recognise either-or questions (with their two options) and yes/no questions.
 
-    ``Who was born first, Sandy Denny or Jack White?`` is a choice between the two names;
+    ``Who was born first, Sandy Denny or Jack White?`` is a choice between the two names, and so are
+    ``Which band, A or B, had more members?`` and ``Who is younger Keith Bostic or Jerry Glanville?``;
     ``Are X and Y both American?`` is yes/no; anything else is open.
     """
     q = " ".join(question.strip().split())
     body = q.rstrip("?").strip()
-    # the options follow the last comma or colon: "Which is older, the A or the B?"
-    tail = re.split(r"[,:;]\s+", body)[-1] if re.search(r"[,:;]\s+", body) else ""
-    if tail and re.search(r"\bor\b", tail):
-        left, _, right = tail.rpartition(" or ")
-        left, right = _strip_option(left), _strip_option(right)
+    # the options follow a comma or colon: "Which is older, the A or the B?", "Which band, A or B, had
+    # more members?" (the last such part first)
+    for part in reversed(re.split(r"[,:;]\s+", body)[1:]):
+        if re.search(r"\bor\b", part):
+            left, _, right = part.rpartition(" or ")
+            left, right = _strip_option(left), _strip_option(right)
+            if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
+                return QuestionShape("choice", (left, right))
+    # or, with no comma, two names at the end: "Who is younger Keith Bostic or Jerry Glanville?"
+    pair = _NAME_OR_NAME.search(body) if _WH.match(body) else None
+    if pair:
+        left, right = _strip_option(pair.group(1)), _strip_option(pair.group(2))
         if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
             return QuestionShape("choice", (left, right))
     first = body.split(" ", 1)[0].lower() if body else ""
@@ -346,6 +354,8 @@ def compared_entities(question: str, shape: QuestionShape) -> tuple[str, str] | 
 
 
 _NAMED_OR_QUOTED = re.compile(r"[\"“][^\"”]+[\"”]|" + _NAMED.pattern)
+_NAME_OR_NAME = re.compile(rf"({_NAMED_OR_QUOTED.pattern})\s+or\s+({_NAMED_OR_QUOTED.pattern})\s*$")
+"""Two names (or quoted titles) joined by "or" at the end of a question."""
 
 
 def entity_sources(evidence: Sequence[Evidence], entity: str, limit: int = 2) -> list[Evidence]:

@@ -36,6 +36,25 @@ def test_question_shapes() -> None:
         "Eiffel Tower",
         "Statue of Liberty",
     )
+    # the options between two commas, or two names at the end with no comma before them
+    assert question_shape("Which band, Letters to Cleo or Screaming Trees, had more members?").options == (
+        "Letters to Cleo",
+        "Screaming Trees",
+    )
+    assert question_shape("who is younger Keith Bostic or Jerry Glanville ?").options == (
+        "Keith Bostic",
+        "Jerry Glanville",
+    )
+    assert question_shape('Which movie was filmed first "The Guest" or "You\'re Next"?').options == (
+        "Guest",
+        "You're Next",
+    )
+    # "or" inside an open question's phrase, with no names on both sides, is no choice
+    assert (
+        question_shape("Who directed the film that was shot in or around Leland, North Carolina?").kind
+        == "open"
+    )
+    assert question_shape("What label was responsible for who sang or played Delta Hardware?").kind == "open"
     assert question_shape("Are Scott Derrickson and Ed Wood of the same nationality?").kind == "yesno"
     assert question_shape("What county is Erik Hort's birthplace a part of?").kind == "open"
     assert snap_to_option("Yes, both are American", question_shape("Were both American?")) == "yes"
