@@ -265,18 +265,21 @@ async def read_answer(
     completion = await chat(messages, params)
     parsed: list[tuple[str, list[int], str]] = []
     for choice in completion.choices:
-        obj = parse_json_object(choice.text)
-        if obj is None:
+        fields = _reply_fields(choice.text)
+        if fields is None:
             line = choice.text.strip().splitlines()[0] if choice.text.strip() else ""
-            parsed.append((line.strip('"{} '), [], ""))
-        else:
-            parsed.append(
-                (as_text(obj.get("answer")), as_int_list(obj.get("sources", [])), as_text(obj.get("quote")))
-            )
+            fields = (line.strip('"{} '), [], "")
+        parsed.append(fields)
     text, cited, quote, agreement = _vote(parsed)
     text = _post_process(text, cited, quote, question, shown, shape, kind, opts)
-    open_question = (shape or question_shape(question)).kind == "open"
-    if opts.recheck and n == 1 and not decided and open_question and text and echoes_question(text, question):
+    if (
+        opts.recheck
+        and n == 1
+        and not decided
+        and text
+        and echoes_question(text, question)
+        and (shape or question_shape(question)).kind == "open"
+    ):
         again = await _recheck(chat, question, messages, completion.choices[0].text, text, params)
         if again is not None:  # its confidence, too, is the new reply's
             text, cited, completion = again
@@ -292,6 +295,14 @@ async def read_answer(
         confidence = None if lp is None else min(1.0, max(0.0, 2.718281828**lp))
         basis = "token probability" if lp is not None else ""
     return ReaderAnswer(text=text, cited=cited, quote=quote, confidence=confidence, basis=basis)
+
+
+def _reply_fields(text: str) -> tuple[str, list[int], str] | None:
+    """(answer, sources, quote) of an answer reply, or None when it is not a JSON object."""
+    obj = parse_json_object(text)
+    if obj is None:
+        return None
+    return as_text(obj.get("answer")), as_int_list(obj.get("sources", [])), as_text(obj.get("quote"))
 
 
 def _post_process(
@@ -330,10 +341,10 @@ async def _recheck(
         completion = await chat(recheck_messages(messages, reply, text), params)
     except BudgetExceededError:
         return None
-    obj = parse_json_object(completion.choices[0].text) if completion.choices else None
-    if obj is None:
+    fields = _reply_fields(completion.choices[0].text) if completion.choices else None
+    if fields is None:
         return None
-    answer, cited = as_text(obj.get("answer")), as_int_list(obj.get("sources", []))
+    answer, cited, _ = fields
     if not answer or echoes_question(answer, question) or normalize(answer) in ("yes", "no"):
         return None  # still the question's words, or a yes/no to a question that asks for something else
     return answer, cited, completion
