@@ -13,6 +13,7 @@ difference between variants is the reader's alone (the loop is deterministic: te
     python benchmarks/reader_levers.py compare BASE_CAPTURE OTHER_CAPTURE   # a change to the loop itself
     python benchmarks/reader_levers.py substitute --table AQ_LOG --contexts CAPTURE --lever EVAL_LOG \\
         --variant trim,shape,compare   # a lever that changes some questions, on a whole dev table
+    python benchmarks/reader_levers.py paired --log EVAL_LOG --contexts CAPTURE --base loop   # ± figures
     python benchmarks/reader_levers.py echo-ids --traces TRACES --split train > IDS   # or --table DEFAULT_ASK
     python benchmarks/reader_levers.py capture --ids IDS --controller auto --budget-tokens 1024 \\
         --budget-searches 4 --reader trim,shape,compare ...   # those questions as `ask` runs them
@@ -232,8 +233,9 @@ def compare(args: argparse.Namespace) -> None:
     other = [r for r in map(json.loads, args.other.read_text().splitlines()) if r["id"] in base]
     if len(other) < 2:
         raise SystemExit("fewer than two questions in common")
-    diff = [r["loop_f1"] - base[r["id"]]["loop_f1"] for r in other]
-    se = statistics.stdev(diff) / len(diff) ** 0.5
+    d_f1, se, better, worse = paired_change(
+        [base[r["id"]]["loop_f1"] for r in other], [r["loop_f1"] for r in other]
+    )
 
     def mean(key: str, rows: list[dict[str, Any]]) -> float:
         return statistics.fmean(r[key] for r in rows)
@@ -242,11 +244,55 @@ def compare(args: argparse.Namespace) -> None:
     for name, rows in (("base", mine), ("other", other)):
         print(f"{name}: F1 {mean('loop_f1', rows):.3f} EM {mean('loop_em', rows):.3f} "
               f"{mean('seconds', rows):.1f} s a question")  # fmt: skip
+    print(f"paired F1 {d_f1:+.3f} ± {se:.3f}; better {better}, worse {worse}")
+    print(f"n={len(other)} d_f1={d_f1:.4f} d_f1_se={se:.4f}")
+
+
+def paired_change(base: list[float], other: list[float]) -> tuple[float, float, int, int]:
+    """Mean of ``other - base`` per question, its standard error, and how many got better and worse."""
+    diff = [o - b for b, o in zip(base, other, strict=True)]
+    se = statistics.stdev(diff) / len(diff) ** 0.5 if len(diff) > 1 else nan
+    return statistics.fmean(diff), se, sum(d > 0 for d in diff), sum(d < 0 for d in diff)
+
+
+def paired(args: argparse.Namespace) -> None:
+    """The paired figures of a lever table, from the committed files alone: each variant of an ``eval``
+    log against a base variant of the same log, or against ``loop`` (the capture's own answers)."""
+    log = [json.loads(line) for line in args.log.read_text().splitlines() if line.strip()]
+    by_variant: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in log:
+        by_variant.setdefault(row["variant"], {})[row["id"]] = row
+    if args.contexts:
+        by_variant["loop"] = {
+            r["id"]: {"f1": r["loop_f1"], "em": r["loop_em"]}
+            for r in map(json.loads, args.contexts.read_text().splitlines())
+            if r
+        }
+    if args.base not in by_variant:
+        raise SystemExit(f"no variant {args.base!r} in the log (loop needs --contexts): {sorted(by_variant)}")
+    base = by_variant[args.base]
+    others = [v for v in by_variant if v != args.base] if not args.other else args.other
     print(
-        f"paired F1 {statistics.fmean(diff):+.3f} ± {se:.3f}; better {sum(d > 0 for d in diff)}, "
-        f"worse {sum(d < 0 for d in diff)}"
+        f"| against `{args.base}` | n | EM | F1 | paired F1 change ± s.e. | paired EM change "
+        "| better / worse |"
     )
-    print(f"n={len(other)} d_f1={statistics.fmean(diff):.4f} d_f1_se={se:.4f}")
+    print("|---|---|---|---|---|---|---|")
+    figures: list[str] = []
+    for name in others:
+        if name not in by_variant:
+            raise SystemExit(f"no variant {name!r} in the log: {sorted(by_variant)}")
+        ids = [i for i in by_variant[name] if i in base]
+        mine = [by_variant[name][i] for i in ids]
+        theirs = [base[i] for i in ids]
+        d_f1, se, better, worse = paired_change([r["f1"] for r in theirs], [r["f1"] for r in mine])
+        d_em = statistics.fmean(r["em"] for r in mine) - statistics.fmean(r["em"] for r in theirs)
+        print(
+            f"| `{name}` | {len(ids)} | {statistics.fmean(r['em'] for r in mine):.3f} | "
+            f"{statistics.fmean(r['f1'] for r in mine):.3f} | {d_f1:+.3f} ± {se:.3f} | {d_em:+.3f} | "
+            f"{better} / {worse} |"
+        )
+        figures.append(f"d_f1[{name}]={d_f1:.4f} d_f1_se[{name}]={se:.4f}")
+    print(" ".join(figures) + f" base={args.base}")
 
 
 def _table_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -278,9 +324,10 @@ def substitute(args: argparse.Namespace) -> None:
     def mean(values: list[float]) -> float:
         return statistics.fmean(values) if values else float("nan")
 
-    d_f1 = [lever[r["id"]]["f1"] - loop[r["id"]]["loop_f1"] for r in covered]
-    d_em = [lever[r["id"]]["em"] - loop[r["id"]]["loop_em"] for r in covered]
-    se = statistics.stdev(d_f1) / len(d_f1) ** 0.5 if len(d_f1) > 1 else float("nan")
+    d_f1, se, better, worse = paired_change(
+        [loop[r["id"]]["loop_f1"] for r in covered], [lever[r["id"]]["f1"] for r in covered]
+    )
+    d_em = mean([lever[r["id"]]["em"] - loop[r["id"]]["loop_em"] for r in covered])
     print(f"covered: {len(covered)} of {len(table)} questions")
     print("| answers on the covered questions | EM | F1 |")
     print("|---|---|---|")
@@ -297,9 +344,8 @@ def substitute(args: argparse.Namespace) -> None:
         if not all(map(math.isnan, f1)):
             print(f"| {name} | {mean(em):.3f} | {mean(f1):.3f} |")
     print(
-        f"paired against the loop on the same sources: F1 {mean(d_f1):+.3f} ± {se:.3f}, "
-        f"EM {mean(d_em):+.3f}; "
-        f"better {sum(d > 0 for d in d_f1)}, worse {sum(d < 0 for d in d_f1)}"
+        f"paired against the loop on the same sources: F1 {d_f1:+.3f} ± {se:.3f}, EM {d_em:+.3f}; "
+        f"better {better}, worse {worse}"
     )
     f1 = [lever[r["id"]]["f1"] if r["id"] in lever else r["f1_research"] for r in table]
     em = [lever[r["id"]]["em"] if r["id"] in lever else r["em_research"] for r in table]
@@ -307,7 +353,7 @@ def substitute(args: argparse.Namespace) -> None:
     print(
         f"n={len(table)} covered={len(covered)} f1_research={mean(f1):.3f} em_research={mean(em):.3f} "
         f"f1_closed={f1_closed:.3f} research_over_closed={mean(f1) / f1_closed:.3f} "
-        f"d_f1_covered={mean(d_f1):.4f} d_f1_covered_se={se:.4f} d_em_covered={mean(d_em):.4f}"
+        f"d_f1_covered={d_f1:.4f} d_f1_covered_se={se:.4f} d_em_covered={d_em:.4f}"
     )
 
 
@@ -373,6 +419,11 @@ def main() -> None:
     put.add_argument("--contexts", type=Path, required=True, help="the capture the lever was evaluated on")
     put.add_argument("--lever", type=Path, required=True, help="eval --log of the lever")
     put.add_argument("--variant", required=True)
+    par = sub.add_parser("paired", help="paired changes of an eval log's variants, from the committed files")
+    par.add_argument("--log", type=Path, required=True, help="eval --log of the variants")
+    par.add_argument("--base", default="loop", help="a variant of the log, or loop (needs --contexts)")
+    par.add_argument("--contexts", type=Path, default=None, help="the capture the log was evaluated on")
+    par.add_argument("--other", action="append", default=[], help="variants to compare (default: all)")
     ech = sub.add_parser(
         "echo-ids", help="ids of the questions the echo levers (unecho, recheck) can change, one a line"
     )
@@ -389,6 +440,8 @@ def main() -> None:
         compare(args)
     elif args.command == "substitute":
         substitute(args)
+    elif args.command == "paired":
+        paired(args)
     else:
         asyncio.run(evaluate(args))
 
