@@ -2,10 +2,12 @@
 
 Two steps. ``capture`` runs the research loop (fixed policy, 512 tokens x 3 searches) on a seeded sample
 of train questions and stores, for each, what the answer step was given: the sources (their corpus ids,
-ranks and scores; the text is read back from the demo corpus), the think notes and the budget line. It
-writes them as small JSONL under ``benchmarks/data/`` so the lever table reproduces without re-running
-retrieval. ``eval`` then runs only the answer step, once per reader variant, on those same inputs, so a
-difference between variants is the reader's alone (the loop is deterministic: temperature 0, seeded).
+ranks and scores; the text is read back from the demo corpus), the think notes, the budget line and the
+tokens left. It writes them as small JSONL under ``benchmarks/data/`` so the lever table reproduces
+without re-running retrieval. ``eval`` then runs only the answer step, once per reader variant, on those
+same inputs, so a difference between variants is the reader's alone (the loop is deterministic:
+temperature 0, seeded). Its calls are cut to the tokens the loop had left, as the loop's ledger cuts
+them (captures made before the tokens left were recorded run uncapped).
 
     python benchmarks/reader_levers.py capture --n 50 --out benchmarks/data/reader_contexts.train.jsonl
     python benchmarks/reader_levers.py eval --contexts benchmarks/data/reader_contexts.train.jsonl \\
@@ -34,14 +36,22 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from leadline import Budget, Researcher, Settings
-from leadline.agent.nodes.answer import ReaderOptions, read_answer, shown_sources
+from leadline.agent.nodes.answer import (
+    ANSWER_TOKENS,
+    COMPARE_TOKENS,
+    ReaderOptions,
+    read_answer,
+    shown_sources,
+)
 from leadline.agent.reader import content_words, echoes_question, question_shape
 from leadline.agent.state import Evidence
 from leadline.config import DEFAULT_MODEL
+from leadline.errors import BudgetExceededError
 from leadline.evals.datasets import load_questions, sample
 from leadline.evals.metrics import exact_match, token_f1
 from leadline.tools.demo import demo_corpus_path
@@ -70,6 +80,7 @@ async def capture(args: argparse.Namespace) -> None:
             notes=list(state["notes"]),
             budget_line=budget_line(state, runtime.context),
             forced=state.get("forced"),
+            tokens_left=runtime.context.ledger.tokens_left,
         )
         return await real_answer(state, runtime)
 
@@ -163,14 +174,28 @@ async def evaluate(args: argparse.Namespace) -> None:
             for spec, opts in options.items():
                 shown = shown_sources(evidence, r["question"], r["notes"], opts, 8)
                 usage: list[int] = []
+                # the tokens the loop had left at its answer step (captures before it was recorded: no cap)
+                left = [r.get("tokens_left")]
+                if opts.compare and left[0] is not None and left[0] < COMPARE_TOKENS + ANSWER_TOKENS:
+                    opts = replace(opts, compare=False)  # as the answer node does: the answer comes first
 
                 async def chat(
-                    messages: list[Any], params: Any, usage: list[int] = usage, memo: dict[str, Any] = memo
+                    messages: list[Any],
+                    params: Any,
+                    usage: list[int] = usage,
+                    memo: dict[str, Any] = memo,
+                    left: list[int | None] = left,
                 ) -> Any:
+                    if left[0] is not None:  # the loop's ledger cuts each call to what is left
+                        if left[0] <= 0:
+                            raise BudgetExceededError("token budget used up")
+                        params = replace(params, max_tokens=min(params.max_tokens, left[0]))
                     key = json.dumps([[m.to_dict() for m in messages], repr(params)])
                     if key not in memo:
                         memo[key] = await llm.chat(messages, params)
                         usage.append(memo[key].usage.prompt_tokens)
+                    if left[0] is not None:
+                        left[0] -= memo[key].usage.completion_tokens
                     return memo[key]
 
                 t0 = time.perf_counter()
