@@ -63,36 +63,53 @@ def normalize(text: str) -> str:
 
 
 def _strip_option(text: str) -> str:
-    text = text.strip().strip("\"'“”‘’").strip()
+    text = text.strip().strip("\"'“”‘’?").strip()
     return re.sub(r"^(?:the|a|an)\s+", "", text, flags=re.IGNORECASE).strip()
+
+
+_JOINING_OR = re.compile(r"\s+or\s+(?!not\b)", re.IGNORECASE)
+"""An "or" between two options: not one inside a title's "X or Not X"."""
+
+
+def _option_parts(body: str) -> list[str]:
+    """The parts of a question its options may stand in, the last first: what follows each comma or
+    semicolon, and what follows a colon that ends the question's own words ("Which is older: A or B"),
+    not a colon inside a title ("Which film, LaLee's Kin: The Legacy of Cotton or Gimme Shelter")."""
+    parts: list[str] = []
+    for i, segment in enumerate(re.split(r"[,;]\s+", body)):
+        head, colon, tail = segment.partition(": ")
+        if colon and (i == 0 or _WH.match(head) or head.split(" ", 1)[0].lower() in _AUX):
+            parts += [head, tail]
+        else:
+            parts.append(segment)
+    return parts[:0:-1]
 
 
 def question_shape(question: str) -> QuestionShape:
     """Recognise either-or questions (with their two options) and yes/no questions.
 
     ``Who was born first, Sandy Denny or Jack White?`` is a choice between the two names, and so are
-    ``Which band, A or B, had more members?`` and ``Who is younger Keith Bostic or Jerry Glanville?``;
-    ``Are X and Y both American?`` is yes/no; anything else is open.
+    ``Which band, A or B, had more members?``, ``Who is younger Keith Bostic or Jerry Glanville?`` and
+    ``Did Franki Valli sing with Hellogoodbye or The Four Seasons?``; ``Are X and Y both American?`` is
+    yes/no; anything else is open.
     """
     q = " ".join(question.strip().split())
     body = q.rstrip("?").strip()
-    # the options follow a comma or colon: "Which is older, the A or the B?", "Which band, A or B, had
-    # more members?" (the last such part first)
-    for part in reversed(re.split(r"[,:;]\s+", body)[1:]):
-        if re.search(r"\bor\b", part):
-            left, _, right = part.rpartition(" or ")
-            left, right = _strip_option(left), _strip_option(right)
+    for part in _option_parts(body):
+        joins = list(_JOINING_OR.finditer(part))
+        if joins:  # the last "or" that joins two options ("To SquarePants or Not to SquarePants" is one)
+            left, right = _strip_option(part[: joins[-1].start()]), _strip_option(part[joins[-1].end() :])
             if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
                 return QuestionShape("choice", (left, right))
-    # or, with no comma, two names at the end: "Who is younger Keith Bostic or Jerry Glanville?"
-    pair = _NAME_OR_NAME.search(body) if _WH.match(body) else None
+    first, _, rest = body.partition(" ")
+    # or, with no comma, two names joined by "or" in a wh- or an auxiliary-led question: "Who is younger
+    # Keith Bostic or Jerry Glanville?", "Which airport A or B is closer?", "Did X sing with A or B?"
+    pair = _NAME_OR_NAME.search(rest) if _WH.match(first) or first.lower() in _AUX else None
     if pair:
         left, right = _strip_option(pair.group(1)), _strip_option(pair.group(2))
         if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
             return QuestionShape("choice", (left, right))
-    first = body.split(" ", 1)[0].lower() if body else ""
-    asks_what = bool(_WH.search(body.split(" ", 1)[1] if " " in body else ""))
-    if first in _AUX and not asks_what:
+    if first.lower() in _AUX and not _WH.search(rest):
         return QuestionShape("yesno", ("yes", "no"))
     return QuestionShape("open")
 
@@ -287,6 +304,7 @@ def snap_to_option(answer: str, shape: QuestionShape) -> str:
 
 
 _NUMBER = re.compile(r"\d[\d,.]*")
+_PARTICLES = "of|the|de|von|van|ul|al|el|bin|ibn|da|di|del|du|la|le|der|den|dos|das"
 _NAMED = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|de|von|van)?\s*[A-Z][\w'’.-]*)*")
 
 
@@ -354,8 +372,10 @@ def compared_entities(question: str, shape: QuestionShape) -> tuple[str, str] | 
 
 
 _NAMED_OR_QUOTED = re.compile(r"[\"“][^\"”]+[\"”]|" + _NAMED.pattern)
-_NAME_OR_NAME = re.compile(rf"({_NAMED_OR_QUOTED.pattern})\s+or\s+({_NAMED_OR_QUOTED.pattern})\s*$")
-"""Two names (or quoted titles) joined by "or" at the end of a question."""
+_OPTION = r"[\"“][^\"”]+[\"”]|\b[A-Z][\w'’.-]*(?:\s+(?:" + _PARTICLES + r")?\s*[A-Z][\w'’.-]*)*"
+"""A quoted title, or a name whose parts may be joined by a lower-case particle (``Mahbub ul Haq``)."""
+_NAME_OR_NAME = re.compile(rf"({_OPTION})\s+or\s+({_OPTION})(?![\w'’.-])")
+"""Two names (or quoted titles) joined by "or"."""
 
 
 def entity_sources(evidence: Sequence[Evidence], entity: str, limit: int = 2) -> list[Evidence]:

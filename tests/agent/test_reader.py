@@ -49,6 +49,32 @@ def test_question_shapes() -> None:
         "Guest",
         "You're Next",
     )
+    # a colon inside a title stays in the option; one that ends the question's own words separates
+    assert question_shape("Which came out first, Dune: Part Two or Wicked?").options == (
+        "Dune: Part Two",
+        "Wicked",
+    )
+    assert question_shape("Which river is longer: the Rhine or the Danube?").options == ("Rhine", "Danube")
+    # "or not" inside a title does not split it
+    assert question_shape("Which was released first, Scream or Ready or Not?").options == (
+        "Scream",
+        "Ready or Not",
+    )
+    # a name whose parts a lower-case particle joins is one option
+    assert question_shape("Who was born first Zulfikar Ali Bhutto or Ibn Khaldun?").options == (
+        "Zulfikar Ali Bhutto",
+        "Ibn Khaldun",
+    )
+    assert question_shape("Who died first Abd al Rahman or Charles de Gaulle?").options == (
+        "Abd al Rahman",
+        "Charles de Gaulle",
+    )
+    # two names joined by "or" in a question led by an auxiliary, or in the middle of a wh-question
+    assert question_shape("Did Ringo Starr play with The Beatles or The Who?").options == ("Beatles", "Who")
+    assert question_shape("Is Vogue or Time magazine published more often?").options == ("Vogue", "Time")
+    assert question_shape("Which city Lyon or Marseille is further south?").options == ("Lyon", "Marseille")
+    # a yes/no question whose "or" joins no two names stays yes/no
+    assert question_shape("Did the director win an Oscar or a Golden Globe?").kind == "yesno"
     # "or" inside an open question's phrase, with no names on both sides, is no choice
     assert (
         question_shape("Who directed the film that was shot in or around Leland, North Carolina?").kind
