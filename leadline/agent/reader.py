@@ -71,6 +71,12 @@ _JOINING_OR = re.compile(r"\s+or\s+(?!not\b)", re.IGNORECASE)
 """An "or" between two options: not one inside a title's "X or Not X"."""
 
 
+_BETWEEN = re.compile(
+    r"^(?:in\s+)?between\s+(?P<pair>\S.*?\s+and\s+.+?)(?:,\s*|\s+)(?=(?:which|who)\b)", re.I
+)
+"""A question that opens with the two things it asks to choose between."""
+
+
 def _option_parts(body: str) -> list[str]:
     """The parts of a question its options may stand in, the last first: what follows each comma or
     semicolon, and what follows a colon that ends the question's own words ("Which is older: A or B"),
@@ -90,8 +96,8 @@ def question_shape(question: str) -> QuestionShape:
 
     ``Who was born first, Sandy Denny or Jack White?`` is a choice between the two names, and so are
     ``Which band, A or B, had more members?``, ``Who is younger Keith Bostic or Jerry Glanville?`` and
-    ``Did Franki Valli sing with Hellogoodbye or The Four Seasons?``; ``Are X and Y both American?`` is
-    yes/no; anything else is open.
+    ``Did Franki Valli sing with Hellogoodbye or The Four Seasons?`` and ``Between A and B, which writer
+    ...?``; ``Are X and Y both American?`` is yes/no; anything else is open.
     """
     q = " ".join(question.strip().split())
     body = q.rstrip("?").strip()
@@ -101,6 +107,12 @@ def question_shape(question: str) -> QuestionShape:
             left, right = _strip_option(part[: joins[-1].start()]), _strip_option(part[joins[-1].end() :])
             if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
                 return QuestionShape("choice", (left, right))
+    between = _BETWEEN.match(body)  # "Between A and B, which writer ...?": the last "and" joins them
+    if between:
+        left, _, right = between.group("pair").rpartition(" and ")
+        left, right = _strip_option(left), _strip_option(right)
+        if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
+            return QuestionShape("choice", (left, right))
     first, _, rest = body.partition(" ")
     # or, with no comma, two names joined by "or" in a wh- or an auxiliary-led question: "Who is younger
     # Keith Bostic or Jerry Glanville?", "Which airport A or B is closer?", "Did X sing with A or B?"

@@ -55,6 +55,16 @@ def test_question_shapes() -> None:
         "Wicked",
     )
     assert question_shape("Which river is longer: the Rhine or the Danube?").options == ("Rhine", "Danube")
+    # a question that opens with the two things it chooses between
+    assert question_shape("Between Zadie Smith and Ian McEwan, which novelist was born first?").options == (
+        "Zadie Smith",
+        "Ian McEwan",
+    )
+    assert question_shape("In between Pride and Prejudice and Emma which was published later?").options == (
+        "Pride and Prejudice",
+        "Emma",
+    )
+    assert question_shape("What lies between Paris and Lyon?").kind == "open"
     # "or not" inside a title does not split it
     assert question_shape("Which was released first, Scream or Ready or Not?").options == (
         "Scream",
