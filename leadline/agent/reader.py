@@ -67,10 +67,20 @@ def _strip_option(text: str) -> str:
     return re.sub(r"^(?:the|a|an)\s+", "", text, flags=re.IGNORECASE).strip()
 
 
+def _choice(left: str, right: str) -> QuestionShape | None:
+    """An either-or question's shape with these two options, or None when one is empty or too long."""
+    left, right = _strip_option(left), _strip_option(right)
+    if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
+        return QuestionShape("choice", (left, right))
+    return None
+
+
 _JOINING_OR = re.compile(r"\s+or\s+(?!not\b)", re.IGNORECASE)
 """An "or" between two options: not one inside a title's "X or Not X"."""
 
 
+_LAST_AND = re.compile(r"\s+and\s+(?!.*\sand\s)", re.IGNORECASE)
+"""The last "and" of a text."""
 _BETWEEN = re.compile(
     r"^(?:in\s+)?between\s+(?P<pair>\S.*?\s+and\s+.+?)(?:,\s*|\s+)(?=(?:which|who)\b)", re.I
 )
@@ -103,24 +113,21 @@ def question_shape(question: str) -> QuestionShape:
     body = q.rstrip("?").strip()
     for part in _option_parts(body):
         joins = list(_JOINING_OR.finditer(part))
-        if joins:  # the last "or" that joins two options ("To SquarePants or Not to SquarePants" is one)
-            left, right = _strip_option(part[: joins[-1].start()]), _strip_option(part[joins[-1].end() :])
-            if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
-                return QuestionShape("choice", (left, right))
+        # the last "or" that joins two options ("To SquarePants or Not to SquarePants" is one)
+        choice = _choice(part[: joins[-1].start()], part[joins[-1].end() :]) if joins else None
+        if choice:
+            return choice
     between = _BETWEEN.match(body)  # "Between A and B, which writer ...?": the last "and" joins them
-    if between:
-        left, _, right = between.group("pair").rpartition(" and ")
-        left, right = _strip_option(left), _strip_option(right)
-        if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
-            return QuestionShape("choice", (left, right))
+    choice = _choice(*_LAST_AND.split(between.group("pair"))) if between else None
+    if choice:
+        return choice
     first, _, rest = body.partition(" ")
     # or, with no comma, two names joined by "or" in a wh- or an auxiliary-led question: "Who is younger
     # Keith Bostic or Jerry Glanville?", "Which airport A or B is closer?", "Did X sing with A or B?"
     pair = _NAME_OR_NAME.search(rest) if _WH.match(first) or first.lower() in _AUX else None
-    if pair:
-        left, right = _strip_option(pair.group(1)), _strip_option(pair.group(2))
-        if left and right and len(left.split()) <= 8 and len(right.split()) <= 8:
-            return QuestionShape("choice", (left, right))
+    choice = _choice(pair.group(1), pair.group(2)) if pair else None
+    if choice:
+        return choice
     if first.lower() in _AUX and not _WH.search(rest):
         return QuestionShape("yesno", ("yes", "no"))
     return QuestionShape("open")
