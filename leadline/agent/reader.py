@@ -79,6 +79,10 @@ _JOINING_OR = re.compile(r"\s+or\s+(?!not\b)", re.IGNORECASE)
 """An "or" between two options: not one inside a title's "X or Not X"."""
 
 
+_SENTENCE_BREAK = re.compile(
+    r"(?<=\w\w[.!])(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|Mt|Co|No|vs)\.)(?<!\b(?:Mrs|Inc|Ltd|Gen|Col|Sgt)\.)\s+(?=[A-Z])"
+)
+"""The end of a sentence inside a question (not after an initial or "Mr.")."""
 _LAST_AND = re.compile(r"\s+and\s+(?!.*\sand\s)", re.IGNORECASE)
 """The last "and" of a text."""
 _BETWEEN = re.compile(
@@ -121,7 +125,8 @@ def question_shape(question: str) -> QuestionShape:
     choice = _choice(*_LAST_AND.split(between.group("pair"))) if between else None
     if choice:
         return choice
-    first, _, rest = body.partition(" ")
+    # a question after a statement ("X has an OBE. Does Y also have one?") is the last sentence's
+    first, _, rest = _SENTENCE_BREAK.split(body)[-1].partition(" ")
     # or, with no comma, two names joined by "or" in a wh- or an auxiliary-led question: "Who is younger
     # Keith Bostic or Jerry Glanville?", "Which airport A or B is closer?", "Did X sing with A or B?"
     pair = _NAME_OR_NAME.search(rest) if _WH.match(first) or first.lower() in _AUX else None

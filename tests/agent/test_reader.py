@@ -65,6 +65,12 @@ def test_question_shapes() -> None:
         "Emma",
     )
     assert question_shape("What lies between Paris and Lyon?").kind == "open"
+    # a question after a statement is the last sentence's
+    assert (
+        question_shape("The painter Ann Lee has a studio. Does the sculptor Bo Li also have one?").kind
+        == "yesno"
+    )
+    assert question_shape("Who did St. Anthony meet in Padua?").kind == "open"
     # "or not" inside a title does not split it
     assert question_shape("Which was released first, Scream or Ready or Not?").options == (
         "Scream",
