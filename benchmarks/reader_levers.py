@@ -16,6 +16,7 @@ them (captures made before the tokens left were recorded run uncapped).
     python benchmarks/reader_levers.py substitute --table AQ_LOG --contexts CAPTURE --lever EVAL_LOG \\
         --variant trim,shape,compare   # a lever that changes some questions, on a whole dev table
     python benchmarks/reader_levers.py paired --log EVAL_LOG --contexts CAPTURE --base loop   # ± figures
+    python benchmarks/reader_levers.py shapes   # question_shape on every question, against the gold
     python benchmarks/reader_levers.py echo-ids --traces TRACES --split train > IDS   # or --table DEFAULT_ASK
     python benchmarks/reader_levers.py capture --ids IDS --controller auto --budget-tokens 1024 \\
         --budget-searches 4 --reader trim,shape,compare ...   # those questions as `ask` runs them
@@ -48,7 +49,7 @@ from leadline.agent.nodes.answer import (
     read_answer,
     shown_sources,
 )
-from leadline.agent.reader import content_words, echoes_question, question_shape
+from leadline.agent.reader import content_words, echoes_question, normalize, question_shape
 from leadline.agent.state import Evidence
 from leadline.config import DEFAULT_MODEL
 from leadline.errors import BudgetExceededError
@@ -382,6 +383,44 @@ def substitute(args: argparse.Namespace) -> None:
     )
 
 
+def shapes(args: argparse.Namespace) -> None:
+    """How well :func:`question_shape` reads each split: its counts, the yes/no questions whose gold (the
+    first answer) is yes or no (and the others whose gold is), and the either-or questions one of whose
+    options is the gold (token F1 at least 0.5), with the ones that are not listed."""
+    figures: list[str] = []
+    for split in args.splits:
+        items = load_questions(DATASETS / "multihop" / f"questions.{split}.jsonl")
+        kinds: dict[str, int] = {}
+        yesno_gold = other_yesno = choice_gold = 0
+        missed: list[str] = []
+        for it in items:
+            shape = question_shape(it.question)
+            kinds[shape.kind] = kinds.get(shape.kind, 0) + 1
+            says_yes_no = normalize(it.answers[0]) in ("yes", "no")  # the first: "NO" is Norway's alias
+            if shape.kind == "yesno":
+                yesno_gold += says_yes_no
+            else:
+                other_yesno += says_yes_no
+            if shape.kind == "choice":
+                if max(token_f1(o, it.answers) for o in shape.options) >= 0.5:
+                    choice_gold += 1
+                else:
+                    missed.append(f"  {it.id}: {shape.options} | gold {it.answers[0][:60]!r}")
+        print(
+            f"{split}: {len(items)} questions, {kinds.get('open', 0)} open, {kinds.get('yesno', 0)} yes/no "
+            f"({yesno_gold} with a yes/no gold; other questions with one: {other_yesno}), "
+            f"{kinds.get('choice', 0)} either-or ({choice_gold} with the gold among the options)"
+        )
+        if missed:
+            print("\n".join(missed))
+        figures.append(
+            f"{split}_yesno={kinds.get('yesno', 0)} {split}_yesno_gold={yesno_gold} "
+            f"{split}_other_yesno_gold={other_yesno} {split}_choice={kinds.get('choice', 0)} "
+            f"{split}_choice_gold_in_options={choice_gold}"
+        )
+    print(" ".join(figures))
+
+
 def echo_ids(args: argparse.Namespace) -> None:
     """The open questions whose answer echoes the question (:func:`echoes_question`): with ``--traces``,
     those of ``--split`` where any step's probe does (train: where the levers are chosen); with
@@ -449,6 +488,8 @@ def main() -> None:
     par.add_argument("--base", default="loop", help="a variant of the log, or loop (needs --contexts)")
     par.add_argument("--contexts", type=Path, default=None, help="the capture the log was evaluated on")
     par.add_argument("--other", action="append", default=[], help="variants to compare (default: all)")
+    shp = sub.add_parser("shapes", help="how question_shape reads each split, checked against the gold")
+    shp.add_argument("--splits", nargs="+", default=["train", "dev"])
     ech = sub.add_parser(
         "echo-ids", help="ids of the questions the echo levers (unecho, recheck) can change, one a line"
     )
@@ -458,6 +499,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "echo-ids":
         echo_ids(args)
+        return
+    if args.command == "shapes":
+        shapes(args)
         return
     if args.command == "capture":
         asyncio.run(capture(args))
