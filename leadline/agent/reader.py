@@ -125,8 +125,11 @@ def question_shape(question: str) -> QuestionShape:
     choice = _choice(*_LAST_AND.split(between.group("pair"))) if between else None
     if choice:
         return choice
-    # a question after a statement ("X has an OBE. Does Y also have one?") is the last sentence's
-    first, _, rest = _SENTENCE_BREAK.split(body)[-1].partition(" ")
+    # a question after a statement ("X has an OBE. Does Y also have one?") is the last sentence's, when
+    # that sentence asks (not after an abbreviation the break rule took for an end: "The Blues Bros. Band")
+    last = _SENTENCE_BREAK.split(body)[-1]
+    lead = last.split(" ", 1)[0]
+    first, _, rest = (last if _WH.match(lead) or lead.lower() in _AUX else body).partition(" ")
     # or, with no comma, two names joined by "or" in a wh- or an auxiliary-led question: "Who is younger
     # Keith Bostic or Jerry Glanville?", "Which airport A or B is closer?", "Did X sing with A or B?"
     pair = _NAME_OR_NAME.search(rest) if _WH.match(first) or first.lower() in _AUX else None

@@ -71,6 +71,7 @@ def test_question_shapes() -> None:
         == "yesno"
     )
     assert question_shape("Who did St. Anthony meet in Padua?").kind == "open"
+    assert question_shape("Are The Blues Bros. Band members American?").kind == "yesno"
     # "or not" inside a title does not split it
     assert question_shape("Which was released first, Scream or Ready or Not?").options == (
         "Scream",
