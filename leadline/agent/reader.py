@@ -83,6 +83,13 @@ _SENTENCE_BREAK = re.compile(
     r"(?<=\w\w[.!])(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|Mt|Co|No|vs)\.)(?<!\b(?:Mrs|Inc|Ltd|Gen|Col|Sgt)\.)\s+(?=[A-Z])"
 )
 """The end of a sentence inside a question (not after an initial or "Mr.")."""
+_COMPARES = re.compile(
+    r"\b(?:first|last|earlier|earliest|later|latest|older|oldest|younger|youngest|more|most|less|least|fewer"
+    r"|larger|largest|smaller|smallest|bigger|biggest|taller|tallest|higher|highest|lower|longer|longest"
+    r"|shorter|closer|closest|further|farther|newer|newest|recently|better|best|greater|greatest)\b",
+    re.IGNORECASE,
+)
+"""A word that makes a question compare two things."""
 _LAST_AND = re.compile(r"\s+and\s+(?!.*\sand\s)", re.IGNORECASE)
 """The last "and" of a text."""
 _BETWEEN = re.compile(
@@ -130,9 +137,11 @@ def question_shape(question: str) -> QuestionShape:
     last = _SENTENCE_BREAK.split(body)[-1]
     lead = last.split(" ", 1)[0]
     first, _, rest = (last if _WH.match(lead) or lead.lower() in _AUX else body).partition(" ")
-    # or, with no comma, two names joined by "or" in a wh- or an auxiliary-led question: "Who is younger
-    # Keith Bostic or Jerry Glanville?", "Which airport A or B is closer?", "Did X sing with A or B?"
-    pair = _NAME_OR_NAME.search(rest) if _WH.match(first) or first.lower() in _AUX else None
+    # or, with no comma, two names joined by "or" in an auxiliary-led question ("Did X sing with A or
+    # B?"), or in a wh-question that compares ("Who is younger Keith Bostic or Jerry Glanville?", "Which
+    # airport A or B is closer?"; not "Who directed Now or Never?", a title)
+    asks_which = first.lower() in _AUX or bool(_WH.match(first) and _COMPARES.search(rest))
+    pair = _NAME_OR_NAME.search(rest) if asks_which else None
     choice = _choice(pair.group(1), pair.group(2)) if pair else None
     if choice:
         return choice

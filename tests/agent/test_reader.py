@@ -90,6 +90,8 @@ def test_question_shapes() -> None:
     assert question_shape("Did Ringo Starr play with The Beatles or The Who?").options == ("Beatles", "Who")
     assert question_shape("Is Vogue or Time magazine published more often?").options == ("Vogue", "Time")
     assert question_shape("Which city Lyon or Marseille is further south?").options == ("Lyon", "Marseille")
+    # a title that holds "or", in a wh-question that compares nothing, is no choice
+    assert question_shape("Who directed Now or Never?").kind == "open"
     # a yes/no question whose "or" joins no two names stays yes/no
     assert question_shape("Did the director win an Oscar or a Golden Globe?").kind == "yesno"
     # "or" inside an open question's phrase, with no names on both sides, is no choice
