@@ -65,6 +65,11 @@ DATASETS = Path(
 )
 
 
+def questions_path(split: str) -> Path:
+    """The multi-hop questions of a split."""
+    return DATASETS / "multihop" / f"questions.{split}.jsonl"
+
+
 async def capture(args: argparse.Namespace) -> None:
     import leadline.agent.graph as graph_module
     from leadline.agent.nodes import answer as answer_module
@@ -88,10 +93,11 @@ async def capture(args: argparse.Namespace) -> None:
     graph_module.answer = recording_answer  # type: ignore[attr-defined]
     answer_module.DEFAULT_READER = parse_variant(args.reader)
     think_module.BRIDGE = args.bridge
-    items = sample(load_questions(args.questions), args.n, seed=args.seed)
     if args.ids:  # only these questions (one id per line), in the file's order
         wanted = set(args.ids.read_text().split())
         items = [it for it in load_questions(args.questions) if it.id in wanted]
+    else:
+        items = sample(load_questions(args.questions), args.n, seed=args.seed)
     if args.shapes:  # only the questions of these shapes, from the same seeded sample
         shapes = set(args.shapes.split(","))
         items = [it for it in items if question_shape(it.question).kind in shapes]
@@ -389,7 +395,7 @@ def shapes(args: argparse.Namespace) -> None:
     options is the gold (token F1 at least 0.5), with the ones that are not listed."""
     figures: list[str] = []
     for split in args.splits:
-        items = load_questions(DATASETS / "multihop" / f"questions.{split}.jsonl")
+        items = load_questions(questions_path(split))
         kinds: dict[str, int] = {}
         yesno_gold = other_yesno = choice_gold = 0
         missed: list[str] = []
@@ -434,9 +440,7 @@ def echo_ids(args: argparse.Namespace) -> None:
             if t.split == args.split and question_shape(t.question).kind == "open" and echoes:
                 print(t.question_id)
         return
-    questions = {
-        q.id: q.question for q in load_questions(DATASETS / "multihop" / f"questions.{args.split}.jsonl")
-    }
+    questions = {q.id: q.question for q in load_questions(questions_path(args.split))}
     for row in map(json.loads, args.table.read_text().splitlines()):
         q = questions.get(row["question_id"])
         if q is None or row.get("search_cost_setting") is not None or question_shape(q).kind != "open":
@@ -451,7 +455,7 @@ def main() -> None:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     cap = sub.add_parser("capture")
-    cap.add_argument("--questions", type=Path, default=DATASETS / "multihop" / "questions.train.jsonl")
+    cap.add_argument("--questions", type=Path, default=questions_path("train"))
     cap.add_argument("--n", type=int, default=50)
     cap.add_argument("--seed", type=int, default=0)
     cap.add_argument("--model", default=DEFAULT_MODEL)
@@ -497,22 +501,17 @@ def main() -> None:
     ech.add_argument("--table", type=Path, help="default_ask.py rows: answers that echo or restate")
     ech.add_argument("--split", default="train")
     args = parser.parse_args()
-    if args.command == "echo-ids":
-        echo_ids(args)
+    if args.command in ("capture", "eval"):  # the two that run the model
+        asyncio.run(capture(args) if args.command == "capture" else evaluate(args))
         return
-    if args.command == "shapes":
-        shapes(args)
-        return
-    if args.command == "capture":
-        asyncio.run(capture(args))
-    elif args.command == "compare":
-        compare(args)
-    elif args.command == "substitute":
-        substitute(args)
-    elif args.command == "paired":
-        paired(args)
-    else:
-        asyncio.run(evaluate(args))
+    commands = {
+        "compare": compare,
+        "substitute": substitute,
+        "paired": paired,
+        "shapes": shapes,
+        "echo-ids": echo_ids,
+    }
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,11 @@ def _strip_option(text: str) -> str:
     return re.sub(r"^(?:the|a|an)\s+", "", text, flags=re.IGNORECASE).strip()
 
 
+def _asks(text: str) -> bool:
+    """Whether ``text`` opens with a wh-word or an auxiliary (it is the question's own head)."""
+    return bool(_WH.match(text)) or text.split(" ", 1)[0].lower() in _AUX
+
+
 def _choice(left: str, right: str) -> QuestionShape | None:
     """An either-or question's shape with these two options, or None when one is empty or too long."""
     left, right = _strip_option(left), _strip_option(right)
@@ -105,7 +110,7 @@ def _option_parts(body: str) -> list[str]:
     parts: list[str] = []
     for i, segment in enumerate(re.split(r"[,;]\s+", body)):
         head, colon, tail = segment.partition(": ")
-        if colon and (i == 0 or _WH.match(head) or head.split(" ", 1)[0].lower() in _AUX):
+        if colon and (i == 0 or _asks(head)):
             parts += [head, tail]
         else:
             parts.append(segment)
@@ -135,8 +140,7 @@ def question_shape(question: str) -> QuestionShape:
     # a question after a statement ("X has an OBE. Does Y also have one?") is the last sentence's, when
     # that sentence asks (not after an abbreviation the break rule took for an end: "The Blues Bros. Band")
     last = _SENTENCE_BREAK.split(body)[-1]
-    lead = last.split(" ", 1)[0]
-    first, _, rest = (last if _WH.match(lead) or lead.lower() in _AUX else body).partition(" ")
+    first, _, rest = (last if _asks(last) else body).partition(" ")
     # or, with no comma, two names joined by "or" in an auxiliary-led question ("Did X sing with A or
     # B?"), or in a wh-question that compares ("Who is younger Keith Bostic or Jerry Glanville?", "Which
     # airport A or B is closer?"; not "Who directed Now or Never?", a title)
@@ -340,8 +344,15 @@ def snap_to_option(answer: str, shape: QuestionShape) -> str:
 
 
 _NUMBER = re.compile(r"\d[\d,.]*")
-_PARTICLES = "of|the|de|von|van|ul|al|el|bin|ibn|da|di|del|du|la|le|der|den|dos|das"
-_NAMED = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|de|von|van)?\s*[A-Z][\w'’.-]*)*")
+
+
+def _name(particles: str) -> str:
+    """A pattern for a capitalised name whose parts these lower-case particles may join."""
+    return rf"\b[A-Z][\w'’.-]*(?:\s+(?:{particles})?\s*[A-Z][\w'’.-]*)*"
+
+
+_NAMED = re.compile(_name("of|the|de|von|van"))
+_QUOTED = r"[\"“][^\"”]+[\"”]"
 
 
 def claim_support(claim: str, passage: str) -> float:
@@ -407,8 +418,8 @@ def compared_entities(question: str, shape: QuestionShape) -> tuple[str, str] | 
     return a, b
 
 
-_NAMED_OR_QUOTED = re.compile(r"[\"“][^\"”]+[\"”]|" + _NAMED.pattern)
-_OPTION = r"[\"“][^\"”]+[\"”]|\b[A-Z][\w'’.-]*(?:\s+(?:" + _PARTICLES + r")?\s*[A-Z][\w'’.-]*)*"
+_NAMED_OR_QUOTED = re.compile(f"{_QUOTED}|{_NAMED.pattern}")
+_OPTION = f"{_QUOTED}|" + _name("of|the|de|von|van|ul|al|el|bin|ibn|da|di|del|du|la|le|der|den|dos|das")
 """A quoted title, or a name whose parts may be joined by a lower-case particle (``Mahbub ul Haq``)."""
 _NAME_OR_NAME = re.compile(rf"({_OPTION})\s+or\s+({_OPTION})(?![\w'’.-])")
 """Two names (or quoted titles) joined by "or"."""
