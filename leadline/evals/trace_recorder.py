@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leadline.agent.nodes import search as search_node
 from leadline.agent.nodes.answer import DEFAULT_READER, read_answer, shown_sources
 from leadline.agent.parsing import as_text, parse_json_object
 from leadline.agent.state import Evidence
@@ -134,10 +135,12 @@ class ExploringController:
         return None
 
 
-def _evidence(calls: Sequence[Sequence[SearchResult]]) -> list[Evidence]:
+def _evidence(calls: Sequence[Sequence[SearchResult]], k: int) -> list[Evidence]:
+    """The sources the loop read after these searches: each call's first ``k`` results not read before
+    (a backfilled call asked for more than ``k``; see :mod:`leadline.agent.nodes.search`)."""
     seen: dict[str, Evidence] = {}
     for results in calls:
-        for r in results:
+        for r in [r for r in results if r.doc_id not in seen][:k]:
             if r.doc_id not in seen:
                 seen[r.doc_id] = Evidence(
                     n=len(seen) + 1,
@@ -234,7 +237,7 @@ async def record_trace(
         if action == "think":
             think_tokens += ctl.think_tokens
         calls = search.calls[: after.searches_done]
-        evidence = _evidence(calls)
+        evidence = _evidence(calls, researcher.search_k)
         key = (tuple(e["doc_id"] for e in evidence), after.thinks_done)
         if steps and key == last_key:  # the same sources and notes: the greedy probe would say the same
             probe, lp = Probe(answer=steps[-1].probe.answer, cost=0, seconds=0.0), last_lp
@@ -243,7 +246,7 @@ async def record_trace(
                 researcher.llm, item.question, evidence, llm.notes[: after.thinks_done], memo
             )
         last_key, last_lp = key, lp
-        scores = [float(r.score or 0.0) for r in (calls[-1] if calls else [])]
+        scores = [float(r.score or 0.0) for r in (calls[-1][: researcher.search_k] if calls else [])]
         signals: dict[str, float | None] = {
             "new_docs": float(after.new_docs_last_search) if action == "search" else 0.0,
             "score_spread": (max(scores) - sum(scores) / len(scores)) if scores else None,
@@ -275,6 +278,7 @@ async def record_trace(
         search_cost_tokens=lam,
         schema=SCHEMA,
         run_seconds=run_seconds,
+        search_backfill=search_node.BACKFILL,
     )
     return score(trace)
 

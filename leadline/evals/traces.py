@@ -77,6 +77,9 @@ class Trace:
     schema: str = SCHEMA
     run_seconds: float | None = None
     """Wall time of the recorded run itself (the probes and the closed-book answer excluded)."""
+    search_backfill: bool = False
+    """Whether the run's searches were filled with next-ranked unread documents (the loop's default since
+    session 23; a trace without the field was recorded before, with each search's own top ``k`` only)."""
 
     def cost(self, i: int) -> float:
         """Compute after step ``i`` (1-based; 0 = closed book): tokens + λ·searches.
@@ -133,6 +136,7 @@ class Trace:
             search_cost_tokens=float(data.get("search_cost_tokens", 500.0)),
             schema=str(data.get("schema", SCHEMA)),
             run_seconds=None if data.get("run_seconds") is None else float(data["run_seconds"]),
+            search_backfill=bool(data.get("search_backfill", False)),
         )
 
 
@@ -208,6 +212,7 @@ def score(trace: Trace, gold: Iterable[str] | None = None) -> Trace:
         trace.search_cost_tokens,
         trace.schema,
         trace.run_seconds,
+        trace.search_backfill,
     )
 
 

@@ -483,3 +483,48 @@ def test_the_think_cap_is_stored_with_the_run_and_left_out_when_unset() -> None:
     assert "thinks" not in Budget().to_dict()  # budgets (and batch ids) read as before the cap existed
     assert Budget.from_dict(Budget(thinks=0).to_dict()).thinks == 0
     assert Budget.from_dict({"tokens": 10, "searches": 1}).thinks is None
+
+
+def _same_words_corpus() -> list[Document]:
+    """Five passages that all share the question's words, so every query ranks them alike (by id)."""
+    words = "Balliol College Oxford Dawkins"
+    return [Document(doc_id=f"p{i}", title=f"Passage {i}", text=f"{words} {'fact ' * i}") for i in range(5)]
+
+
+def _restating(messages: Any, params: Any) -> str:
+    prompt = messages[-1].content
+    if '"queries"' in prompt:
+        return json.dumps({"queries": ["Dawkins Balliol College Oxford"]})
+    if '"next_query"' in prompt:
+        return json.dumps({"known": "", "answer_so_far": "", "next_query": ""})
+    return json.dumps({"answer": "Balliol College", "sources": [1]})
+
+
+@pytest.mark.parametrize("backfill", [True, False])
+def test_a_restated_query_brings_next_ranked_sources_and_still_reads_as_nothing_new(
+    backfill: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadline.agent.nodes import search as search_node
+
+    monkeypatch.setattr(search_node, "BACKFILL", backfill)
+    store = MemoryRunStore()
+    researcher = Researcher(
+        Settings(),
+        llm=ScriptedLLM(_restating),
+        search=FakeSearch(_same_words_corpus()),
+        store=store,
+        search_k=2,
+    )
+    result = researcher.research(
+        "Which Oxford college did Dawkins attend, Balliol College?",
+        budget=Budget(tokens=600, searches=2, thinks=0),
+    )
+    searches = [t["detail"] for t in result.trace if t["node"] == "search"]
+    assert len(searches) == 2
+    read = list(store.sources[result.run_id])
+    if backfill:  # the second search's own top 2 were read already: it brings the next two instead
+        assert searches[1].endswith("2 results, 0 new, 2 next-ranked")
+        assert sorted(read) == ["p0", "p1", "p2", "p3"]
+    else:
+        assert searches[1].endswith("2 results, 0 new")
+        assert sorted(read) == ["p0", "p1"]

@@ -293,3 +293,21 @@ def test_a_probe_asks_a_comparisons_side_call_once_per_trace_but_counts_its_toke
     second, _ = asyncio.run(_probe(llm, question, sources, ["Dawkins wrote The Selfish Gene."], memo))
     assert len(llm.calls) == asked + 1 and "Sources:" in llm.calls[-1].messages[-1].content
     assert second.cost >= first.cost > 0  # the reused side calls' tokens still count in the probe's cost
+
+
+def test_a_trace_of_backfilled_searches_probes_the_sources_the_loop_read(tmp_path: Path) -> None:
+    # the question ranks p0, p1 first; the planned query "Selfish Gene author" finds only p2-p5, so its
+    # backfilled call returns four unread passages, of which the loop reads two (k = 2)
+    docs = [Document(doc_id=f"p{i}", title=f"P{i}", text=f"which college did attend {i}") for i in (0, 1)]
+    docs += [Document(doc_id=f"p{i}", title=f"P{i}", text=f"Selfish Gene author {i}") for i in (2, 3, 4, 5)]
+    store = MemoryRunStore()
+    r = Researcher(Settings(), llm=ScriptedLLM(_respond), search=FakeSearch(docs), store=store, search_k=2)
+    item = QAItem(id="q", question="Which college did the author of The Selfish Gene attend?", answers=("x",))
+    out = tmp_path / "traces.jsonl"
+    asyncio.run(record_traces(r, [item], out, budget=Budget(tokens=1500, searches=3), split="train"))
+    (t,) = read_traces(out).traces
+    assert t.search_backfill
+    evidence = [s.signals["evidence"] for s in t.steps if s.action == "search"]
+    (read,) = store.sources.values()
+    assert sorted(read) == ["p0", "p1", "p2", "p3"]
+    assert evidence[:2] == [2.0, 4.0] and evidence[-1] == 4.0

@@ -1,4 +1,11 @@
-"""search: run the next pending query; one charged call, results deduplicated against what was read."""
+"""search: run the next pending query; one charged call, results deduplicated against what was read.
+
+A query that mostly finds what the run has read would waste its search: with :data:`BACKFILL` the call
+asks the backend for as many more results as the run has read, so the search still brings up to ``k``
+documents it has not seen (the next-ranked ones). The controller's signal stays what it was: how many
+of the query's own top ``k`` were new (``new_docs_last_search``), so a query that repeats earlier ones
+still reads as one that found nothing new near the top.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,10 @@ from leadline.agent.context import RunContext
 from leadline.agent.nodes.common import call_id, trace
 from leadline.agent.state import ResearchState
 from leadline.errors import BudgetExceededError, SearchError
+
+BACKFILL = True
+"""Fill a search's ``k`` results with next-ranked documents the run has not read; measured in
+docs/benchmarks.md (``benchmarks/search_backfill.py``)."""
 
 
 async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -23,7 +34,8 @@ async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     seen = {e["doc_id"] for e in state["evidence"]}
     update: dict[str, Any] = {"pending_queries": pending, "step": state["step"] + 1}
     try:
-        results = await ctx.search.search(call_id(state, "search"), "search", query, k=ctx.search_k)
+        depth = ctx.search_k + (len(seen) if BACKFILL else 0)
+        results = await ctx.search.search(call_id(state, "search"), "search", query, k=depth)
     except BudgetExceededError as exc:
         ctx.emit("search", "refused", str(exc), state["step"])
         return {
@@ -43,13 +55,16 @@ async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
             "queries_done": [query],
             "trace": trace(state, "search", "failed", exc.message),
         }
-    new = [r for r in results if r.doc_id not in seen]
-    detail = f"{query!r}: {len(results)} results, {len(new)} new"
+    top_new = sum(1 for r in results[: ctx.search_k] if r.doc_id not in seen)
+    new = [r for r in results if r.doc_id not in seen][: ctx.search_k]
+    detail = f"{query!r}: {min(len(results), ctx.search_k)} results, {top_new} new"
+    if len(new) > top_new:
+        detail += f", {len(new) - top_new} next-ranked"
     ctx.emit("search", "search", detail, state["step"])
     return {
         **update,
         "results": [{**r.to_dict(), "query": query} for r in new],
-        "new_docs_last_search": len(new),
+        "new_docs_last_search": top_new,
         "searches_done": state["searches_done"] + 1,
         "queries_done": [query],
         "trace": trace(state, "search", "search", detail),
