@@ -1,4 +1,5 @@
-"""What the benchmarks that run the product on traced questions share (`one_step.py`, `default_ask.py`).
+"""What the benchmarks that run the product on traced questions share (`one_step.py`, `default_ask.py`,
+`search_arms.py`).
 
 Each records one row per question in a JSONL file beside the traces it compares against, then reads the
 rows back and compares them with the traces' figures on the same questions.
@@ -28,12 +29,14 @@ def mean_se(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0)
 
 
-def arguments(doc: str | None) -> argparse.ArgumentParser:
+def arguments(
+    doc: str | None, limit_help: str = "record: the first N traced questions of the split"
+) -> argparse.ArgumentParser:
     """The options every such script takes: record or compare, the model, the split, how many, the home."""
     p = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     p.add_argument("command", nargs="?", choices=("record", "compare"), default="compare")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--split", default="dev", choices=("train", "dev"))
-    p.add_argument("--limit", type=int, default=60, help="record: the first N traced questions of the split")
+    p.add_argument("--limit", type=int, default=60, help=limit_help)
     p.add_argument("--home", default=None, help="record: LEADLINE_HOME (models, the demo index)")
     return p

@@ -78,8 +78,8 @@ class Trace:
     run_seconds: float | None = None
     """Wall time of the recorded run itself (the probes and the closed-book answer excluded)."""
     search_backfill: bool = False
-    """Whether the run's searches were filled with next-ranked unread documents (the loop's default since
-    session 23; a trace without the field was recorded before, with each search's own top ``k`` only)."""
+    """Whether the run's searches were filled with next-ranked unread documents (``search.BACKFILL``, off
+    by default; a trace without the field was recorded before it existed, without backfill)."""
 
     def cost(self, i: int) -> float:
         """Compute after step ``i`` (1-based; 0 = closed book): tokens + λ·searches.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from leadline import Budget, Researcher, Settings
+from leadline.agent.nodes import search as search_node
 from leadline.errors import ConfigError
 from leadline.evals.datasets import QAItem
 from leadline.evals.trace_recorder import record_traces, recorded_ids
@@ -295,7 +296,10 @@ def test_a_probe_asks_a_comparisons_side_call_once_per_trace_but_counts_its_toke
     assert second.cost >= first.cost > 0  # the reused side calls' tokens still count in the probe's cost
 
 
-def test_a_trace_of_backfilled_searches_probes_the_sources_the_loop_read(tmp_path: Path) -> None:
+def test_a_trace_of_backfilled_searches_probes_the_sources_the_loop_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_node, "BACKFILL", True)
     # the question ranks p0, p1 first; the planned query "Selfish Gene author" finds only p2-p5, so its
     # backfilled call returns four unread passages, of which the loop reads two (k = 2)
     docs = [Document(doc_id=f"p{i}", title=f"P{i}", text=f"which college did attend {i}") for i in (0, 1)]

@@ -1,10 +1,11 @@
 """search: run the next pending query; one charged call, results deduplicated against what was read.
 
-A query that mostly finds what the run has read would waste its search: with :data:`BACKFILL` the call
+A query that mostly finds what the run has read wastes its search. With :data:`BACKFILL` on, the call
 asks the backend for as many more results as the run has read, so the search still brings up to ``k``
 documents it has not seen (the next-ranked ones). The controller's signal stays what it was: how many
 of the query's own top ``k`` were new (``new_docs_last_search``), so a query that repeats earlier ones
-still reads as one that found nothing new near the top.
+still reads as one that found nothing new near the top. It is off: measured on the default model it
+brought more sources but almost no gold passage (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from leadline.agent.nodes.common import call_id, trace
 from leadline.agent.state import ResearchState
 from leadline.errors import BudgetExceededError, SearchError
 
-BACKFILL = True
+BACKFILL = False
 """Fill a search's ``k`` results with next-ranked documents the run has not read; measured in
-docs/benchmarks.md (``benchmarks/search_backfill.py``)."""
+docs/benchmarks.md (``benchmarks/search_arms.py``)."""
 
 
 async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
