@@ -140,7 +140,7 @@ def _evidence(calls: Sequence[Sequence[SearchResult]], k: int) -> list[Evidence]
     (a backfilled call asked for more than ``k``; see :mod:`leadline.agent.nodes.search`)."""
     seen: dict[str, Evidence] = {}
     for results in calls:
-        for r in [r for r in results if r.doc_id not in seen][:k]:
+        for r in search_node.first_unread(results, seen, k):
             if r.doc_id not in seen:
                 seen[r.doc_id] = Evidence(
                     n=len(seen) + 1,

@@ -10,6 +10,7 @@ brought more sources but almost no gold passage (docs/benchmarks.md).
 
 from __future__ import annotations
 
+from collections.abc import Container, Sequence
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -18,10 +19,17 @@ from leadline.agent.context import RunContext
 from leadline.agent.nodes.common import call_id, trace
 from leadline.agent.state import ResearchState
 from leadline.errors import BudgetExceededError, SearchError
+from leadline.tools.base import SearchResult
 
 BACKFILL = False
 """Fill a search's ``k`` results with next-ranked documents the run has not read; measured in
 docs/benchmarks.md (``benchmarks/search_arms.py``)."""
+
+
+def first_unread(results: Sequence[SearchResult], read: Container[str], k: int) -> list[SearchResult]:
+    """What a run reads from a search: its first ``k`` results not read before (the trace recorder
+    rebuilds a run's sources with it too)."""
+    return [r for r in results if r.doc_id not in read][:k]
 
 
 async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -57,7 +65,7 @@ async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
             "trace": trace(state, "search", "failed", exc.message),
         }
     top_new = sum(1 for r in results[: ctx.search_k] if r.doc_id not in seen)
-    new = [r for r in results if r.doc_id not in seen][: ctx.search_k]
+    new = first_unread(results, seen, ctx.search_k)
     detail = f"{query!r}: {min(len(results), ctx.search_k)} results, {top_new} new"
     if len(new) > top_new:
         detail += f", {len(new) - top_new} next-ranked"
