@@ -63,13 +63,16 @@ class Arm:
     budget: Budget
     k: int
     backfill: bool
+    links: int = 0
 
 
 ARMS = {
     "top-k": Arm(ASK, 5, False),
     "backfill": Arm(ASK, 5, True),
+    "links": Arm(ASK, 5, False, 2),
     "one-k5": Arm(ONE_SEARCH, 5, True),
     "one-k8": Arm(ONE_SEARCH, 8, True),
+    "one-links": Arm(ONE_SEARCH, 5, True, 2),
 }
 
 
@@ -77,13 +80,20 @@ def _out(model: str) -> Path:
     return DATA / f"search_arms.{model}.jsonl"
 
 
-async def record(model: str, split: str, limit: int, home: str | None, arms: list[str]) -> None:
-    """Run the product with each arm on ``limit`` traced questions of ``split``, evenly spaced."""
+async def record(
+    model: str, split: str, limit: int, home: str | None, arms: list[str], like: str | None = None
+) -> None:
+    """Run the product with each arm on ``limit`` traced questions of ``split``, evenly spaced, or with
+    ``like`` on the questions that arm has run (a new arm against rows recorded before)."""
     out = _out(model)
     done = {(r["question_id"], r["arm"]) for r in read_rows(out)}
     traced = [t for t in read_traces(DATA / f"traces-{model}.jsonl").traces if t.split == split]
-    # evenly spaced through the traced questions: the traces file holds each split's collections in runs
-    traces = [traced[i * len(traced) // limit] for i in range(min(limit, len(traced)))]
+    if like:
+        ran = {r["question_id"] for r in read_rows(out) if r["arm"] == like and r["split"] == split}
+        traces = [t for t in traced if t.question_id in ran]
+    else:
+        # evenly spaced through the traced questions: the traces file holds each split's collections in runs
+        traces = [traced[i * len(traced) // limit] for i in range(min(limit, len(traced)))]
     gold_docs = {
         q.id: set(q.supporting_doc_ids)
         for q in load_questions(DATASETS / "multihop" / f"questions.{split}.jsonl")
@@ -98,6 +108,7 @@ async def record(model: str, split: str, limit: int, home: str | None, arms: lis
                     continue
                 search_node.BACKFILL = ARMS[arm].backfill
                 researcher.search_k = ARMS[arm].k
+                researcher.search_links = ARMS[arm].links
                 started = time.monotonic()
                 result = await researcher.aresearch(t.question, budget=ARMS[arm].budget)
                 read = {s.doc_id for s in researcher.store.list_sources(result.run_id)}
@@ -173,19 +184,33 @@ def compare(model: str, split: str, arms: list[str]) -> dict[str, Any]:
     return figures
 
 
-def gold_at(split: str, home: str | None, depths: list[int]) -> dict[str, Any]:
-    """The share of the split's questions whose own top ``k`` on the demo index holds every gold passage."""
+def gold_at(split: str, home: str | None, depths: list[int], links: list[int]) -> dict[str, Any]:
+    """The share of the split's questions whose own top ``k`` on the demo index holds every gold passage,
+    and with ``links``, whose top ``k`` and that many passages they link to hold it (by collection)."""
     settings = Settings.from_env(home=Path(home) if home else None)
     index = resolve_corpus(settings.corpus, settings.indexes_dir)
     questions = load_questions(DATASETS / "multihop" / f"questions.{split}.jsonl")
     figures: dict[str, Any] = {"questions": len(questions)}
-    for k in depths:
-        every = statistics.fmean(
-            float(set(q.supporting_doc_ids) <= {r.doc_id for r in index.search(q.question, k=k)})
-            for q in questions
+    sets: dict[str, list[tuple[str, set[str], set[str]]]] = {}
+    for q in questions:
+        top = index.search(q.question, k=max(depths))
+        gold = set(q.supporting_doc_ids)
+        for k in depths:
+            sets.setdefault(f"{k}", []).append((q.id, gold, {r.doc_id for r in top[:k]}))
+            for n in links:
+                linked = {r.doc_id for r in index.linked(q.question, top[:k], n=n)}
+                sets.setdefault(f"{k}_links_{n}", []).append(
+                    (q.id, gold, {r.doc_id for r in top[:k]} | linked)
+                )
+    for name, rows in sets.items():
+        every = statistics.fmean(float(gold <= read) for _, gold, read in rows)
+        parts = ", ".join(
+            f"{c} {statistics.fmean(float(g <= r) for i, g, r in rows if i.startswith(c)):.3f}"
+            for c in sorted({i.split("_")[0] for i, _, _ in rows})
         )
-        print(f"{split}: the question's own top {k} holds every gold passage for {every:.3f}")
-        figures[f"every_gold_at_{k}"] = round(every, 4)
+        what = name.replace("_links_", " and the passages they link to, at most ")
+        print(f"{split}: the question's own top {what} hold every gold passage for {every:.3f} ({parts})")
+        figures[f"every_gold_at_{name}"] = round(every, 4)
     return figures
 
 
@@ -193,13 +218,15 @@ def main() -> None:
     p = arguments(__doc__, limit_help="record: N traced questions of the split, evenly spaced")
     p.add_argument("--arms", nargs=2, choices=sorted(ARMS), default=["top-k", "backfill"])
     p.add_argument("--gold-at", type=int, nargs="+", help="only: every gold passage in the question's top K")
+    p.add_argument("--links", type=int, nargs="*", default=[], help="--gold-at: with N linked passages too")
+    p.add_argument("--like", choices=sorted(ARMS), help="record: the questions this arm has run instead")
     a = p.parse_args()
     if a.gold_at:
-        out = gold_at(a.split, a.home, a.gold_at)
+        out = gold_at(a.split, a.home, a.gold_at, a.links)
         print(" ".join(f"{k}={v}" for k, v in out.items()))
         return
     if a.command == "record":
-        asyncio.run(record(a.model, a.split, a.limit, a.home, a.arms))
+        asyncio.run(record(a.model, a.split, a.limit, a.home, a.arms, a.like))
         return
     out = compare(a.model, a.split, a.arms)
     print(" ".join(f"{k}={v}" for k, v in out.items()))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from leadline.agent.context import ProgressCallback
+from leadline.agent.nodes.search import LINKS as SEARCH_LINKS
 from leadline.budgets.adaptive import AdaptiveBatch
 from leadline.budgets.controller import Controller, FixedController
 from leadline.budgets.cost import CostModel
@@ -111,6 +112,10 @@ class Researcher:
 
     Every dependency can be injected (tests pass scripted fakes); the rest are built from ``settings``
     on first use. Use as a context manager, or call :meth:`aclose`.
+
+    ``search_k`` is the sources a search brings; ``search_links`` the passages those link to that it
+    brings besides (local corpora only: a passage links to the passages whose titles it names;
+    docs/loop.md).
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class Researcher:
         controller: Controller | Callable[[], Controller] | str | None = None,
         store: RunStore | None = None,
         search_k: int = 5,
+        search_links: int = SEARCH_LINKS,
     ) -> None:
         self.settings = settings or Settings.from_env()
         if isinstance(controller, str) and controller not in CONTROLLER_NAMES:
@@ -133,6 +139,7 @@ class Researcher:
         self._controller = controller
         self._store = store
         self.search_k = search_k
+        self.search_links = search_links
         self._owns: list[Any] = []
         self._probed = False
         self._measure = _Measure()
@@ -277,6 +284,7 @@ class Researcher:
             checkpointer=open_checkpointer(store, self.settings),
             progress=progress,
             search_k=self.search_k,
+            search_links=self.search_links,
         )
         return await run_graph(setup, resume=resume, timings=self._measure.timings)
 
@@ -411,6 +419,7 @@ class Researcher:
                         store=self.store,
                         controller=batch.controller(),
                         search_k=self.search_k,
+                        search_links=self.search_links,
                     )
                     base = batch.budget_for(text, steps=per_question.steps)
                 else:

@@ -50,6 +50,7 @@ class RunSetup:
     """The LangGraph checkpointer to open for this run (``wiring.open_checkpointer(...)``)."""
     progress: ProgressCallback | None = None
     search_k: int = 5
+    search_links: int = 0
 
 
 async def run_graph(setup: RunSetup, *, resume: bool, timings: EngineTimings | None = None) -> ResearchResult:
@@ -76,6 +77,7 @@ async def run_graph(setup: RunSetup, *, resume: bool, timings: EngineTimings | N
         store=store,
         progress=setup.progress,
         search_k=setup.search_k,
+        search_links=setup.search_links,
     )
     config: dict[str, Any] = {"configurable": {"thread_id": run_id}, "recursion_limit": budget.steps + 10}
     state: dict[str, Any] | None = None

@@ -162,6 +162,7 @@ class _Run:
             budget=budget,
             store=store,
             search_k=researcher.search_k,
+            search_links=researcher.search_links,
         )
 
     def start(self, state: ResearchState) -> dict[str, Any]:

@@ -33,6 +33,8 @@ class RunContext:
     store: RunStore
     progress: ProgressCallback | None = None
     search_k: int = 5
+    search_links: int = 0
+    """Linked passages a search brings besides its ``search_k`` (backends that follow links only)."""
     max_evidence: int = 8
     """Sources shown to the model at once (the rest stay cited but unread in prompts)."""
     evidence_chars: int = 700

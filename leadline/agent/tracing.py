@@ -295,14 +295,15 @@ class TracedSearch:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._search, name)
 
-    async def search(self, query: str, *, k: int = 5) -> Any:
+    async def search(self, query: str, *, k: int = 5, links: int = 0) -> Any:
         """A search in a ``leadline.search`` span."""
+        more = {"links": links} if links else {}
         if not _State.enabled:
-            return await self._search.search(query, k=k)
+            return await self._search.search(query, k=k, **more)
         attrs = {"leadline.search.backend": self.name, "leadline.search.k": k}
         attrs["leadline.search.query"] = query if _State.content else None
         with _span("leadline.search", attrs) as span:
-            results = await self._search.search(query, k=k)
+            results = await self._search.search(query, k=k, **more)
             span.set_attribute("leadline.search.results", len(results))
             return results
 

@@ -243,17 +243,29 @@ class BudgetedSearch:
         self.run_id = run_id
         self._recorded = _Recorded(store, run_id, recorded)
 
-    async def search(self, call_id: str, node: str, query: str, *, k: int = 5) -> list[SearchResult]:
+    @property
+    def follows_links(self) -> bool:
+        """Whether the backend's searches can bring linked passages (``links``)."""
+        return bool(getattr(self.backend, "follows_links", False))
+
+    async def search(
+        self, call_id: str, node: str, query: str, *, k: int = 5, links: int = 0
+    ) -> list[SearchResult]:
         """One search under the budget: replayed when recorded, refused past the cap, else run and
-        recorded.
+        recorded. ``links`` (backends that follow links) asks for that many linked passages more.
         """
-        request = {"query": query, "k": k, "backend": self.backend.name}
+        request: dict[str, Any] = {"query": query, "k": k, "backend": self.backend.name}
+        if links:
+            request["links"] = links
         recorded = await self._recorded.get(call_id)
         if recorded is not None:
             return [SearchResult.from_dict(r) for r in recorded.response["results"]]
         self.ledger.check_search()
         started = time.monotonic()
-        results = await self.backend.search(query, k=k)
+        if links:
+            results = await self.backend.search(query, k=k, links=links)  # type: ignore[call-arg]
+        else:
+            results = await self.backend.search(query, k=k)
         step = StepRecord(
             run_id=self.run_id,
             key=call_id,

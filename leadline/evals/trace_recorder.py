@@ -47,12 +47,15 @@ class _LoggedSearch:
     inner: SearchBackend
     calls: list[list[SearchResult]] = field(default_factory=list)
     name: str = ""
+    follows_links: bool = False
 
     def __post_init__(self) -> None:
         self.name = self.inner.name
+        self.follows_links = bool(getattr(self.inner, "follows_links", False))
 
-    async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
-        results = await self.inner.search(query, k=k)
+    async def search(self, query: str, *, k: int = 5, links: int = 0) -> list[SearchResult]:
+        more = {"links": links} if links else {}
+        results = await self.inner.search(query, k=k, **more)
         self.calls.append(list(results))
         return results
 
@@ -135,12 +138,14 @@ class ExploringController:
         return None
 
 
-def _evidence(calls: Sequence[Sequence[SearchResult]], k: int) -> list[Evidence]:
-    """The sources the loop read after these searches: each call's first ``k`` results not read before
-    (a backfilled call asked for more than ``k``; see :mod:`leadline.agent.nodes.search`)."""
+def _evidence(calls: Sequence[Sequence[SearchResult]], k: int, links: int = 0) -> list[Evidence]:
+    """The sources the loop read after these searches, as the search node reads them
+    (:func:`leadline.agent.nodes.search.sources_read`: a backfilled call asked for more than ``k``, a
+    call that follows links brings linked passages after its own)."""
     seen: dict[str, Evidence] = {}
     for results in calls:
-        for r in search_node.first_unread(results, seen, k):
+        new, linked = search_node.sources_read(results, seen, k, links)
+        for r in [*new, *linked]:
             if r.doc_id not in seen:
                 seen[r.doc_id] = Evidence(
                     n=len(seen) + 1,
@@ -202,6 +207,7 @@ async def record_trace(
     from leadline.api import Researcher
 
     search = _LoggedSearch(researcher.search_backend)
+    links = researcher.search_links if search.follows_links else 0
     llm = _LoggedLLM(researcher.llm)
     ctl = ExploringController()
     runner = Researcher(
@@ -212,6 +218,7 @@ async def record_trace(
         store=researcher.store,
         controller=ctl,
         search_k=researcher.search_k,
+        search_links=researcher.search_links,
     )
     started = time.monotonic()
     await runner.aresearch(item.question, budget=budget)
@@ -237,7 +244,7 @@ async def record_trace(
         if action == "think":
             think_tokens += ctl.think_tokens
         calls = search.calls[: after.searches_done]
-        evidence = _evidence(calls, researcher.search_k)
+        evidence = _evidence(calls, researcher.search_k, links)
         key = (tuple(e["doc_id"] for e in evidence), after.thinks_done)
         if steps and key == last_key:  # the same sources and notes: the greedy probe would say the same
             probe, lp = Probe(answer=steps[-1].probe.answer, cost=0, seconds=0.0), last_lp
@@ -246,7 +253,8 @@ async def record_trace(
                 researcher.llm, item.question, evidence, llm.notes[: after.thinks_done], memo
             )
         last_key, last_lp = key, lp
-        scores = [float(r.score or 0.0) for r in (calls[-1][: researcher.search_k] if calls else [])]
+        own = [r for r in calls[-1] if not r.linked_from] if calls else []
+        scores = [float(r.score or 0.0) for r in own[: researcher.search_k]]
         signals: dict[str, float | None] = {
             "new_docs": float(after.new_docs_last_search) if action == "search" else 0.0,
             "score_spread": (max(scores) - sum(scores) / len(scores)) if scores else None,
@@ -279,6 +287,7 @@ async def record_trace(
         schema=SCHEMA,
         run_seconds=run_seconds,
         search_backfill=search_node.BACKFILL,
+        search_links=links,
     )
     return score(trace)
 

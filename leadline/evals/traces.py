@@ -80,6 +80,9 @@ class Trace:
     search_backfill: bool = False
     """Whether the run's searches were filled with next-ranked unread documents (``search.BACKFILL``, off
     by default; a trace without the field was recorded before it existed, without backfill)."""
+    search_links: int = 0
+    """Linked passages each search brought besides its ``k`` (``Researcher.search_links``; a trace
+    without the field was recorded before links existed, with none)."""
 
     def cost(self, i: int) -> float:
         """Compute after step ``i`` (1-based; 0 = closed book): tokens + λ·searches.
@@ -137,6 +140,7 @@ class Trace:
             schema=str(data.get("schema", SCHEMA)),
             run_seconds=None if data.get("run_seconds") is None else float(data["run_seconds"]),
             search_backfill=bool(data.get("search_backfill", False)),
+            search_links=int(data.get("search_links", 0)),
         )
 
 
@@ -213,6 +217,7 @@ def score(trace: Trace, gold: Iterable[str] | None = None) -> Trace:
         trace.schema,
         trace.run_seconds,
         trace.search_backfill,
+        trace.search_links,
     )
 
 

@@ -28,12 +28,18 @@ class SearchResult:
     backend: str = ""
     text: str | None = None
     """The full passage, when the backend already has it (local corpora)."""
+    linked_from: str = ""
+    """Set on a result a search brought because a result above it links to it: that result's id."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The backend's own row, kept for provenance (never an API key)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form kept in recorded steps and the loop's state (``raw`` stays out)."""
-        return {name: getattr(self, name) for name in _RESULT_FIELDS}
+        """The JSON form kept in recorded steps and the loop's state (``raw`` stays out, and
+        ``linked_from`` when empty, so results of a search that follows no link read as before)."""
+        out = {name: getattr(self, name) for name in _RESULT_FIELDS}
+        if not self.linked_from:
+            del out["linked_from"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SearchResult:
@@ -41,7 +47,7 @@ class SearchResult:
         return cls(**{k: data[k] for k in _RESULT_FIELDS if k in data})
 
 
-_RESULT_FIELDS = ("doc_id", "title", "snippet", "url", "score", "rank", "backend", "text")
+_RESULT_FIELDS = ("doc_id", "title", "snippet", "url", "score", "rank", "backend", "text", "linked_from")
 """The fields of a :class:`SearchResult` that its JSON form keeps (all but ``raw``)."""
 
 

@@ -22,7 +22,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from leadline.tools.index_files import (
     write_json_durably,
 )
 from leadline.tools.passages import Passage, corpus_files, load_passages
+from leadline.tools.title_links import TitleLinks
 
 SNIPPET_CHARS = 280
 MAX_QUERY_TERMS = 128
@@ -101,6 +102,7 @@ class CorpusIndex:
         self._schema = index.schema
         self._analyzer = _analyzer()
         self._searcher = index.searcher()
+        self._links: TitleLinks | None = None
 
     # -- building -------------------------------------------------------------------------------------
 
@@ -218,6 +220,72 @@ class CorpusIndex:
             raise CorpusIndexError(f"corpus index {self.name!r} failed to search: {exc}") from exc
         return results
 
+    def linked(self, query: str, named_by: Sequence[SearchResult], *, n: int) -> list[SearchResult]:
+        """Up to ``n`` passages that the passages ``named_by`` link to (:mod:`leadline.tools.title_links`),
+        best first by ``query``'s BM25 score, ties by first mention; not those passages themselves, nor
+        the passages whose title ``query`` names. Each result's ``linked_from`` is the id of the first
+        passage that names it; ranks go on from the last of ``named_by``. The title table is built on
+        first use (one pass over the stored titles)."""
+        if n < 1 or not named_by:
+            return []
+        links = self._title_links()
+        own = {r.doc_id for r in named_by}
+        source: dict[str, str] = {}
+        for r in named_by:
+            for doc_id in links.linked([r.text or r.snippet], named_by_query=query):
+                if doc_id not in own:
+                    source.setdefault(doc_id, r.doc_id)
+        if not source:
+            return []
+        order = {doc_id: i for i, doc_id in enumerate(source)}
+        terms = list(dict.fromkeys(self._analyzer.analyze(query)))[:MAX_QUERY_TERMS]
+        only = tantivy.Query.const_score_query(
+            tantivy.Query.term_set_query(self._schema, "id", list(source)), 0.0
+        )
+        clauses = [(tantivy.Occur.Must, only)]
+        if terms:
+            clauses.append((tantivy.Occur.Should, self._terms_query(terms)))
+        try:
+            hits = self._searcher.search(
+                tantivy.Query.boolean_query(clauses), limit=len(source), count=False
+            ).hits
+            rows = [(float(score), self._searcher.doc(address)) for score, address in hits]
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise CorpusIndexError(f"corpus index {self.name!r} failed to follow links: {exc}") from exc
+        rows.sort(key=lambda row: (-row[0], order[str(row[1].get_first("id"))]))
+        results = []
+        for rank, (score, stored) in enumerate(rows[:n], start=len(named_by) + 1):
+            doc_id = str(stored.get_first("id"))
+            text = stored.get_first("text") or ""
+            results.append(
+                SearchResult(
+                    doc_id=doc_id,
+                    title=stored.get_first("title") or "",
+                    snippet=_leading_snippet(text),
+                    score=score,
+                    rank=rank,
+                    backend=self.backend,
+                    text=text,
+                    linked_from=source[doc_id],
+                )
+            )
+        return results
+
+    def _title_links(self) -> TitleLinks:
+        if self._links is None:
+            try:
+                everything = self._searcher.search(tantivy.Query.all_query(), limit=len(self), count=False)
+                titles = []
+                for _, address in everything.hits:
+                    stored = self._searcher.doc(address)
+                    titles.append((stored.get_first("title") or "", str(stored.get_first("id"))))
+            except (ValueError, OSError, RuntimeError) as exc:
+                raise CorpusIndexError(
+                    f"corpus index {self.name!r} failed to read its titles: {exc}"
+                ) from exc
+            self._links = TitleLinks(titles)
+        return self._links
+
     def get(self, doc_id: str) -> Document:
         """The passage with this id, as a :class:`Document`; :class:`CorpusIndexError` if there is none."""
         query = tantivy.Query.term_query(self._schema, "id", doc_id)
@@ -255,9 +323,17 @@ class CorpusSearch:
         self.index = index
         self.name = index.backend
 
-    async def search(self, query: str, *, k: int = 5) -> list[SearchResult]:
-        """Search the index in a thread (tantivy is synchronous)."""
-        return await asyncio.to_thread(self.index.search, query, k)
+    follows_links = True
+    """Searches can bring the passages their results link to (``links``)."""
+
+    async def search(self, query: str, *, k: int = 5, links: int = 0) -> list[SearchResult]:
+        """Search the index in a thread (tantivy is synchronous); with ``links``, the top ``k`` are
+        followed by up to that many passages they link to (:meth:`CorpusIndex.linked`)."""
+        return await asyncio.to_thread(self._search, query, k, links)
+
+    def _search(self, query: str, k: int, links: int) -> list[SearchResult]:
+        results = self.index.search(query, k)
+        return results + self.index.linked(query, results, n=links) if links > 0 else results
 
     async def read(self, result: SearchResult) -> Document:
         """The full passage behind ``result``, from the index (not from the result's copy)."""

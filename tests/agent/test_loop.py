@@ -528,3 +528,43 @@ def test_a_restated_query_brings_next_ranked_sources_and_still_reads_as_nothing_
     else:
         assert searches[1].endswith("2 results, 0 new")
         assert sorted(read) == ["p0", "p1"]
+
+
+def _director(messages: Any, params: Any) -> str:
+    return json.dumps({"answer": "Kumasi", "sources": [2]})
+
+
+@pytest.mark.parametrize("links", [1, 0])
+def test_a_search_reads_the_passage_its_result_links_to_within_one_search(links: int, tmp_path: Path) -> None:
+    from leadline.tools.corpus_index import CorpusIndex, CorpusSearch
+    from leadline.tools.passages import Passage
+
+    passages = [
+        Passage(id="film", title="Night Harbour", text="Night Harbour is a film directed by Jane Okafor."),
+        Passage(id="jane", title="Jane Okafor", text="Jane Okafor (born in Kumasi) is a film maker."),
+        Passage(id="other", title="Harbour lights", text="Harbour lights of the night."),
+    ]
+    store = MemoryRunStore()
+    researcher = Researcher(
+        Settings(),
+        llm=ScriptedLLM(_director),
+        search=CorpusSearch(CorpusIndex.build(passages, tmp_path / "idx", name="films")),
+        store=store,
+        search_k=1,
+        search_links=links,
+    )
+    question = "Where was the director of Night Harbour born?"
+    result = researcher.research(question, budget=Budget(tokens=600, searches=1, thinks=0))
+    assert result.spend.searches == 1  # the linked passage comes with the search, not as another
+    [detail] = [t["detail"] for t in result.trace if t["node"] == "search"]
+    step = next(s for s in store.steps[result.run_id].values() if s.kind == "search")
+    if links:
+        assert detail.endswith("1 results, 1 new, 1 linked ('Jane Okafor')")
+        assert sorted(store.sources[result.run_id]) == ["film", "jane"]
+        assert step.request["links"] == 1  # recorded, so a resumed run replays the same sources
+        assert [r.get("linked_from", "") for r in step.response["results"]] == ["", "film"]
+        assert [c.doc_id for c in result.citations] == ["jane"]
+    else:
+        assert detail.endswith("1 results, 1 new")
+        assert sorted(store.sources[result.run_id]) == ["film"]
+        assert "links" not in step.request

@@ -315,3 +315,39 @@ def test_a_trace_of_backfilled_searches_probes_the_sources_the_loop_read(
     (read,) = store.sources.values()
     assert sorted(read) == ["p0", "p1", "p2", "p3"]
     assert evidence[:2] == [2.0, 4.0] and evidence[-1] == 4.0
+
+
+def test_a_trace_of_searches_that_follow_links_probes_the_linked_passages_too(tmp_path: Path) -> None:
+    from leadline.tools.corpus_index import CorpusIndex, CorpusSearch
+    from leadline.tools.passages import Passage
+
+    passages = [
+        Passage(id="gene", title="The Selfish Gene", text="The Selfish Gene is a book by Richard Dawkins."),
+        Passage(id="dawkins", title="Richard Dawkins", text="Richard Dawkins studied at Balliol College."),
+        Passage(id="other", title="Genes", text="A gene is a unit of heredity; which gene, which college."),
+    ]
+    index = CorpusIndex.build(passages, tmp_path / "idx", name="books")
+    store = MemoryRunStore()
+    r = Researcher(
+        Settings(),
+        llm=ScriptedLLM(_respond),
+        search=CorpusSearch(index),
+        store=store,
+        search_k=1,
+        search_links=1,
+    )
+    item = QAItem(
+        id="q", question="Which college did the author of The Selfish Gene attend?", answers=("Balliol",)
+    )
+    out = tmp_path / "traces.jsonl"
+    asyncio.run(
+        record_traces(r, [item], out, budget=Budget(tokens=1500, searches=1, thinks=0), split="train")
+    )
+    (t,) = read_traces(out).traces
+    assert t.search_links == 1
+    (read,) = store.sources.values()
+    assert sorted(read) == ["dawkins", "gene"]
+    first = t.steps[0]
+    assert first.signals["evidence"] == 2.0  # the probe saw both passages the loop read
+    assert first.signals["new_docs"] == 1.0  # the controller's signal counts the search's own top k
+    assert first.probe.answer == "Balliol College"

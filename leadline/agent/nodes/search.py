@@ -26,10 +26,26 @@ BACKFILL = False
 docs/benchmarks.md (``benchmarks/search_arms.py``)."""
 
 
+LINKS = 0
+"""Passages a search brings besides its ``k`` because its results link to them (local corpora: a
+passage links to the passages whose titles it names); ``Researcher(search_links=...)``."""
+
+
 def first_unread(results: Sequence[SearchResult], read: Container[str], k: int) -> list[SearchResult]:
-    """What a run reads from a search: its first ``k`` results not read before (the trace recorder
-    rebuilds a run's sources with it too)."""
+    """The first ``k`` of ``results`` not read before."""
     return [r for r in results if r.doc_id not in read][:k]
+
+
+def sources_read(
+    results: Sequence[SearchResult], read: Container[str], k: int, links: int = 0
+) -> tuple[list[SearchResult], list[SearchResult]]:
+    """What a run reads from a search: its first ``k`` direct results not read before, and the first
+    ``links`` linked ones read neither before nor among those (the trace recorder rebuilds a run's
+    sources with it too)."""
+    new = first_unread([r for r in results if not r.linked_from], read, k)
+    taken = {r.doc_id for r in new}
+    linked = [r for r in results if r.linked_from and r.doc_id not in taken]
+    return new, first_unread(linked, read, links)
 
 
 async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -44,7 +60,9 @@ async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
     update: dict[str, Any] = {"pending_queries": pending, "step": state["step"] + 1}
     try:
         depth = ctx.search_k + (len(seen) if BACKFILL else 0)
-        results = await ctx.search.search(call_id(state, "search"), "search", query, k=depth)
+        # ask for as many more linked passages as the run has read: those it has read are dropped below
+        links = ctx.search_links + len(seen) if ctx.search_links and ctx.search.follows_links else 0
+        results = await ctx.search.search(call_id(state, "search"), "search", query, k=depth, links=links)
     except BudgetExceededError as exc:
         ctx.emit("search", "refused", str(exc), state["step"])
         return {
@@ -64,15 +82,18 @@ async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
             "queries_done": [query],
             "trace": trace(state, "search", "failed", exc.message),
         }
-    top_new = sum(1 for r in results[: ctx.search_k] if r.doc_id not in seen)
-    new = first_unread(results, seen, ctx.search_k)
-    detail = f"{query!r}: {min(len(results), ctx.search_k)} results, {top_new} new"
+    direct = [r for r in results if not r.linked_from]
+    top_new = sum(1 for r in direct[: ctx.search_k] if r.doc_id not in seen)
+    new, linked = sources_read(results, seen, ctx.search_k, ctx.search_links if links else 0)
+    detail = f"{query!r}: {min(len(direct), ctx.search_k)} results, {top_new} new"
     if len(new) > top_new:
         detail += f", {len(new) - top_new} next-ranked"
+    if linked:
+        detail += f", {len(linked)} linked ({', '.join(repr(r.title) for r in linked)})"
     ctx.emit("search", "search", detail, state["step"])
     return {
         **update,
-        "results": [{**r.to_dict(), "query": query} for r in new],
+        "results": [{**r.to_dict(), "query": query} for r in [*new, *linked]],
         "new_docs_last_search": top_new,
         "searches_done": state["searches_done"] + 1,
         "queries_done": [query],
