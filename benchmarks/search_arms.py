@@ -73,6 +73,7 @@ ARMS = {
     "one-k5": Arm(ONE_SEARCH, 5, True),
     "one-k8": Arm(ONE_SEARCH, 8, True),
     "one-links": Arm(ONE_SEARCH, 5, True, 2),
+    "one-link1": Arm(ONE_SEARCH, 5, True, 1),
 }
 
 
@@ -192,16 +193,20 @@ def gold_at(split: str, home: str | None, depths: list[int], links: list[int]) -
     questions = load_questions(DATASETS / "multihop" / f"questions.{split}.jsonl")
     figures: dict[str, Any] = {"questions": len(questions)}
     sets: dict[str, list[tuple[str, set[str], set[str]]]] = {}
+    slots: dict[int, list[bool]] = {}  # for the first depth: is the i-th linked passage (or result) gold
     for q in questions:
         top = index.search(q.question, k=max(depths))
         gold = set(q.supporting_doc_ids)
         for k in depths:
             sets.setdefault(f"{k}", []).append((q.id, gold, {r.doc_id for r in top[:k]}))
             for n in links:
-                linked = {r.doc_id for r in index.linked(q.question, top[:k], n=n)}
-                sets.setdefault(f"{k}_links_{n}", []).append(
-                    (q.id, gold, {r.doc_id for r in top[:k]} | linked)
-                )
+                linked = index.linked(q.question, top[:k], n=n)
+                read = {r.doc_id for r in top[:k]} | {r.doc_id for r in linked}
+                sets.setdefault(f"{k}_links_{n}", []).append((q.id, gold, read))
+                if k == depths[0] and n == max(links):
+                    for i, r in enumerate(linked, start=1):
+                        slots.setdefault(i, []).append(r.doc_id in gold)
+        slots.setdefault(0, []).extend(r.doc_id in gold for r in top[: depths[0]])
     for name, rows in sets.items():
         every = statistics.fmean(float(gold <= read) for _, gold, read in rows)
         parts = ", ".join(
@@ -211,6 +216,9 @@ def gold_at(split: str, home: str | None, depths: list[int], links: list[int]) -
         what = name.replace("_links_", " and the passages they link to, at most ")
         print(f"{split}: the question's own top {what} hold every gold passage for {every:.3f} ({parts})")
         figures[f"every_gold_at_{name}"] = round(every, 4)
+    for i, hits in sorted(slots.items()):
+        what = f"linked passage {i}" if i else f"each of the top {depths[0]}"
+        print(f"{split}: {what} is a gold passage for {statistics.fmean(hits):.3f} ({len(hits)} passages)")
     return figures
 
 

@@ -14,14 +14,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from leadline.agent.context import ProgressCallback
-from leadline.agent.nodes.search import LINKS as SEARCH_LINKS
 from leadline.budgets.adaptive import AdaptiveBatch
 from leadline.budgets.controller import Controller, FixedController
 from leadline.budgets.cost import CostModel
 from leadline.budgets.ledger import Budget
 from leadline.budgets.timings import EngineTimings, SearchPrice, earlier_ledgers, engine_key
 from leadline.budgets.tuned import TunedModel
-from leadline.config import Settings
+from leadline.config import Settings, check_search_links
 from leadline.controller_choice import NAMES as CONTROLLER_NAMES
 from leadline.controller_choice import choose_controller
 from leadline.errors import (
@@ -115,7 +114,7 @@ class Researcher:
 
     ``search_k`` is the sources a search brings; ``search_links`` the passages those link to that it
     brings besides (local corpora only: a passage links to the passages whose titles it names;
-    docs/loop.md).
+    docs/corpus-index.md, "Links"); unset, ``settings.search_links``.
     """
 
     def __init__(
@@ -128,7 +127,7 @@ class Researcher:
         controller: Controller | Callable[[], Controller] | str | None = None,
         store: RunStore | None = None,
         search_k: int = 5,
-        search_links: int = SEARCH_LINKS,
+        search_links: int | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
         if isinstance(controller, str) and controller not in CONTROLLER_NAMES:
@@ -139,7 +138,9 @@ class Researcher:
         self._controller = controller
         self._store = store
         self.search_k = search_k
-        self.search_links = search_links
+        self.search_links = check_search_links(
+            self.settings.search_links if search_links is None else search_links
+        )
         self._owns: list[Any] = []
         self._probed = False
         self._measure = _Measure()

@@ -27,6 +27,7 @@ from leadline.cli_shared import (
     DbOption,
     ModelOption,
     SearchCostOption,
+    SearchLinksOption,
     SearchOption,
     SearxngUrlOption,
     guard,
@@ -210,6 +211,7 @@ def ask(
     corpus: CorpusOption = None,
     search: SearchOption = None,
     searxng_url: SearxngUrlOption = None,
+    search_links: SearchLinksOption = None,
     report: Annotated[bool, typer.Option("--report", help="Write a long-form cited report.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout only.")] = False,
     out_file: Annotated[
@@ -260,6 +262,7 @@ def ask(
             db=db,
             search=search,
             searxng_url=searxng_url,
+            search_links=search_links,
         )
         budget = Budget(
             tokens=budget_tokens,
@@ -388,6 +391,7 @@ def mcp_command(
     corpus: CorpusOption = None,
     search: SearchOption = None,
     searxng_url: SearxngUrlOption = None,
+    search_links: SearchLinksOption = None,
     db: DbOption = None,
 ) -> None:
     """Serve research, report and runs as MCP tools (stdio; streamable HTTP with --port)."""
@@ -407,6 +411,7 @@ def mcp_command(
             db=db,
             search=search,
             searxng_url=searxng_url,
+            search_links=search_links,
         )
         serve(settings, port=port, host=host)
 

@@ -24,6 +24,7 @@ from leadline.cli_shared import (
     DbOption,
     ModelOption,
     SearchCostOption,
+    SearchLinksOption,
     SearchOption,
     SearxngUrlOption,
     guard,
@@ -101,6 +102,7 @@ def batch(
     corpus: CorpusOption = None,
     search: SearchOption = None,
     searxng_url: SearxngUrlOption = None,
+    search_links: SearchLinksOption = None,
     db: DbOption = None,
     concurrency: Annotated[int, typer.Option(help="Runs at once per worker (useful against vLLM).")] = 1,
     workers: Annotated[int, typer.Option(help="Worker processes on this machine.")] = 1,
@@ -162,6 +164,7 @@ def batch(
             db=db,
             search=search,
             searxng_url=searxng_url,
+            search_links=search_links,
         )
         # a bad --tuned file is an error now, not in every worker
         choice = choose_controller(name, tuned, settings)

@@ -128,6 +128,15 @@ SearchCostOption = Annotated[
         "search at its decode rate); the packaged fitted controllers were fitted at 500.",
     ),
 ]
+SearchLinksOption = Annotated[
+    int | None,
+    typer.Option(
+        "--search-links",
+        help="Passages each search of the local corpus brings besides its results because they link to "
+        "them (a passage links to the passages whose titles it names). Default: $LEADLINE_SEARCH_LINKS "
+        "or 0.",
+    ),
+]
 SearxngUrlOption = Annotated[
     str | None,
     typer.Option("--searxng-url", help="SearxNG base URL (implies --search searxng)."),
@@ -142,6 +151,7 @@ def research_settings(
     db: str | None = None,
     search: str | None = None,
     searxng_url: str | None = None,
+    search_links: int | None = None,
 ) -> Settings:
     """Settings from the shared research options over the environment (a SearxNG URL implies searxng)."""
     return Settings.from_env(
@@ -151,4 +161,5 @@ def research_settings(
         db_url=db,
         search=search or ("searxng" if searxng_url else None),
         searxng_url=searxng_url,
+        search_links=search_links,
     )

@@ -16,6 +16,7 @@ from leadline.cli_shared import (
     CorpusOption,
     DbOption,
     ModelOption,
+    SearchLinksOption,
     SearchOption,
     SearxngUrlOption,
     guard,
@@ -60,6 +61,7 @@ def tune(
     corpus: CorpusOption = None,
     search: SearchOption = None,
     searxng_url: SearxngUrlOption = None,
+    search_links: SearchLinksOption = None,
     db: DbOption = None,
     save: Annotated[
         Path | None,
@@ -115,6 +117,7 @@ def tune(
             db=db,
             search=search,
             searxng_url=searxng_url,
+            search_links=search_links,
         )
     )
     if traces is not None:  # anytime traces (docs/traces.md), not an outcome table

@@ -23,6 +23,9 @@ DEFAULT_MODEL = "qwen2.5-1.5b-instruct"
 """The embedded default model, chosen by ``benchmarks/answer_quality.py`` (see docs/benchmarks.md)."""
 
 DEFAULT_CORPUS = "demo"
+DEFAULT_SEARCH_LINKS = 0
+"""Linked passages a search brings besides its results (local corpora; docs/corpus-index.md, "Links")."""
+MAX_SEARCH_LINKS = 16
 
 
 def data_home() -> Path:
@@ -44,6 +47,9 @@ class Settings:
     search: str = "local"
     """local, searxng, tavily, brave, exa, duckduckgo, or a comma list (a fallback chain)."""
     searxng_url: str | None = None
+    search_links: int = DEFAULT_SEARCH_LINKS
+    """Passages a search of the local corpus brings besides its results because they link to them: a
+    passage links to the passages whose titles it names (docs/corpus-index.md, "Links")."""
     fetch_allow: str | None = None
     """Comma list of what the fetcher may reach although private (self-hosted services): origins
     (``http://10.0.0.5:8080``, that origin only), and bare host names, addresses or networks (every port).
@@ -57,6 +63,7 @@ class Settings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_search_links(self.search_links)
         parse_fetch_allow(self.fetch_allow)  # a malformed entry is an error now, not a silent skip later
 
     @classmethod
@@ -85,6 +92,8 @@ class Settings:
             key = env.get(f"{provider.upper()}_API_KEY")
             if key:
                 values[f"{provider}_api_key"] = key
+        if env.get("LEADLINE_SEARCH_LINKS"):
+            values["search_links"] = _env_int("LEADLINE_SEARCH_LINKS", env["LEADLINE_SEARCH_LINKS"])
         if env.get("LEADLINE_THREADS"):
             values["n_threads"] = int(env["LEADLINE_THREADS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -161,6 +170,20 @@ class AllowedHost:
 
 AllowEntry = AllowedOrigin | AllowedNetwork | AllowedHost
 """One parsed entry of the fetch allow-list."""
+
+
+def check_search_links(n: object) -> int:
+    """``n`` as a number of linked passages, or a one-line :class:`ConfigError`."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_SEARCH_LINKS:
+        raise ConfigError(f"search links must be a whole number from 0 to {MAX_SEARCH_LINKS}, got {n!r}")
+    return n
+
+
+def _env_int(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {text!r}") from None
 
 
 def _entry_error(text: str, why: str, what: str = "LEADLINE_FETCH_ALLOW entry") -> ConfigError:

@@ -137,3 +137,20 @@ def test_a_long_error_stays_on_one_line(leadline_home: Path) -> None:
     url = "mysql+averyveryverylongdrivername://user:secret@a-very-long-host-name.example:3306/db"
     line = _one_line_error(["resume", "abc", "--db", url], leadline_home)
     assert "unsupported database" in line
+
+
+@pytest.mark.parametrize("value", ["-1", "17"])
+def test_search_links_out_of_range(leadline_home: Path, value: str) -> None:
+    line = _one_line_error(["ask", QUESTION, "--search-links", value], leadline_home)
+    assert "search links must be a whole number from 0 to 16" in line
+
+
+def test_search_links_from_the_environment_that_is_not_a_number(
+    leadline_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEADLINE_SEARCH_LINKS", "two")
+    result = runner.invoke(app, ["ask", QUESTION])
+    assert result.exit_code != 0 and result.stdout == ""
+    assert result.stderr.strip() == "error: LEADLINE_SEARCH_LINKS must be a whole number, got 'two'"
+    monkeypatch.delenv("LEADLINE_SEARCH_LINKS")
+    assert _runs_left(leadline_home) == 0

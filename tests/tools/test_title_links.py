@@ -68,3 +68,21 @@ def test_a_search_that_follows_links_brings_them_after_its_own(tmp_path: Path) -
     assert [(r.doc_id, r.linked_from) for r in linked] == [("film", ""), ("jane", "film")]
     assert "linked_from" not in plain[0].to_dict()  # results of a plain search read as before
     assert type(linked[1]).from_dict(linked[1].to_dict()) == linked[1]
+
+
+def test_the_researcher_takes_its_links_from_the_settings_unless_given() -> None:
+    import pytest
+
+    from leadline import Researcher, Settings
+    from leadline.errors import ConfigError
+
+    assert Researcher(Settings()).search_links == 0
+    assert Researcher(Settings(search_links=2)).search_links == 2
+    assert Researcher(Settings(search_links=2), search_links=1).search_links == 1
+    with pytest.raises(ConfigError, match="from 0 to 16"):
+        Researcher(Settings(), search_links=-1)
+    with pytest.raises(ConfigError, match="from 0 to 16"):
+        Settings(search_links=17)
+    from leadline.cli_shared import research_settings
+
+    assert research_settings(search_links=3).search_links == 3  # what --search-links sets

@@ -6,6 +6,10 @@ documents it has not seen (the next-ranked ones). The controller's signal stays 
 of the query's own top ``k`` were new (``new_docs_last_search``), so a query that repeats earlier ones
 still reads as one that found nothing new near the top. It is off: measured on the default model it
 brought more sources but almost no gold passage (docs/benchmarks.md).
+
+With ``search_links`` (a backend that follows links: the local corpus), the call also brings up to that
+many passages its results link to (docs/corpus-index.md, "Links"), read after the search's own; they are
+not counted in the controller's signal either.
 """
 
 from __future__ import annotations
@@ -24,11 +28,6 @@ from leadline.tools.base import SearchResult
 BACKFILL = False
 """Fill a search's ``k`` results with next-ranked documents the run has not read; measured in
 docs/benchmarks.md (``benchmarks/search_arms.py``)."""
-
-
-LINKS = 0
-"""Passages a search brings besides its ``k`` because its results link to them (local corpora: a
-passage links to the passages whose titles it names); ``Researcher(search_links=...)``."""
 
 
 def first_unread(results: Sequence[SearchResult], read: Container[str], k: int) -> list[SearchResult]:
