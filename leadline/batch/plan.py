@@ -91,8 +91,12 @@ def parse_total_budget(text: str) -> tuple[int, int]:
 
 
 def research_settings(settings: Settings) -> dict[str, Any]:
-    """The settings a batch stores for its workers (model, server, search, corpus, seed)."""
-    return {k: getattr(settings, k) for k in RESEARCH_SETTINGS}
+    """The settings a batch stores for its workers (model, server, search, corpus, seed, and the linked
+    passages a search brings when there are any: left out at 0, so batch ids stay what they were)."""
+    out = {k: getattr(settings, k) for k in RESEARCH_SETTINGS}
+    if settings.search_links:
+        out["search_links"] = settings.search_links
+    return out
 
 
 def batch_id_for(source: Path | str, settings: Settings, options: BatchOptions) -> str:

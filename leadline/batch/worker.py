@@ -244,9 +244,10 @@ class BatchWorker:
         price = float(record.settings.get("price", 0.0))
         db_url = self.store.url.render_as_string(hide_password=False)
         base = self._settings or Settings.from_env()
-        settings = base.with_(**record.settings.get("research", {}), db_url=db_url).with_(
-            base_url=self.base_url
-        )
+        research = record.settings.get("research", {})
+        settings = base.with_(**research, db_url=db_url).with_(base_url=self.base_url)
+        # the batch's links, not this worker's environment (a batch stored without any has none)
+        settings = settings.with_(search_links=int(research.get("search_links", 0)))
         if self.concurrency > 1 and is_sqlite(db_url):
             raise ConfigError(
                 "several runs at once in one process need PostgreSQL (SQLite has one writer, and a run "
