@@ -1,4 +1,4 @@
-"""How a run's searches are made: backfilled or not, and how many sources each brings.
+"""How a run's searches are made: backfilled or not, how many sources each brings, whether it follows links.
 
 Two questions, each answered by running the product twice per question in one process, one run per arm
 (the arm that runs first alternates by question), on traced questions evenly spaced through a split:
@@ -14,12 +14,19 @@ Two questions, each answered by running the product twice per question in one pr
   8). On the demo index the question's own top 8 hold every gold passage of 43 % of train and 70 % of dev
   questions, against 33 % and 59 % for its top 5.
 
+- **Links** (``--arms one-k5 one-links``, ``one-link1``; ``--arms top-k links`` under ``ask``): the search
+  also brings up to 2 (1) passages its results link to (``Researcher(search_links=...)``; a passage links
+  to the passages whose titles it names). ``top-k-again`` is ``top-k`` run once more, for the noise of a
+  re-run; ``--like ARM`` runs an arm on the questions ``ARM`` ran (a new arm against earlier rows).
+
 Each arm is scored on F1, exact match, the share of the gold passages among the sources the run read,
 the runs whose sources hold every gold passage, steps and seconds.
 
     python benchmarks/search_arms.py record --arms top-k backfill --split train --limit 14 --home DIR
     python benchmarks/search_arms.py --arms top-k backfill [--split train]        # the comparison
     python benchmarks/search_arms.py --gold-at 5 8 --split dev --home DIR           # the top-k figures
+    python benchmarks/search_arms.py --gold-at 5 7 --links 1 2 --split dev --home DIR  # and with links
+    python benchmarks/search_arms.py record --arms top-k links --split dev --like top-k --home DIR
 
 ``record`` is resumable and appends one row per (question, arm) to
 ``benchmarks/data/search_arms.MODEL.jsonl``. Ends with one line of key=value figures.
@@ -70,6 +77,7 @@ ARMS = {
     "top-k": Arm(ASK, 5, False),
     "backfill": Arm(ASK, 5, True),
     "links": Arm(ASK, 5, False, 2),
+    "top-k-again": Arm(ASK, 5, False),
     "one-k5": Arm(ONE_SEARCH, 5, True),
     "one-k8": Arm(ONE_SEARCH, 8, True),
     "one-links": Arm(ONE_SEARCH, 5, True, 2),
