@@ -253,7 +253,7 @@ async def record_trace(
                 researcher.llm, item.question, evidence, llm.notes[: after.thinks_done], memo
             )
         last_key, last_lp = key, lp
-        own = [r for r in calls[-1] if not r.linked_from] if calls else []
+        own = search_node.own_results(calls[-1]) if calls else []
         scores = [float(r.score or 0.0) for r in own[: researcher.search_k]]
         signals: dict[str, float | None] = {
             "new_docs": float(after.new_docs_last_search) if action == "search" else 0.0,

@@ -230,11 +230,8 @@ class CorpusIndex:
             return []
         links = self._title_links()
         own = {r.doc_id for r in named_by}
-        source: dict[str, str] = {}
-        for r in named_by:
-            for doc_id in links.linked([r.text or r.snippet], named_by_query=query):
-                if doc_id not in own:
-                    source.setdefault(doc_id, r.doc_id)
+        by = links.linked_by([r.text or r.snippet for r in named_by], named_by_query=query)
+        source = {doc_id: named_by[i].doc_id for doc_id, i in by.items() if doc_id not in own}
         if not source:
             return []
         order = {doc_id: i for i, doc_id in enumerate(source)}

@@ -60,14 +60,18 @@ class TitleLinks:
     def linked(self, texts: Iterable[str], *, named_by_query: str = "") -> list[str]:
         """The passages the texts link to, in order of first mention (text by text), leaving out those
         whose title the query itself names: the query already finds them by name."""
+        return list(self.linked_by(texts, named_by_query=named_by_query))
+
+    def linked_by(self, texts: Iterable[str], *, named_by_query: str = "") -> dict[str, int]:
+        """As :meth:`linked`, each passage with the index of the first text that names it."""
         own = set(self.named_in(named_by_query)) if named_by_query else set()
-        out: dict[str, None] = {}
-        for text in texts:
+        out: dict[str, int] = {}
+        for i, text in enumerate(texts):
             for key in self.named_in(text):
                 if key not in own:
                     for doc_id in self._ids[key]:
-                        out.setdefault(doc_id, None)
-        return list(out)
+                        out.setdefault(doc_id, i)
+        return out
 
 
 __all__ = ["MIN_TITLE_CHARS", "TitleLinks", "title_key"]

@@ -35,13 +35,18 @@ def first_unread(results: Sequence[SearchResult], read: Container[str], k: int) 
     return [r for r in results if r.doc_id not in read][:k]
 
 
+def own_results(results: Sequence[SearchResult]) -> list[SearchResult]:
+    """A search's own results, without the linked passages it brought."""
+    return [r for r in results if not r.linked_from]
+
+
 def sources_read(
     results: Sequence[SearchResult], read: Container[str], k: int, links: int = 0
 ) -> tuple[list[SearchResult], list[SearchResult]]:
     """What a run reads from a search: its first ``k`` direct results not read before, and the first
     ``links`` linked ones read neither before nor among those (the trace recorder rebuilds a run's
     sources with it too)."""
-    new = first_unread([r for r in results if not r.linked_from], read, k)
+    new = first_unread(own_results(results), read, k)
     taken = {r.doc_id for r in new}
     linked = [r for r in results if r.linked_from and r.doc_id not in taken]
     return new, first_unread(linked, read, links)
@@ -81,7 +86,7 @@ async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str
             "queries_done": [query],
             "trace": trace(state, "search", "failed", exc.message),
         }
-    direct = [r for r in results if not r.linked_from]
+    direct = own_results(results)
     top_new = sum(1 for r in direct[: ctx.search_k] if r.doc_id not in seen)
     new, linked = sources_read(results, seen, ctx.search_k, ctx.search_links if links else 0)
     detail = f"{query!r}: {min(len(direct), ctx.search_k)} results, {top_new} new"
