@@ -18,6 +18,8 @@ Two questions, each answered by running the product twice per question in one pr
   also brings up to 2 (1) passages its results link to (``Researcher(search_links=...)``; a passage links
   to the passages whose titles it names). ``top-k-again`` is ``top-k`` run once more, for the noise of a
   re-run; ``--like ARM`` runs an arm on the questions ``ARM`` ran (a new arm against earlier rows).
+  ``top-k-pinned`` and ``links-pinned`` are ``top-k`` and ``links`` with λ pinned (``PINNED_LAMBDA``), so
+  both arms price a search alike.
 
 Each arm is scored on F1, exact match, the share of the gold passages among the sources the run read,
 the runs whose sources hold every gold passage, steps and seconds.
@@ -61,6 +63,13 @@ ASK = Budget(tokens=1024, searches=4)
 """``ask``'s default budget (its CLI defaults)."""
 ONE_SEARCH = Budget(tokens=1024, searches=1, thinks=0)
 """One search and the answer (``--budget-searches 1 --budget-thinks 0``)."""
+PINNED_LAMBDA = 42.0
+"""λ for the ``-pinned`` arms. Left to itself a run measures λ from the store's earlier runs, so arms run
+one after the other price a search differently (the dev ``top-k`` rows averaged 3.00 searches,
+``top-k-again`` 1.64). 42 tokens is what a fresh home measured on this CPU for the 1.5B default after four
+``ask`` runs and three one-search runs: a search adds about 485 prompt tokens, read at 105 tokens/s while
+decoding runs at 9.1 tokens/s. Each row records the λ its budget pinned (``search_cost``; None: measured)."""
+ASK_PINNED = Budget(tokens=1024, searches=4, search_cost_tokens=PINNED_LAMBDA)
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,8 @@ ARMS = {
     "one-k8": Arm(ONE_SEARCH, 8, True),
     "one-links": Arm(ONE_SEARCH, 5, True, 2),
     "one-link1": Arm(ONE_SEARCH, 5, True, 1),
+    "top-k-pinned": Arm(ASK_PINNED, 5, False),
+    "links-pinned": Arm(ASK_PINNED, 5, False, 2),
 }
 
 
@@ -136,6 +147,7 @@ async def record(
                     "gold_read": len(read & gold),
                     "gold": len(gold),
                     "seconds": round(time.monotonic() - started, 2),
+                    "search_cost": researcher.store.get_run(result.run_id).budget.get("search_cost_tokens"),
                 }
                 with out.open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row) + "\n")

@@ -8,6 +8,20 @@ import pytest
 
 pytest_plugins = ["pg_fixtures"]  # tests/pg_fixtures.py: PostgreSQL schemas per test
 
+# The test running now, kept on disk while it runs: when the interpreter dies from a signal (a bus error,
+# say) CI keeps only the tail of the output, which faulthandler fills with pytest's own frames, so
+# `make test` prints this file's line after a crash to name the test.
+_RUNNING = Path(__file__).resolve().parent.parent / ".pytest_cache" / "running-test"
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    _RUNNING.parent.mkdir(exist_ok=True)
+    _RUNNING.write_text(nodeid + "\n")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _RUNNING.unlink(missing_ok=True)
+
 
 @pytest.fixture(scope="session")
 def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:

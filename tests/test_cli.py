@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -76,9 +77,13 @@ def test_index_builds_a_named_corpus_and_ask_refuses_a_corrupt_one(
     corpus.write_text(json.dumps({"id": "a", "title": "Alpha", "text": "Alpha is the first letter."}) + "\n")
     code, _, err = run("index", str(corpus), "--name", "tiny")
     assert code == 0 and "1 passages" in err
-    for f in (leadline_home / "indexes" / "tiny").rglob("*"):
+    for f in list((leadline_home / "indexes" / "tiny").rglob("*")):
         if f.is_file() and f.suffix != ".json":
-            f.write_bytes(b"garbage")
+            # a new inode, as a disk or a copy would make: rewriting in place pulls pages from under any
+            # memory map of the file still open in this process, and touching one is a bus error (SIGBUS)
+            damaged = f.with_name(f.name + ".damaged")
+            damaged.write_bytes(b"garbage")
+            os.replace(damaged, f)
     code, _, err = run("ask", "What is alpha?", "--corpus", "tiny")
     assert code == 1 and "Traceback" not in err and "tiny" in err
 
