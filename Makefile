@@ -31,8 +31,9 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	@$(PY) -m pytest -q || { rc=$$?; test ! -f .pytest_cache/running-test || \
-		echo "pytest ended with $$rc inside $$(cat .pytest_cache/running-test)"; exit $$rc; }
+	@LEADLINE_RUNNING_TEST_FILE=.pytest_cache/running-test $(PY) -m pytest -q || { rc=$$?; \
+		test ! -f .pytest_cache/running-test || echo "pytest died in $$(cat .pytest_cache/running-test)"; \
+		exit $$rc; }
 
 test-fast: install
 	$(PY) -m pytest -q -m 'not slow'

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["pg_fixtures"]  # tests/pg_fixtures.py: PostgreSQL schemas per test
 
-# The test running now, kept on disk while it runs: when the interpreter dies from a signal (a bus error,
-# say) CI keeps only the tail of the output, which faulthandler fills with pytest's own frames, so
-# `make test` prints this file's line after a crash to name the test.
-_RUNNING = Path(__file__).resolve().parent.parent / ".pytest_cache" / "running-test"
+# The test running now, kept in the file `make test` names: when the interpreter dies from a signal (a bus
+# error, say) CI keeps only the tail of the output, which faulthandler fills with pytest's own frames, so
+# `make test` prints the file after a crash to name the test. Taken out of the environment here, so a
+# pytest that a test starts in a subprocess does not write it too.
+_running_path = os.environ.pop("LEADLINE_RUNNING_TEST_FILE", None)
+_RUNNING = Path(_running_path) if _running_path else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _RUNNING is not None:
+        _RUNNING.unlink(missing_ok=True)  # a crashed run's name must not outlive it
 
 
 def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
-    _RUNNING.parent.mkdir(exist_ok=True)
-    _RUNNING.write_text(nodeid + "\n")
+    if _RUNNING is not None:
+        _RUNNING.parent.mkdir(parents=True, exist_ok=True)
+        _RUNNING.write_text(nodeid + "\n")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _RUNNING.unlink(missing_ok=True)
+    if _RUNNING is not None:
+        _RUNNING.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
