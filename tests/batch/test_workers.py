@@ -237,3 +237,29 @@ def test_idle_slots_stop_once_every_running_job_is_the_workers_own(
     # after that need not look again; the worker reads the batch once more to finish it
     assert len(looks) <= 3
     assert store.get_batch(batch_id).status == "done"
+
+
+def test_a_worker_follows_the_batchs_links_not_its_own_settings(
+    tmp_path: Path, fake_server: Any, corpus: str
+) -> None:
+    """A batch stores its search links; a worker started with other links (its environment, say) uses the
+    batch's, and a batch stored without any follows none."""
+    url = f"sqlite:///{tmp_path / 'batches.db'}"
+    resolve_corpus(corpus, Settings().indexes_dir)
+    own = Settings(base_url=fake_server.url, corpus=corpus, db_url=url, search_links=7)
+    options = BatchOptions(per_question=Budget(tokens=300, searches=2))
+    firsts: dict[int, dict[str, Any]] = {}
+    with SqlRunStore.from_url(url) as store:
+        for links in (2, 0):
+            batch_settings = Settings(base_url=fake_server.url, corpus=corpus, db_url=url, search_links=links)
+            qs = [BatchQuestion(f"q{links}", QUESTIONS[links], 1)]
+            record, _ = open_batch(store, f"links-{links}", qs, batch_settings, options)
+            stats = asyncio.run(BatchWorker(store, record.batch_id, settings=own).run())
+            assert stats.done == 1
+            searches = [
+                s for s in store.list_steps(run_id_for(record.batch_id, f"q{links}")) if s.kind == "search"
+            ]
+            assert searches, "the run made no search"
+            firsts[links] = searches[0].request
+    assert firsts[2].get("links") == 2  # the first search asks for the batch's 2 (nothing read yet)
+    assert "links" not in firsts[0]
