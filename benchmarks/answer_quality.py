@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from shared_datasets import DATASETS
 
 from leadline import Budget, LeadlineError, Researcher, Settings
 from leadline.agent.nodes import answer as answer_module
@@ -33,10 +34,6 @@ from leadline.evals.datasets import QAItem, load_questions, sample
 from leadline.evals.metrics import exact_match, passage_recall, token_f1
 from leadline.llm.models import PACKAGED_MODELS
 from leadline.wiring import make_llm, make_search
-
-DATASETS = Path(
-    os.environ.get("LEADLINE_DATASETS") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-)
 
 
 @dataclass

@@ -18,12 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from shared_datasets import DATASETS
+
 from leadline import Researcher, Settings
 from leadline.evals.datasets import load_questions, sample
 from leadline.evals.outcomes import OutcomeRow
 from leadline.evals.sweep import parse_points, run_sweep
-
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 def reuse_answer_quality(log: Path, out: Path, points: list[tuple[int, int]], model: str) -> int:

@@ -33,13 +33,14 @@ import asyncio
 import gzip
 import json
 import math
-import os
 import statistics
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from shared_datasets import DATASETS
 
 from leadline import Budget, Researcher, Settings
 from leadline.agent.nodes.answer import (
@@ -59,10 +60,6 @@ from leadline.tools.demo import demo_corpus_path
 from leadline.wiring import make_llm, make_search
 
 nan = math.nan
-
-DATASETS = Path(
-    os.environ.get("LEADLINE_DATASETS") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-)
 
 
 def questions_path(split: str) -> Path:

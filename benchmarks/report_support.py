@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import statistics
 import sys
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shared_datasets import DATASETS
+
 from leadline import Budget, Researcher, Settings
 from leadline.agent.parsing import parse_json_object
 from leadline.agent.reader import claim_support
@@ -33,9 +34,6 @@ from leadline.config import DEFAULT_MODEL
 from leadline.evals.datasets import load_questions, sample
 from leadline.wiring import make_llm, make_search
 
-DATASETS = Path(
-    os.environ.get("LEADLINE_DATASETS") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-)
 _CITED = re.compile(r"\[(\d+)\]")
 
 

@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared_datasets import DATASETS
 from traced_runs import arguments, mean_se, read_rows
 
 from leadline import Budget, Researcher, Settings
@@ -56,9 +56,6 @@ from leadline.evals.traces import read_traces
 from leadline.tools.corpus_index import resolve_corpus
 
 DATA = Path(__file__).parent / "data"
-DATASETS = Path(
-    os.environ.get("LEADLINE_DATASETS") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-)
 ASK = Budget(tokens=1024, searches=4)
 """``ask``'s default budget (its CLI defaults)."""
 ONE_SEARCH = Budget(tokens=1024, searches=1, thinks=0)

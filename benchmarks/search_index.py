@@ -37,8 +37,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from shared_datasets import DATASETS
+
 ROOT = Path(__file__).resolve().parent.parent
-DATASETS = ROOT.parent / "shared" / "datasets"
 DEV_QUESTIONS = DATASETS / "multihop" / "questions.dev.jsonl"
 OUT = ROOT / "benchmarks" / "out"
 WORDS_PER_PASSAGE = 60

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from shared_datasets import DATASETS
+
 from leadline import Budget, Researcher, Settings
 from leadline.evals.datasets import load_questions, sample
-
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 def main() -> int:
