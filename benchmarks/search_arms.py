@@ -19,7 +19,10 @@ Two questions, each answered by running the product twice per question in one pr
   to the passages whose titles it names). ``top-k-again`` is ``top-k`` run once more, for the noise of a
   re-run; ``--like ARM`` runs an arm on the questions ``ARM`` ran (a new arm against earlier rows).
   ``top-k-pinned`` and ``links-pinned`` are ``top-k`` and ``links`` with λ pinned (``PINNED_LAMBDA``), so
-  both arms price a search alike.
+  both arms price a search alike. Every arm above reads a linked passage after the search's own results;
+  ``links-top-pinned`` reads one that the search's top result links to at rank 2 (the product's rule:
+  ``leadline.agent.nodes.search.LINKED_FROM_TOP_RANK``), so that it reaches the answer's 8 sources in a
+  run of several searches.
 
 Each arm is scored on F1, exact match, the share of the gold passages among the sources the run read,
 the runs whose sources hold every gold passage, steps and seconds.
@@ -77,6 +80,9 @@ class Arm:
     k: int
     backfill: bool
     links: int = 0
+    top_rank: int | None = None
+    """The rank a passage the top result links to is read at (``search.LINKED_FROM_TOP_RANK``); the
+    arms recorded before it existed read every linked passage after the search's own (None)."""
 
 
 ARMS = {
@@ -90,6 +96,7 @@ ARMS = {
     "one-link1": Arm(ONE_SEARCH, 5, True, 1),
     "top-k-pinned": Arm(ASK_PINNED, 5, False),
     "links-pinned": Arm(ASK_PINNED, 5, False, 2),
+    "links-top-pinned": Arm(ASK_PINNED, 5, False, 2, top_rank=2),
 }
 
 
@@ -124,6 +131,7 @@ async def record(
                 if (t.question_id, arm) in done:
                     continue
                 search_node.BACKFILL = ARMS[arm].backfill
+                search_node.LINKED_FROM_TOP_RANK = ARMS[arm].top_rank
                 researcher.search_k = ARMS[arm].k
                 researcher.search_links = ARMS[arm].links
                 started = time.monotonic()
@@ -211,6 +219,8 @@ def gold_at(split: str, home: str | None, depths: list[int], links: list[int]) -
     figures: dict[str, Any] = {"questions": len(questions)}
     sets: dict[str, list[tuple[str, set[str], set[str]]]] = {}
     slots: dict[int, list[bool]] = {}  # for the first depth: is the i-th linked passage (or result) gold
+    ranks: dict[int, list[bool]] = {}  # is the result at this rank gold
+    namers: dict[int, list[bool]] = {}  # is a linked passage gold, by the rank of the result naming it
     for q in questions:
         top = index.search(q.question, k=max(depths))
         gold = set(q.supporting_doc_ids)
@@ -221,9 +231,13 @@ def gold_at(split: str, home: str | None, depths: list[int], links: list[int]) -
                 read = {r.doc_id for r in top[:k]} | {r.doc_id for r in linked}
                 sets.setdefault(f"{k}_links_{n}", []).append((q.id, gold, read))
                 if k == depths[0] and n == max(links):
+                    rank_of = {r.doc_id: r.rank for r in top}
                     for i, r in enumerate(linked, start=1):
                         slots.setdefault(i, []).append(r.doc_id in gold)
+                        namers.setdefault(rank_of[r.linked_from], []).append(r.doc_id in gold)
         slots.setdefault(0, []).extend(r.doc_id in gold for r in top[: depths[0]])
+        for r in top:
+            ranks.setdefault(r.rank, []).append(r.doc_id in gold)
     for name, rows in sets.items():
         every = statistics.fmean(float(gold <= read) for _, gold, read in rows)
         parts = ", ".join(
@@ -236,6 +250,22 @@ def gold_at(split: str, home: str | None, depths: list[int], links: list[int]) -
     for i, hits in sorted(slots.items()):
         what = f"linked passage {i}" if i else f"each of the top {depths[0]}"
         print(f"{split}: {what} is a gold passage for {statistics.fmean(hits):.3f} ({len(hits)} passages)")
+    if ranks:
+        print(
+            f"{split}: the result at rank "
+            + ", ".join(f"{k} {statistics.fmean(v):.3f}" for k, v in ranks.items())
+        )
+        figures.update(
+            {f"gold_rate_rank_{k}": round(statistics.fmean(v), 4) for k, v in ranks.items() if k <= 2}
+        )
+    if namers:
+        print(
+            f"{split}: a linked passage named by the result at rank "
+            + ", ".join(f"{k} {statistics.fmean(v):.3f} ({len(v)})" for k, v in sorted(namers.items()))
+        )
+        lower = [hit for k, v in namers.items() if k > 1 for hit in v]
+        figures["gold_rate_linked_from_top"] = round(statistics.fmean(namers.get(1, [False])), 4)
+        figures["gold_rate_linked_from_lower"] = round(statistics.fmean(lower or [False]), 4)
     return figures
 
 

@@ -568,3 +568,43 @@ def test_a_search_reads_the_passage_its_result_links_to_within_one_search(links:
         assert detail.endswith("1 results, 1 new")
         assert sorted(store.sources[result.run_id]) == ["film"]
         assert "links" not in step.request
+
+
+def test_a_passage_the_top_result_links_to_reaches_the_prompt_among_several_searches() -> None:
+    """Read at rank 2, a passage that the top result names is shown beside the second results of every
+    search; a passage a lower result names stays after the search's own (it is rarely the answer)."""
+    from leadline.agent.nodes.common import select_evidence
+    from leadline.agent.nodes.search import LINKED_FROM_TOP_RANK, sources_read
+    from leadline.agent.state import Evidence
+    from leadline.tools.base import SearchResult
+
+    def result(doc_id: str, rank: int, linked_from: str = "") -> SearchResult:
+        return SearchResult(doc_id=doc_id, title=doc_id, snippet="", rank=rank, linked_from=linked_from)
+
+    results = [
+        result("top", 1),
+        result("second", 2),
+        result("bridge", 3, "top"),
+        result("aside", 4, "second"),
+    ]
+    new, linked = sources_read(results, set(), k=2, links=2)
+    assert [r.doc_id for r in new] == ["top", "second"]
+    assert [(r.doc_id, r.rank) for r in linked] == [("bridge", LINKED_FROM_TOP_RANK), ("aside", 4)]
+    _, linked = sources_read(results, {"top"}, k=2, links=2)  # the top result read before: still its link
+    assert [(r.doc_id, r.rank) for r in linked] == [("bridge", LINKED_FROM_TOP_RANK), ("aside", 4)]
+
+    evidence: list[Evidence] = []
+    for search in range(3):  # three searches of five own results each, the first also brings two links
+        ranks = [(f"s{search}r{rank}", rank) for rank in range(1, 6)]
+        if search == 0:
+            ranks += [("bridge", LINKED_FROM_TOP_RANK), ("aside", 6)]
+        for doc_id, rank in ranks:
+            evidence.append(
+                Evidence(
+                    n=len(evidence) + 1, doc_id=doc_id, title=doc_id, url="", text="", query="", score=0.0,
+                    rank=rank,
+                )
+            )  # fmt: skip
+    shown = {e["doc_id"] for e in select_evidence(evidence, 8)}
+    # every search's first and second, the bridge among them, then the first search's third
+    assert shown == {"s0r1", "s1r1", "s2r1", "s0r2", "bridge", "s1r2", "s2r2", "s0r3"}

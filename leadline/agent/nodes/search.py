@@ -9,12 +9,15 @@ brought more sources but almost no gold passage (docs/benchmarks.md).
 
 With ``search_links`` (a backend that follows links: the local corpus), the call also brings up to that
 many passages its results link to (docs/corpus-index.md, "Links"), read after the search's own; they are
-not counted in the controller's signal either.
+not counted in the controller's signal either. A passage the search's *top* result links to is read at
+rank :data:`LINKED_FROM_TOP_RANK`, so that it competes for the prompt with the second results of every
+search rather than after all of them; one a lower result links to keeps its rank after the search's own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
+from dataclasses import replace
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -24,6 +27,14 @@ from leadline.agent.nodes.common import call_id, trace
 from leadline.agent.state import ResearchState
 from leadline.errors import BudgetExceededError, SearchError
 from leadline.tools.base import SearchResult
+
+LINKED_FROM_TOP_RANK: int | None = 2
+"""The rank a passage named by its search's top result is read at (None: after the search's own, as the
+other linked passages). On the 200 train questions (the demo index, each question's top 5 and up to two
+passages they link to) such a passage is gold 33 % of the time: about as often as the second result
+(30 %), far less than the top one (79 %). One that a lower result names is gold 3 % of the time, below
+even the fifth result (5 %), so it keeps its place after the search's own (docs/benchmarks.md; dev: 31 %
+against 85 % and 45 %, and 3 %)."""
 
 BACKFILL = False
 """Fill a search's ``k`` results with next-ranked documents the run has not read; measured in
@@ -45,11 +56,16 @@ def sources_read(
 ) -> tuple[list[SearchResult], list[SearchResult]]:
     """What a run reads from a search: its first ``k`` direct results not read before, and the first
     ``links`` linked ones read neither before nor among those (the trace recorder rebuilds a run's
-    sources with it too)."""
-    new = first_unread(own_results(results), read, k)
+    sources with it too). A linked passage that the top result names is read at
+    :data:`LINKED_FROM_TOP_RANK`."""
+    direct = own_results(results)
+    new = first_unread(direct, read, k)
     taken = {r.doc_id for r in new}
-    linked = [r for r in results if r.linked_from and r.doc_id not in taken]
-    return new, first_unread(linked, read, links)
+    linked = first_unread([r for r in results if r.linked_from and r.doc_id not in taken], read, links)
+    if LINKED_FROM_TOP_RANK is None or not direct:
+        return new, linked
+    top, rank = direct[0].doc_id, LINKED_FROM_TOP_RANK
+    return new, [replace(r, rank=rank) if r.linked_from == top else r for r in linked]
 
 
 async def search(state: ResearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
