@@ -133,8 +133,8 @@ SearchLinksOption = Annotated[
     typer.Option(
         "--search-links",
         help="Passages each search of the local corpus brings besides its results because they link to "
-        "them (a passage links to the passages whose titles it names). Default: $LEADLINE_SEARCH_LINKS "
-        "or 0.",
+        "them (a passage links to the passages whose titles it names); 0 turns it off. Default: "
+        "$LEADLINE_SEARCH_LINKS or 2.",
     ),
 ]
 SearxngUrlOption = Annotated[

@@ -23,8 +23,10 @@ DEFAULT_MODEL = "qwen2.5-1.5b-instruct"
 """The embedded default model, chosen by ``benchmarks/answer_quality.py`` (see docs/benchmarks.md)."""
 
 DEFAULT_CORPUS = "demo"
-DEFAULT_SEARCH_LINKS = 0
-"""Linked passages a search brings besides its results (local corpora; docs/corpus-index.md, "Links")."""
+DEFAULT_SEARCH_LINKS = 2
+"""Linked passages a search brings besides its results (local corpora; docs/corpus-index.md, "Links").
+Two, chosen on train (retrieval, then ``ask``'s answers with λ pinned) and confirmed on dev
+(docs/benchmarks.md, "Links")."""
 MAX_SEARCH_LINKS = 16
 
 

@@ -28,15 +28,16 @@ def test_the_same_command_is_the_same_batch(tmp_path: Path) -> None:
     assert a == batch_id_for(path, Settings(), BatchOptions(per_question=Budget(tokens=512, searches=3)))
     assert a != batch_id_for(path, Settings(model="other"), options)
     assert a != batch_id_for(path, Settings(), BatchOptions(per_question=Budget(tokens=256, searches=3)))
-    assert a != batch_id_for(path, Settings(search_links=2), options)  # links make another batch
+    assert a != batch_id_for(path, Settings(search_links=0), options)  # other links make another batch
     assert parse_total_budget("200_000, 600") == (200000, 600)
 
 
 def test_a_batch_stores_its_links_only_when_it_has_some() -> None:
     from leadline.batch.plan import research_settings
 
-    assert "search_links" not in research_settings(Settings())  # so earlier batch ids still hold
-    assert research_settings(Settings(search_links=2))["search_links"] == 2
+    # none stored without links, so the ids of batches from before links hold (their workers read 0)
+    assert "search_links" not in research_settings(Settings(search_links=0))
+    assert research_settings(Settings())["search_links"] == 2  # the default is stored: workers read it
 
 
 def test_calls_go_to_the_least_loaded_replica() -> None:

@@ -76,7 +76,8 @@ def test_the_researcher_takes_its_links_from_the_settings_unless_given() -> None
     from leadline import Researcher, Settings
     from leadline.errors import ConfigError
 
-    assert Researcher(Settings()).search_links == 0
+    assert Researcher(Settings()).search_links == 2  # the default (config.DEFAULT_SEARCH_LINKS)
+    assert Researcher(Settings(search_links=0)).search_links == 0
     assert Researcher(Settings(search_links=2)).search_links == 2
     assert Researcher(Settings(search_links=2), search_links=1).search_links == 1
     with pytest.raises(ConfigError, match="from 0 to 16"):
