@@ -10,7 +10,9 @@ Issue 4's target: search p95 under 50 ms at one million passages. Two corpora:
 
 Each measurement runs in a fresh worker process so memory figures are not polluted by earlier phases:
 ``index_rss_mb_*`` is the resident-memory growth from opening the index and running every query;
-``index_build_peak_rss_mb_*`` is the peak growth while building. ``--compare-engines`` re-runs the
+``index_build_peak_rss_mb_*`` is the peak growth while building. ``title_table_*`` is the first link
+following's one pass over the stored titles (time, memory); ``links_p50_ms``/``links_p95_ms`` what
+following a search's links (2 passages) adds to it. ``--compare-engines`` re-runs the
 bm25s-vs-tantivy measurement behind the choice of engine (docs/corpus-index.md).
 
 Usage: python benchmarks/search_index.py [--n-synthetic N] [--compare-engines [--compare-n N]]
@@ -118,6 +120,19 @@ def _worker_search(directory: Path, k: int = 5) -> dict[str, float]:
         cpu_times.append((time.thread_time() - cpu_started) * 1000)
         gold = set(question["supporting_doc_ids"])
         recalls.append(len(gold & {r.doc_id for r in results}) / len(gold))
+    index_rss_mb, index_rss_anon_mb = _rss_mb() - before, _rss_mb("RssAnon") - before_anon
+    rss_before_links = _rss_mb()
+    started = time.perf_counter()
+    index.linked(questions[0]["question"], index.search(questions[0]["question"], k=k), n=2)
+    title_table_s = time.perf_counter() - started  # the first call builds the title table
+    title_table_mb = _rss_mb() - rss_before_links
+    link_latencies, linked_counts = [], []
+    for question in questions:  # what following a search's links adds to it (``search(..., links=2)``)
+        results = index.search(question["question"], k=k)
+        started = time.perf_counter()
+        linked = index.linked(question["question"], results, n=2)
+        link_latencies.append((time.perf_counter() - started) * 1000)
+        linked_counts.append(len(linked))
     return {
         "open_s": open_s,
         "search_p50_ms": statistics.median(latencies),
@@ -128,9 +143,14 @@ def _worker_search(directory: Path, k: int = 5) -> dict[str, float]:
         "search_cpu_p50_ms": statistics.median(cpu_times),
         "search_cpu_p95_ms": _percentile(cpu_times, 0.95),
         "recall_at_5": statistics.fmean(recalls),
-        "index_rss_mb": _rss_mb() - before,
+        "title_table_s": title_table_s,
+        "title_table_rss_mb": title_table_mb,
+        "links_p50_ms": statistics.median(link_latencies),
+        "links_p95_ms": _percentile(link_latencies, 0.95),
+        "linked_per_search": statistics.fmean(linked_counts),
+        "index_rss_mb": index_rss_mb,
         # The part of it that is heap; the rest is the memory-mapped index, which the kernel can evict.
-        "index_rss_anon_mb": _rss_mb("RssAnon") - before_anon,
+        "index_rss_anon_mb": index_rss_anon_mb,
     }
 
 
